@@ -1,0 +1,38 @@
+# kubelab: one place for the commands the README and CI use.
+# `sudo make test` on a fresh Debian/Ubuntu machine installs everything and runs every test.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+APT_PACKAGES = etcd-server etcd-client nftables iptables iproute2 conntrack dnsutils nginx-light \
+               procps util-linux kmod python3-venv python3-pip
+BENCH_PACKAGES = dnsperf dnsmasq-base iperf3
+
+.PHONY: deps install test test-unit bench clean
+
+deps:  ## system packages (Debian/Ubuntu, as root)
+	@if [ "$$(id -u)" != 0 ]; then echo "make deps: run as root (sudo make ...)"; exit 1; fi
+	DEBIAN_FRONTEND=noninteractive apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+install: deps $(VENV)/.installed  ## kubelab into .venv, `kubelab` on the PATH
+	ln -sf $(abspath $(VENV))/bin/kubelab /usr/local/bin/kubelab
+
+test: install  ## the whole suite (unit, integration on real etcd/netns/nftables); exit 5 (no tests) fails
+	$(PY) -m pytest
+
+test-unit: $(VENV)/.installed
+	$(PY) -m pytest tests/unit
+
+bench: install
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BENCH_PACKAGES) >/dev/null
+	for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

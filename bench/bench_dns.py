@@ -1,0 +1,187 @@
+"""Cluster DNS throughput and latency: kubelab.dns beside dnsmasq, same names, same core.
+
+    python bench/bench_dns.py [--seconds 10] [--services 1000] [--rate 15000]
+
+Both servers are pinned to one core (taskset) and serve the same A records: kubelab.dns
+from Service objects (`--objects`), dnsmasq from a hosts file. `dnsperf`, pinned to the
+other core, measures queries/s flat out, then latency percentiles at a fixed rate. The
+target from the issue: >= 15,000 queries/s on one core (CoreDNS publishes ~17k/core).
+Everything stays on loopback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET_QPS = 15000
+COREDNS_PER_CORE = 17000
+
+
+def _free_port() -> int:
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u, socket.socket() as t:
+            u.bind(("127.0.0.1", 0))
+            port = u.getsockname()[1]
+            try:
+                t.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+
+
+def _objects(n: int) -> tuple[list[dict], list[tuple[str, str]]]:
+    objs: list[dict] = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bench"}}]
+    names = []
+    for i in range(n):
+        ip = f"10.96.{i // 250 + 1}.{i % 250 + 1}"
+        objs.append({"apiVersion": "v1", "kind": "Service", "metadata": {"name": f"svc-{i}", "namespace": "bench"},
+                     "spec": {"clusterIP": ip, "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]}})
+        names.append((f"svc-{i}.bench.svc.cluster.local", ip))
+    return objs, names
+
+
+def _wait_udp(port: int, timeout: float = 20) -> None:
+    """Until the server answers a DNS query on the port (any answer)."""
+    query = bytes.fromhex("abcd01000001000000000000") + b"\x00\x00\x06\x00\x01"  # ". SOA"
+    deadline = time.monotonic() + timeout
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.2)
+        while time.monotonic() < deadline:
+            s.sendto(query, ("127.0.0.1", port))
+            try:
+                s.recv(4096)
+                return
+            except socket.timeout:
+                continue
+    raise RuntimeError(f"no DNS server on port {port}")
+
+
+def _dig_short(port: int, name: str) -> str:
+    return subprocess.run(["dig", "@127.0.0.1", "-p", str(port), "+short", "+time=2", name, "A"],
+                          capture_output=True, text=True, timeout=20).stdout.strip()
+
+
+def _dnsperf(port: int, qfile: Path, *, seconds: float, cpu: str, rate: int | None = None) -> dict:
+    cmd = ["taskset", "-c", cpu, "dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(qfile),
+           "-l", str(seconds), "-c", "8", "-q", "200", "-t", "2"]
+    if rate:
+        cmd += ["-Q", str(rate), "-v"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60).stdout
+
+    def grab(label: str) -> float:
+        m = re.search(rf"{label}:\s+([0-9.]+)", out)
+        return float(m.group(1)) if m else 0.0
+
+    res = {"qps": grab("Queries per second"), "sent": grab("Queries sent"),
+           "completed": grab("Queries completed"), "lost": grab("Queries lost"), "avg": grab("Average Latency \\(s\\)")}
+    if rate:
+        lat = sorted(float(line.split()[-1]) for line in out.splitlines() if line.startswith("> "))
+        if lat:
+            res["p50"] = lat[len(lat) // 2]
+            res["p99"] = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+            res["p999"] = lat[min(len(lat) - 1, int(len(lat) * 0.999))]
+    return res
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=10, help="length of the throughput run per server")
+    ap.add_argument("--services", type=int, default=1000, help="how many Services/names")
+    ap.add_argument("--rate", type=int, default=TARGET_QPS, help="fixed rate for the latency run (q/s)")
+    ap.add_argument("--server-cpu", default="1", help="core both servers are pinned to")
+    ap.add_argument("--client-cpu", default="0", help="core dnsperf is pinned to")
+    ap.add_argument("--no-fast-path", action="store_true", help="kubelab.dns without stored wire answers")
+    args = ap.parse_args()
+    for tool in ("dnsperf", "dnsmasq", "taskset", "dig"):
+        if shutil.which(tool) is None:
+            print(f"error: {tool} not found (apt-get install dnsperf dnsmasq-base util-linux dnsutils)",
+                  file=sys.stderr)
+            return 2
+
+    objs, names = _objects(args.services)
+    tmp = Path(tempfile.mkdtemp(prefix="kl-bench-dns-"))
+    os.chmod(tmp, 0o755)
+    procs: list[subprocess.Popen] = []
+    try:
+        (tmp / "objects.json").write_text(json.dumps(objs))
+        (tmp / "hosts").write_text("".join(f"{ip} {name}\n" for name, ip in names))
+        os.chmod(tmp / "hosts", 0o644)
+        (tmp / "queries").write_text("".join(f"{name} A\n" for name, _ in names))
+
+        kl_port, dm_port = _free_port(), _free_port()
+        kl_cmd = ["taskset", "-c", args.server_cpu, sys.executable, "-m", "kubelab.dns",
+                  "--objects", str(tmp / "objects.json"), "--listen", f"127.0.0.1:{kl_port}",
+                  "--upstream", "none", "--health-port", "0", "--metrics-port", "0"]
+        if args.no_fast_path:
+            kl_cmd.append("--no-fast-path")
+        procs.append(subprocess.Popen(kl_cmd, cwd=ROOT, stdout=subprocess.DEVNULL,
+                                      stderr=open(tmp / "kubelab-dns.log", "w")))
+        procs.append(subprocess.Popen(
+            ["taskset", "-c", args.server_cpu, "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null",
+             "--no-resolv", "--no-hosts", f"--addn-hosts={tmp / 'hosts'}", f"--port={dm_port}",
+             "--listen-address=127.0.0.1", "--bind-interfaces", "--local-ttl=5", "--cache-size=10000",
+             "--pid-file=", "--user=root"],
+            stdout=subprocess.DEVNULL, stderr=open(tmp / "dnsmasq.log", "w")))
+        _wait_udp(kl_port)
+        _wait_udp(dm_port)
+        probe_name, probe_ip = names[len(names) // 2]
+        for label, port in (("kubelab.dns", kl_port), ("dnsmasq", dm_port)):
+            deadline = time.monotonic() + 30  # until the zone is loaded (answers before are REFUSED)
+            while (got := _dig_short(port, probe_name)) != probe_ip and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if got != probe_ip:
+                print(f"error: {label} answered {got!r} for {probe_name}, expected {probe_ip}", file=sys.stderr)
+                return 1
+
+        results: dict[str, dict] = {}
+        for label, port in (("kubelab.dns", kl_port), ("dnsmasq", dm_port)):
+            _dnsperf(port, tmp / "queries", seconds=1, cpu=args.client_cpu)  # warm up
+            flat = _dnsperf(port, tmp / "queries", seconds=args.seconds, cpu=args.client_cpu)
+            fixed = _dnsperf(port, tmp / "queries", seconds=min(5.0, args.seconds), cpu=args.client_cpu,
+                             rate=args.rate)
+            results[label] = {"flat": flat, "fixed": fixed}
+
+        print(f"\ncluster DNS, {args.services} Service names, A queries, UDP, server pinned to CPU "
+              f"{args.server_cpu}, dnsperf on CPU {args.client_cpu} ({os.cpu_count()} CPUs, shared machine)")
+        print(f"{'server':<13} {'queries/s':>10} {'lost':>6} {'avg ms':>7} | at {args.rate} q/s: "
+              f"{'p50 ms':>7} {'p99 ms':>7} {'p99.9 ms':>8} {'lost':>5}")
+        for label, r in results.items():
+            f, x = r["flat"], r["fixed"]
+            print(f"{label:<13} {f['qps']:>10.0f} {f['lost']:>6.0f} {f['avg'] * 1000:>7.3f} | "
+                  f"{'':>{len(str(args.rate)) + 10}}{x.get('p50', 0) * 1000:>7.3f} {x.get('p99', 0) * 1000:>7.3f} "
+                  f"{x.get('p999', 0) * 1000:>8.3f} {x['lost']:>5.0f}")
+        kl, dm = results["kubelab.dns"]["flat"]["qps"], results["dnsmasq"]["flat"]["qps"]
+        print(f"\nratio kubelab.dns / dnsmasq: {kl / dm:.2f}" if dm else "\ndnsmasq measured 0 q/s")
+        print(f"target >= {TARGET_QPS} q/s on one core: {'MET' if kl >= TARGET_QPS else 'NOT MET'} "
+              f"({kl:.0f}); CoreDNS reference ~{COREDNS_PER_CORE}/core")
+        return 0
+    finally:
+        for p in procs:
+            _stop(p)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

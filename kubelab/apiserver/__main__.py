@@ -1,0 +1,55 @@
+"""`python -m kubelab.apiserver`: the API server, the only component that talks to etcd."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import sys
+
+import uvicorn
+
+from .app import Settings, create_app
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m kubelab.apiserver",
+        description="The kubelab API server: Kubernetes REST paths, objects, list+watch, on etcd.")
+    p.add_argument("--etcd-servers", default="http://127.0.0.1:2379",
+                   help="etcd client URL(s), comma-separated (default: %(default)s)")
+    p.add_argument("--bind-address", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    p.add_argument("--port", "--secure-port", dest="port", type=int, default=6443,
+                   help="port to listen on (default: %(default)s)")
+    p.add_argument("--advertise-address", default=None,
+                   help="address published in the `kubernetes` Endpoints (default: the bind address, "
+                        "or 127.0.0.1 when binding to 0.0.0.0)")
+    p.add_argument("--service-cluster-ip-range", default="10.96.0.0/12", help="(default: %(default)s)")
+    p.add_argument("--cluster-cidr", default="10.244.0.0/16", help="pod network, published in kubeadm-config")
+    p.add_argument("--cluster-domain", default="cluster.local", help="(default: %(default)s)")
+    p.add_argument("--bookmark-interval", type=float, default=5.0,
+                   help="seconds between BOOKMARK events on quiet watches (default: %(default)s)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log every request")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        ipaddress.ip_network(args.service_cluster_ip_range)
+        ipaddress.ip_network(args.cluster_cidr)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    advertise = args.advertise_address or (args.bind_address if args.bind_address != "0.0.0.0" else "127.0.0.1")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = Settings(etcd_servers=args.etcd_servers, advertise_address=advertise, secure_port=args.port,
+                        service_cidr=args.service_cluster_ip_range, pod_cidr=args.cluster_cidr,
+                        dns_domain=args.cluster_domain, bookmark_interval=args.bookmark_interval)
+    uvicorn.run(create_app(settings), host=args.bind_address, port=args.port,
+                log_level="info" if args.verbose else "warning", access_log=args.verbose)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

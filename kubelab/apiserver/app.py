@@ -1,0 +1,366 @@
+"""HTTP routes of the API server: parse the request, call the registry, render the answer.
+
+Resource paths are routed by hand (one catch-all) rather than one FastAPI route per
+resource and verb: the grammar is small and regular, and this keeps per-request overhead
+low. Every error leaves as a Kubernetes Status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+
+from kubelab.resources import RESOURCES, ResourceType
+
+from . import discovery
+from . import status as st
+from .bootstrap import bootstrap
+from .metrics import Metrics
+from .registry import Registry
+from .selector import SelectorError, parse_fields, parse_labels
+from .storage import Storage
+
+log = logging.getLogger("kubelab.apiserver")
+
+MAX_BODY = 3 * 1024 * 1024
+_BY_GVR = {(r.group, r.version, r.plural): r for r in RESOURCES}
+JSON_CT = "application/json"
+
+
+@dataclass
+class Settings:
+    etcd_servers: str = "http://127.0.0.1:2379"
+    advertise_address: str = "127.0.0.1"
+    secure_port: int = 6443
+    service_cidr: str = "10.96.0.0/12"
+    pod_cidr: str = "10.244.0.0/16"
+    dns_domain: str = "cluster.local"
+    bookmark_interval: float = 5.0
+
+
+def _dumps(obj) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def _json(obj, code: int = 200) -> Response:
+    return Response(_dumps(obj), status_code=code, media_type=JSON_CT)
+
+
+def _status(err: st.StatusError) -> Response:
+    return Response(_dumps(err.to_status()), status_code=err.code, media_type=JSON_CT, headers=err.headers)
+
+
+@dataclass
+class Target:
+    rt: ResourceType
+    namespace: str | None
+    name: str | None
+    sub: str | None
+
+
+def parse_path(path: str) -> Target | None:
+    parts = [unquote(p) for p in path.strip("/").split("/")]
+    if parts[0] == "api" and len(parts) >= 3:
+        group, version, rest = "", parts[1], parts[2:]
+    elif parts[0] == "apis" and len(parts) >= 4:
+        group, version, rest = parts[1], parts[2], parts[3:]
+    else:
+        return None
+    namespace = None
+    if rest[0] == "namespaces" and len(rest) >= 3 and rest[2] not in ("status", "finalize"):
+        namespace, rest = rest[1], rest[2:]
+        if not namespace:
+            return None
+    rt = _BY_GVR.get((group, version, rest[0]))
+    if rt is None or len(rest) > 3 or (namespace and not rt.namespaced):
+        return None
+    name = rest[1] if len(rest) > 1 else None
+    sub = rest[2] if len(rest) > 2 else None
+    if sub is not None and sub not in rt.subresources:
+        return None
+    if name == "":
+        return None
+    return Target(rt, namespace, name, sub)
+
+
+def wants_table(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return "as=Table" in accept
+
+
+async def read_body(request: Request) -> bytes:
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > MAX_BODY:
+        raise st.StatusError(413, "Request entity too large: limit is 3145728")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise st.StatusError(413, "Request entity too large: limit is 3145728")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def decode_body(body: bytes, content_type: str) -> dict:
+    ct = content_type.split(";")[0].strip().lower()
+    if ct == "application/vnd.kubernetes.protobuf":
+        from . import protobuf
+        try:
+            return protobuf.decode(body)
+        except ValueError as e:
+            raise st.StatusError(415 if "unsupported" in str(e).lower() else 400, str(e)) from None
+    if ct in ("", JSON_CT, "*/*", "text/plain"):
+        try:
+            obj = json.loads(body or b"null")
+        except (ValueError, UnicodeDecodeError) as e:
+            raise st.bad_request(f"error decoding JSON: {e}") from None
+    elif ct in ("application/yaml", "application/x-yaml", "text/yaml"):
+        import yaml
+        try:
+            obj = yaml.safe_load(body)
+        except yaml.YAMLError as e:
+            raise st.bad_request(f"error decoding YAML: {e}") from None
+    else:
+        raise st.StatusError(415, f"the body of the request was in an unknown format - accepted media types "
+                                  f"include: application/json, application/yaml, application/vnd.kubernetes.protobuf")
+    if not isinstance(obj, dict):
+        raise st.bad_request("the body of the request was in an unknown format: expected a JSON object")
+    return obj
+
+
+def _to_table(rt: ResourceType, objs: list[dict], rv: str) -> dict:
+    from . import tables
+    return tables.to_table(rt, objs, resource_version=rv)
+
+
+def create_app(settings: Settings | None = None, *, storage: Storage | None = None) -> FastAPI:
+    settings = settings or Settings()
+    storage = storage or Storage(settings.etcd_servers)
+    registry = Registry(storage, bookmark_interval=settings.bookmark_interval)
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await storage.connect()
+        await registry.start()
+        await bootstrap(registry, advertise_address=settings.advertise_address,
+                        secure_port=settings.secure_port, service_cidr=settings.service_cidr,
+                        pod_cidr=settings.pod_cidr, dns_domain=settings.dns_domain)
+        log.info("API server ready (etcd %s)", settings.etcd_servers)
+        yield
+        await registry.stop()
+        await storage.close()
+
+    app = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.registry = registry
+    app.state.metrics = metrics
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        msg = "the server could not find the requested resource" if exc.status_code == 404 else str(exc.detail)
+        return _status(st.StatusError(exc.status_code, msg))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError):
+        return _status(st.bad_request(str(exc)))
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception):
+        log.exception("internal error on %s %s", request.method, request.url.path)
+        return _status(st.StatusError(500, f"Internal error occurred: {type(exc).__name__}"))
+
+    # ---- non-resource endpoints --------------------------------------------------------
+
+    @app.get("/version")
+    async def version():
+        return _json(discovery.VERSION)
+
+    @app.get("/healthz")
+    @app.get("/livez")
+    async def healthz():
+        return PlainTextResponse("ok")
+
+    @app.get("/readyz")
+    async def readyz():
+        if await storage.healthy():
+            return PlainTextResponse("ok")
+        return PlainTextResponse("[-]etcd failed: etcd is not reachable\nreadyz check failed", status_code=503)
+
+    @app.get("/metrics")
+    async def prom():
+        return PlainTextResponse(metrics.render(watchers=registry.watchers),
+                                 media_type="text/plain; version=0.0.4")
+
+    @app.get("/api")
+    async def api(request: Request):
+        return _json(discovery.api_versions(f"{settings.advertise_address}:{settings.secure_port}"))
+
+    @app.get("/apis")
+    async def apis():
+        return _json(discovery.api_group_list())
+
+    @app.get("/api/{version}")
+    async def core_resources(version: str):
+        doc = discovery.resource_list("", version)
+        if doc is None:
+            raise st.StatusError(404, "the server could not find the requested resource")
+        return _json(doc)
+
+    @app.get("/apis/{group}/{version}")
+    async def group_resources(group: str, version: str):
+        doc = discovery.resource_list(group, version)
+        if doc is None:
+            raise st.StatusError(404, "the server could not find the requested resource")
+        return _json(doc)
+
+    @app.get("/openapi/v3")
+    async def openapi_index():
+        from . import openapi
+        return _json(openapi.index())
+
+    @app.get("/openapi/v3/{gv:path}")
+    async def openapi_doc(gv: str):
+        from . import openapi
+        doc = openapi.document(gv)
+        if doc is None:
+            raise st.StatusError(404, "the server could not find the requested resource")
+        return _json(doc)
+
+    # ---- resources -----------------------------------------------------------------------
+
+    @app.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+    async def resource(path: str, request: Request):
+        started = time.perf_counter()
+        verb, res, code = request.method.lower(), "", 500
+        try:
+            target = parse_path("/" + path)
+            if target is None:
+                raise st.StatusError(404, "the server could not find the requested resource")
+            res = target.rt.plural + (f"/{target.sub}" if target.sub else "")
+            response = await dispatch(target, request)
+            if isinstance(response, StreamingResponse):
+                verb = "watch"
+            code = response.status_code
+            return response
+        except st.StatusError as e:
+            code = e.code
+            return _status(e)
+        finally:
+            metrics.observe(verb, res, code, time.perf_counter() - started)
+
+    async def dispatch(t: Target, request: Request) -> Response:
+        q = request.query_params
+        method = request.method
+        rt = t.rt
+        dry_run = q.get("dryRun") == "All"
+        if t.name is None:
+            try:
+                labels = parse_labels(q.get("labelSelector"))
+                fields = parse_fields(rt.plural, q.get("fieldSelector"))
+            except SelectorError as e:
+                raise st.bad_request(str(e)) from None
+            if method == "GET":
+                if q.get("watch") in ("true", "1"):
+                    return watch_response(t, request, labels, fields)
+                limit = q.get("limit")
+                listed = await registry.list(rt, t.namespace, labels=labels, fields=fields,
+                                             limit=int(limit) if limit and limit.isdigit() else 0,
+                                             continue_token=q.get("continue"),
+                                             resource_version=q.get("resourceVersion"))
+                if wants_table(request):
+                    table = _to_table(rt, listed["items"], listed["metadata"]["resourceVersion"])
+                    if "continue" in listed["metadata"]:
+                        table["metadata"]["continue"] = listed["metadata"]["continue"]
+                    return _json(table)
+                return _json(listed)
+            if method == "POST":
+                body = decode_body(await read_body(request), request.headers.get("content-type", ""))
+                return _json(await registry.create(rt, t.namespace, body, dry_run=dry_run), 201)
+            if method == "DELETE":
+                raw = await read_body(request)
+                options = decode_body(raw, JSON_CT) if raw.strip() else {}
+                _options_from_query(options, q)
+                return _json(await registry.delete_collection(rt, t.namespace, labels=labels, fields=fields,
+                                                              options=options))
+            raise st.StatusError(405, f"the server does not allow this method on the requested resource")
+        # single object
+        if t.sub in ("log", "exec"):
+            raise st.StatusError(503, f"pods/{t.sub} needs a node agent API on the pod's node, which this "
+                                      f"cluster has not wired yet", reason="ServiceUnavailable")
+        if method == "GET":
+            if t.sub == "scale":
+                return _json(await registry.get_scale(rt, t.namespace, t.name))
+            obj = await registry.get(rt, t.namespace, t.name)
+            if wants_table(request):
+                return _json(_to_table(rt, [obj], obj["metadata"]["resourceVersion"]))
+            return _json(obj)
+        if method == "POST" and t.sub == "binding":
+            body = decode_body(await read_body(request), request.headers.get("content-type", ""))
+            return _json(await registry.bind(t.namespace, t.name, body), 201)
+        if method == "PUT":
+            body = decode_body(await read_body(request), request.headers.get("content-type", ""))
+            if t.sub == "scale":
+                return _json(await registry.update_scale(rt, t.namespace, t.name, body, dry_run=dry_run))
+            return _json(await registry.update(rt, t.namespace, t.name, body, subresource=t.sub, dry_run=dry_run))
+        if method == "PATCH":
+            ct = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            body = await read_body(request)
+            return _json(await registry.patch(rt, t.namespace, t.name, body, ct, subresource=t.sub,
+                                              dry_run=dry_run, field_manager=q.get("fieldManager")))
+        if method == "DELETE" and t.sub is None:
+            raw = await read_body(request)
+            options = decode_body(raw, JSON_CT) if raw.strip() else {}
+            _options_from_query(options, q)
+            return _json(await registry.delete(rt, t.namespace, t.name, options, dry_run=dry_run))
+        raise st.StatusError(405, "the server does not allow this method on the requested resource")
+
+    def watch_response(t: Target, request: Request, labels, fields) -> StreamingResponse:
+        q = request.query_params
+        timeout = q.get("timeoutSeconds")
+        deadline = time.monotonic() + (int(timeout) if timeout and timeout.isdigit() else 1800)
+        table = wants_table(request)
+        events = registry.watch(t.rt, t.namespace, resource_version=q.get("resourceVersion"), labels=labels,
+                                fields=fields, bookmarks=q.get("allowWatchBookmarks") in ("true", "1"))
+
+        async def stream():
+            try:
+                while True:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return
+                    try:
+                        ev = await asyncio.wait_for(events.__anext__(), remaining)
+                    except (asyncio.TimeoutError, StopAsyncIteration):
+                        return
+                    except st.StatusError as e:
+                        ev = {"type": "ERROR", "object": e.to_status()}
+                    if table and ev["type"] in ("ADDED", "MODIFIED", "DELETED"):
+                        obj = ev["object"]
+                        ev = {"type": ev["type"],
+                              "object": _to_table(t.rt, [obj], obj["metadata"].get("resourceVersion", ""))}
+                    yield _dumps(ev) + b"\n"
+                    if ev["type"] == "ERROR":
+                        return
+            finally:
+                await events.aclose()
+
+        return StreamingResponse(stream(), media_type=JSON_CT)
+
+    return app
+
+
+def _options_from_query(options: dict, q) -> None:
+    if q.get("propagationPolicy"):
+        options["propagationPolicy"] = q["propagationPolicy"]
+    if q.get("gracePeriodSeconds", "").lstrip("-").isdigit():
+        options["gracePeriodSeconds"] = int(q["gracePeriodSeconds"])

@@ -1,0 +1,67 @@
+"""Discovery documents: how kubectl learns which resources exist (`kubectl api-resources`).
+
+Served as the plain (non-aggregated) lists; kubectl asks for aggregated discovery first and
+falls back to these when answered with plain `application/json`.
+"""
+
+from __future__ import annotations
+
+from kubelab.resources import RESOURCES, ResourceType, groups
+
+VERSION = {
+    "major": "1", "minor": "32", "gitVersion": "v1.32.0-kubelab", "gitCommit": "kubelab",
+    "gitTreeState": "clean", "buildDate": "2026-11-26T00:00:00Z", "goVersion": "python3",
+    "compiler": "cpython", "platform": "linux/amd64",
+}
+
+_SUB_VERBS = {
+    "status": ["get", "patch", "update"], "scale": ["get", "patch", "update"], "binding": ["create"],
+    "log": ["get"], "exec": ["create", "get"], "finalize": ["update"],
+}
+_SUB_KIND = {"scale": ("autoscaling", "v1", "Scale"), "binding": ("", "v1", "Binding")}
+
+
+def api_versions(server_address: str) -> dict:
+    return {"kind": "APIVersions", "versions": ["v1"],
+            "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}]}
+
+
+def api_group_list() -> dict:
+    out = []
+    for group in groups():
+        if not group:
+            continue
+        version = next(r.version for r in RESOURCES if r.group == group)
+        gv = {"groupVersion": f"{group}/{version}", "version": version}
+        out.append({"name": group, "versions": [gv], "preferredVersion": gv})
+    return {"kind": "APIGroupList", "apiVersion": "v1", "groups": out}
+
+
+def _entry(rt: ResourceType) -> dict:
+    e = {"name": rt.plural, "singularName": rt.singular, "namespaced": rt.namespaced, "kind": rt.kind,
+         "verbs": list(rt.verbs)}
+    if rt.short_names:
+        e["shortNames"] = list(rt.short_names)
+    if rt.categories:
+        e["categories"] = list(rt.categories)
+    return e
+
+
+def resource_list(group: str, version: str) -> dict | None:
+    rts = [r for r in RESOURCES if r.group == group and r.version == version]
+    if not rts:
+        return None
+    resources = []
+    for rt in rts:
+        resources.append(_entry(rt))
+        for sub in rt.subresources:
+            e = {"name": f"{rt.plural}/{sub}", "singularName": "", "namespaced": rt.namespaced,
+                 "kind": rt.kind, "verbs": _SUB_VERBS.get(sub, ["get"])}
+            if sub in _SUB_KIND:
+                g, v, k = _SUB_KIND[sub]
+                e.update({"kind": k, "version": v} | ({"group": g} if g else {}))
+            if sub in ("log", "exec"):
+                e["kind"] = "PodExecOptions" if sub == "exec" else "Pod"
+            resources.append(e)
+    gv = f"{group}/{version}" if group else version
+    return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}

@@ -1,0 +1,174 @@
+"""What every verb needs: the connection, the namespace, type resolution, and kubectl's
+error lines. Kept apart from the verbs so each verb module stays about its own job."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from urllib.parse import urlsplit
+
+import httpx
+import yaml
+
+from kubelab.client import ApiClient, ApiError, Connection, KubeconfigError
+from kubelab.client.kubeconfig import default_path, load
+from kubelab.resources import RESOURCES, ResourceType, lookup
+
+DEFAULT_SERVER = "http://127.0.0.1:6443"
+
+
+class CliError(Exception):
+    """A user-facing failure: printed as one `error: ...` line (unless `raw`), exit `code`."""
+
+    def __init__(self, message: str, code: int = 1, *, raw: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.raw = raw
+
+    def line(self) -> str:
+        return self.message if self.raw else f"error: {self.message}"
+
+
+def resolve_type(name: str) -> ResourceType:
+    """`po`, `pods`, `deploy`, `deployment.apps` → the ResourceType, or kubectl's error."""
+    try:
+        return lookup(name)
+    except KeyError:
+        pass
+    base, _, group = name.lower().partition(".")
+    if group:
+        for r in RESOURCES:
+            if r.group == group and base in (r.plural, r.singular, *r.short_names):
+                return r
+    raise CliError(f'the server doesn\'t have a resource type "{name}"')
+
+
+def kubeconfig_namespace(path: str, context: str | None) -> str | None:
+    try:
+        with open(path) as f:
+            cfg = yaml.safe_load(f) or {}
+        name = context or cfg.get("current-context")
+        for c in cfg.get("contexts") or []:
+            if c.get("name") == name:
+                return (c.get("context") or {}).get("namespace") or None
+    except (OSError, yaml.YAMLError, AttributeError):
+        return None
+    return None
+
+
+class Context:
+    """Per-invocation state: parsed args, a lazily opened ApiClient, output streams."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self._client: ApiClient | None = None
+        self._conn: Connection | None = None
+        self.failed = False  # set by verbs that report some errors and carry on (exit 1)
+
+    # --- connection ---------------------------------------------------------------------------
+    def kubeconfig_path(self) -> str | None:
+        if getattr(self.args, "kubeconfig", None):
+            return self.args.kubeconfig
+        path = default_path()
+        return path if os.path.exists(path) else None
+
+    def connection(self) -> Connection:
+        if self._conn is None:
+            server = getattr(self.args, "server", None)
+            path = self.kubeconfig_path()
+            if path is None or (server and not getattr(self.args, "kubeconfig", None)):
+                self._conn = Connection(server=(server or DEFAULT_SERVER).rstrip("/"))
+            else:
+                try:
+                    conn = load(path, context=getattr(self.args, "context", None))
+                except KubeconfigError as e:
+                    raise CliError(str(e)) from None
+                if server:
+                    conn.server = server.rstrip("/")
+                self._conn = conn
+        return self._conn
+
+    @property
+    def client(self) -> ApiClient:
+        if self._client is None:
+            self._client = ApiClient(connection=self.connection(), user_agent="kubelab-cli")
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+
+    # --- namespace ----------------------------------------------------------------------------
+    @property
+    def namespace(self) -> str:
+        ns = getattr(self.args, "namespace", None)
+        if ns:
+            return ns
+        path = self.kubeconfig_path()
+        if path and not (getattr(self.args, "server", None) and not getattr(self.args, "kubeconfig", None)):
+            ns = kubeconfig_namespace(path, getattr(self.args, "context", None))
+        return ns or "default"
+
+    @property
+    def explicit_namespace(self) -> bool:
+        return bool(getattr(self.args, "namespace", None))
+
+    @property
+    def all_namespaces(self) -> bool:
+        return bool(getattr(self.args, "all_namespaces", False))
+
+    def ns_for(self, rt: ResourceType) -> str | None:
+        """The namespace a request about `rt` goes to (None: cluster-scoped or -A)."""
+        if not rt.namespaced or self.all_namespaces:
+            return None
+        return self.namespace
+
+    # --- output -------------------------------------------------------------------------------
+    @staticmethod
+    def out(text: str) -> None:
+        if text:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+
+    @staticmethod
+    def line(text: str) -> None:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+
+    def error(self, message: str) -> None:
+        """Report one failure and carry on; the run exits 1."""
+        self.failed = True
+        sys.stderr.write(message + "\n")
+        sys.stderr.flush()
+
+
+# --- error lines, as kubectl prints them ------------------------------------------------------
+
+def api_error_line(e: ApiError) -> str:
+    details = e.status.get("details") or {}
+    if e.reason == "Invalid" or e.code == 422:
+        causes = details.get("causes") or []
+        head = "The request is invalid"
+        if details.get("kind") or details.get("name"):
+            head = f'The {details.get("kind", "")} "{details.get("name", "")}" is invalid'
+        if not causes:
+            return f"{head}: {e.message}" if e.message else head
+        errs = [f'{c["field"]}: {c.get("message", "")}' if c.get("field") else c.get("message", "")
+                for c in causes]
+        if len(errs) == 1:
+            return f"{head}: {errs[0]}"
+        return f"{head}: \n" + "\n".join(f"* {x}" for x in errs)
+    if e.reason:
+        return f"Error from server ({e.reason}): {e.message}"
+    return f"Error from server: {e.message}"
+
+
+def connection_error_line(e: Exception, server: str) -> str:
+    parts = urlsplit(server)
+    hostport = parts.netloc or server
+    if isinstance(e, httpx.ConnectError) and ("refused" in str(e).lower() or "errno 111" in str(e).lower()
+                                              or not str(e)):
+        return f"The connection to the server {hostport} was refused - did you specify the right host or port?"
+    return f"Unable to connect to the server: {e or type(e).__name__}"

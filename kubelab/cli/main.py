@@ -1,0 +1,133 @@
+"""`kubelab`: kubectl's everyday verbs against a kubelab API server, plus the lab's own verbs.
+
+Each verb group is a module with `register(subparsers)`, which adds its subcommands and sets
+`func` (an `async def f(ctx) -> int`) on them. `main()` imports the modules in `VERB_MODULES`,
+then the optional ones (`kubelab.cli.lab`, written with the lab), and registers a one-line
+"not built yet" stand-in for every lab verb nobody registered. One `asyncio.run` per call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import sys
+
+import httpx
+
+from kubelab.client import ApiError
+
+from .context import CliError, Context, api_error_line, connection_error_line
+
+VERB_MODULES = ("get", "describe", "apply", "delete", "scale", "expose", "patch", "kubeconfig_cmd", "version")
+OPTIONAL_MODULES = ("lab",)
+LAB_VERBS = {
+    "up": "start the lab's VMs and cluster",
+    "down": "stop the lab",
+    "status": "show the lab's components",
+    "trace": "trace a packet through the lab",
+    "timeline": "show what happened, in order",
+    "logs": "show a component's logs",
+}
+
+
+def _global_flags(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    """The flags kubectl accepts anywhere. On subcommands their default is SUPPRESS so a
+    value given before the verb is not reset by the subcommand's parser."""
+    default = argparse.SUPPRESS if suppress else None
+    have = set(parser._option_string_actions)  # flags a verb module already defined win
+    flags = [
+        (("--kubeconfig",), dict(default=default, help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")),
+        (("--server", "-s"), dict(default=default, help="API server URL, e.g. http://127.0.0.1:6443")),
+        (("--context",), dict(default=default, help="kubeconfig context to use")),
+        (("-n", "--namespace"), dict(default=default, help="namespace (default: the context's, else 'default')")),
+        (("-A", "--all-namespaces"), dict(action="store_true", default=argparse.SUPPRESS if suppress else False,
+                                           help="across all namespaces")),
+    ]
+    group = parser.add_argument_group("global options")
+    for names, kw in flags:
+        names = tuple(n for n in names if n not in have)
+        if names:
+            group.add_argument(*names, **kw)
+
+
+def _stub(verb: str):
+    async def run(ctx: Context) -> int:
+        raise CliError(f"kubelab {verb}: the lab is not built yet (issue 7)", raw=True)
+    return run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kubelab", description="Drive a kubelab cluster (kubectl's verbs) and the lab.",
+        epilog="The real kubectl works too: `kubelab kubeconfig` writes a kubeconfig for it.")
+    _global_flags(parser, suppress=False)
+    sub = parser.add_subparsers(dest="verb", metavar="COMMAND")
+    for name in VERB_MODULES:
+        importlib.import_module(f"{__package__}.{name}").register(sub)
+    for name in OPTIONAL_MODULES:
+        try:
+            mod = importlib.import_module(f"{__package__}.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"{__package__}.{name}":
+                raise
+            continue
+        mod.register(sub)
+    for verb, help_text in LAB_VERBS.items():
+        if verb not in sub.choices:
+            p = sub.add_parser(verb, help=f"{help_text} (not built yet)")
+            p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+            p.set_defaults(func=_stub(verb))
+    for p in set(sub.choices.values()):
+        _global_flags(p, suppress=True)
+    return parser
+
+
+async def _run(args: argparse.Namespace) -> int:
+    ctx = Context(args)
+    try:
+        code = await args.func(ctx)
+        return 1 if ctx.failed and not code else int(code or 0)
+    except CliError as e:
+        sys.stderr.write(e.line() + "\n")
+        return e.code
+    except ApiError as e:
+        sys.stderr.write(api_error_line(e) + "\n")
+        return 1
+    except (httpx.TransportError, OSError) as e:
+        if isinstance(e, OSError) and not isinstance(e, ConnectionError):
+            sys.stderr.write(f"error: {e}\n")
+            return 1
+        server = ctx._conn.server if ctx._conn else "the server"
+        sys.stderr.write(connection_error_line(e, server) + "\n")
+        return 1
+    finally:
+        try:
+            await ctx.aclose()
+        except Exception:
+            pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help (0) or a usage error (2): argparse already printed
+        return int(e.code or 0)
+    if not getattr(args, "verb", None):
+        parser.print_help()
+        return 0
+    try:
+        return asyncio.run(_run(args))
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `kubelab get ... | head`
+        try:
+            sys.stdout = open("/dev/null", "w")
+        except OSError:
+            pass
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

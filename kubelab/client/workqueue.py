@@ -1,0 +1,109 @@
+"""A de-duplicating work queue, as client-go's.
+
+Invariants (the reason controllers can be simple):
+- a key is in `_queue` at most once (adding a waiting key again is a no-op);
+- a key being processed (`_processing`) is never handed out again until `done()`;
+  adding it meanwhile marks it `_dirty`, and `done()` re-queues it, so no change is missed;
+- `add_rate_limited` delays per key exponentially (base * 2^failures, capped), `forget` resets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Hashable
+
+
+class ShutDown(Exception):
+    pass
+
+
+class WorkQueue:
+    def __init__(self, *, base_delay: float = 0.005, max_delay: float = 60.0) -> None:
+        self._queue: deque[Hashable] = deque()
+        self._dirty: set[Hashable] = set()        # waiting to be processed (queued or re-queue on done)
+        self._processing: set[Hashable] = set()
+        self._failures: dict[Hashable, int] = {}
+        self._getters: deque[asyncio.Future] = deque()
+        self._timers: set[asyncio.TimerHandle] = set()
+        self._shutdown = False
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def add(self, key: Hashable) -> None:
+        if self._shutdown or key in self._dirty:
+            return
+        self._dirty.add(key)
+        if key in self._processing:
+            return
+        self._queue.append(key)
+        self._notify()
+
+    def _notify(self) -> None:
+        while self._getters:
+            fut = self._getters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                return
+
+    def add_after(self, key: Hashable, delay: float) -> None:
+        if delay <= 0:
+            self.add(key)
+            return
+        loop = asyncio.get_running_loop()
+        handle: asyncio.TimerHandle
+
+        def fire() -> None:
+            self._timers.discard(handle)
+            self.add(key)
+
+        handle = loop.call_later(delay, fire)
+        self._timers.add(handle)
+
+    def add_rate_limited(self, key: Hashable) -> None:
+        n = self._failures.get(key, 0)
+        self._failures[key] = n + 1
+        self.add_after(key, min(self.base_delay * (2 ** n), self.max_delay))
+
+    def forget(self, key: Hashable) -> None:
+        self._failures.pop(key, None)
+
+    def retries(self, key: Hashable) -> int:
+        return self._failures.get(key, 0)
+
+    async def get(self) -> Hashable:
+        """The next key to process; you must call `done(key)` after processing it."""
+        while not self._queue:
+            if self._shutdown:
+                raise ShutDown()
+            fut = asyncio.get_running_loop().create_future()
+            self._getters.append(fut)
+            try:
+                await fut
+            except asyncio.CancelledError:
+                if fut.done() and not fut.cancelled():
+                    self._notify()  # pass the wake-up on to another getter
+                raise
+        key = self._queue.popleft()
+        self._processing.add(key)
+        self._dirty.discard(key)
+        return key
+
+    def done(self, key: Hashable) -> None:
+        self._processing.discard(key)
+        if key in self._dirty:
+            self._queue.append(key)
+            self._notify()
+
+    def shutdown(self) -> None:
+        self._shutdown = True
+        for t in self._timers:
+            t.cancel()
+        self._timers.clear()
+        while self._getters:
+            fut = self._getters.popleft()
+            if not fut.done():
+                fut.set_result(None)

@@ -1,0 +1,175 @@
+"""Small pure helpers every control loop shares: selectors, pod states, owner references, time.
+
+Kept here (not imported from the API server) because components only see the API through
+`kubelab.client`; these are the few bits of API semantics a client must know.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+
+from kubelab.resources import BY_KIND, ResourceType
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(s: str | None) -> float | None:
+    """RFC 3339 → epoch seconds (None when absent or unparsable)."""
+    if not s:
+        return None
+    try:
+        return datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def selector_matches(selector: dict | None, labels: dict | None) -> bool:
+    """LabelSelector semantics (matchLabels AND matchExpressions); an empty selector matches all."""
+    labels = labels or {}
+    selector = selector or {}
+    for k, v in (selector.get("matchLabels") or {}).items():
+        if labels.get(k) != v:
+            return False
+    for r in selector.get("matchExpressions") or []:
+        key, op, values = r.get("key"), r.get("operator"), r.get("values") or []
+        if op == "In" and labels.get(key) not in values:
+            return False
+        if op == "NotIn" and key in labels and labels[key] in values:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+def map_selector_matches(selector: dict | None, labels: dict | None) -> bool:
+    """A Service's plain map selector (all pairs must match)."""
+    labels = labels or {}
+    return all(labels.get(k) == v for k, v in (selector or {}).items())
+
+
+def selector_string(selector: dict | None) -> str:
+    """`matchLabels` as a `labelSelector=` query string (expressions are matched client-side)."""
+    return ",".join(f"{k}={v}" for k, v in sorted(((selector or {}).get("matchLabels") or {}).items()))
+
+
+def condition(obj: dict, ctype: str) -> dict | None:
+    for c in (obj.get("status") or {}).get("conditions") or []:
+        if c.get("type") == ctype:
+            return c
+    return None
+
+
+def pod_is_ready(pod: dict) -> bool:
+    c = condition(pod, "Ready")
+    return bool(c and c.get("status") == "True")
+
+
+def pod_is_terminating(pod: dict) -> bool:
+    return bool(pod["metadata"].get("deletionTimestamp"))
+
+
+def pod_is_terminal(pod: dict) -> bool:
+    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+
+def pod_is_active(pod: dict) -> bool:
+    """Counts toward a ReplicaSet's replicas: not terminating, not finished."""
+    return not pod_is_terminating(pod) and not pod_is_terminal(pod)
+
+
+def pod_is_available(pod: dict, min_ready_seconds: int, now: float) -> bool:
+    """Ready for at least minReadySeconds (what 'available' means to deployments)."""
+    c = condition(pod, "Ready")
+    if not c or c.get("status") != "True":
+        return False
+    if min_ready_seconds <= 0:
+        return True
+    t = parse_time(c.get("lastTransitionTime"))
+    return t is None or t + min_ready_seconds <= now
+
+
+def controller_ref(obj: dict) -> dict | None:
+    for ref in obj["metadata"].get("ownerReferences") or []:
+        if ref.get("controller"):
+            return ref
+    return None
+
+
+def owner_ref_for(owner: dict, *, block: bool = True) -> dict:
+    return {"apiVersion": owner["apiVersion"], "kind": owner["kind"], "name": owner["metadata"]["name"],
+            "uid": owner["metadata"]["uid"], "controller": True, "blockOwnerDeletion": block}
+
+
+def resource_of_ref(ref: dict) -> ResourceType | None:
+    return BY_KIND.get((ref.get("apiVersion", ""), ref.get("kind", "")))
+
+
+_FNV_OFFSET, _FNV_PRIME = 0x811C9DC5, 0x01000193
+_SAFE = "bcdfghjklmnpqrstvwxz2456789"
+
+
+def fnv32a(data: bytes) -> int:
+    h = _FNV_OFFSET
+    for b in data:
+        h ^= b
+        h = (h * _FNV_PRIME) & 0xFFFFFFFF
+    return h
+
+
+def safe_encode(s: str) -> str:
+    """apimachinery's rand.SafeEncodeString: no vowels, so hashes never spell words."""
+    return "".join(_SAFE[ord(c) % len(_SAFE)] for c in s)
+
+
+def parse_duration(text: str) -> float:
+    """`40s`, `5m`, `1m30s`, `500ms`, or a bare number of seconds → seconds."""
+    text = str(text).strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"invalid duration {text!r} (examples: 40s, 5m, 1m30s)")
+    scale = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+    return sum(float(n) * scale[u] for n, u in parts)
+
+
+def resolve_target_port(svc_port: dict, pod: dict) -> int | None:
+    """A Service port's targetPort for one pod: a number as is, a name looked up in the pod's
+    container ports (so two pods may serve the same name on different numbers)."""
+    target = svc_port.get("targetPort", svc_port.get("port"))
+    if isinstance(target, int):
+        return target
+    if isinstance(target, str):
+        if target.isdigit():
+            return int(target)
+        proto = svc_port.get("protocol") or "TCP"
+        for c in (pod.get("spec") or {}).get("containers") or []:
+            for p in c.get("ports") or []:
+                if p.get("name") == target and (p.get("protocol") or "TCP") == proto:
+                    return p.get("containerPort")
+    return None
+
+
+def should_publish(pod: dict, service: dict) -> bool:
+    """Pods that may appear in a Service's endpoints at all: have an IP, not finished."""
+    if not (pod.get("status") or {}).get("podIP"):
+        return False
+    if pod_is_terminal(pod):
+        return False
+    return True
+
+
+def endpoint_hostname(pod: dict, service: dict) -> str | None:
+    """`hostname` is published when the pod names this Service as its subdomain (headless DNS)."""
+    spec = pod.get("spec") or {}
+    if spec.get("hostname") and spec.get("subdomain") == service["metadata"]["name"] and \
+            pod["metadata"].get("namespace") == service["metadata"].get("namespace"):
+        return spec["hostname"]
+    return None

@@ -1,0 +1,102 @@
+"""The one table of API types every component shares.
+
+The API server routes, validates and stores by it; the client builds paths from it; the CLI
+resolves `po`, `deploy`, `svc` through it. Adding a resource means adding one row here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ResourceType:
+    group: str  # "" for the core group
+    version: str
+    kind: str
+    plural: str
+    namespaced: bool
+    short_names: tuple[str, ...] = ()
+    subresources: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    verbs: tuple[str, ...] = (
+        "create", "delete", "deletecollection", "get", "list", "patch", "update", "watch",
+    )
+    # Fields whose change bumps metadata.generation (everything but status and metadata).
+    has_status: bool = True
+    extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def singular(self) -> str:
+        return self.kind.lower()
+
+    @property
+    def group_resource(self) -> str:
+        """`deployments.apps`, `pods`: the name Kubernetes uses in error messages."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+    def base_path(self, namespace: str | None = None) -> str:
+        root = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        if self.namespaced and namespace:
+            return f"{root}/namespaces/{namespace}/{self.plural}"
+        return f"{root}/{self.plural}"
+
+    def etcd_prefix(self, namespace: str | None = None) -> str:
+        """Where objects live in etcd: `/registry/<resource>/<namespace>/<name>`."""
+        key = f"/registry/{self.group_resource}/"
+        if self.namespaced and namespace:
+            key += f"{namespace}/"
+        return key
+
+
+ALL = "all"
+_RW = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+
+RESOURCES: tuple[ResourceType, ...] = (
+    ResourceType("", "v1", "Namespace", "namespaces", False, ("ns",), ("status", "finalize"),
+                 verbs=("create", "delete", "get", "list", "patch", "update", "watch")),
+    ResourceType("", "v1", "Pod", "pods", True, ("po",), ("status", "binding", "log", "exec"), (ALL,)),
+    ResourceType("", "v1", "Service", "services", True, ("svc",), ("status",), (ALL,)),
+    ResourceType("", "v1", "Endpoints", "endpoints", True, ("ep",), has_status=False),
+    ResourceType("", "v1", "Node", "nodes", False, ("no",), ("status",)),
+    ResourceType("", "v1", "Event", "events", True, ("ev",), has_status=False),
+    ResourceType("", "v1", "ConfigMap", "configmaps", True, ("cm",), has_status=False),
+    ResourceType("", "v1", "Secret", "secrets", True, (), has_status=False),
+    ResourceType("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",), has_status=False),
+    ResourceType("apps", "v1", "Deployment", "deployments", True, ("deploy",), ("status", "scale"), (ALL,)),
+    ResourceType("apps", "v1", "ReplicaSet", "replicasets", True, ("rs",), ("status", "scale"), (ALL,)),
+    ResourceType("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True, (), has_status=False),
+    ResourceType("coordination.k8s.io", "v1", "Lease", "leases", True, (), has_status=False),
+)
+
+BY_PLURAL: dict[str, ResourceType] = {r.plural: r for r in RESOURCES}
+BY_KIND: dict[tuple[str, str], ResourceType] = {(r.api_version, r.kind): r for r in RESOURCES}
+
+
+def lookup(name: str) -> ResourceType:
+    """Resolve what a user types (`po`, `pod`, `pods`, `deploy`, `deployments.apps`)."""
+    n = name.lower()
+    for r in RESOURCES:
+        if n in (r.plural, r.singular, r.group_resource, *r.short_names):
+            return r
+    raise KeyError(name)
+
+
+def for_object(obj: dict) -> ResourceType:
+    """The resource type of an object from its apiVersion and kind."""
+    try:
+        return BY_KIND[(obj.get("apiVersion", ""), obj.get("kind", ""))]
+    except KeyError:
+        raise KeyError(f'no kind "{obj.get("kind")}" is registered for version "{obj.get("apiVersion")}"') from None
+
+
+def groups() -> dict[str, list[ResourceType]]:
+    """Group name → its resources, in table order (for discovery)."""
+    out: dict[str, list[ResourceType]] = {}
+    for r in RESOURCES:
+        out.setdefault(r.group, []).append(r)
+    return out

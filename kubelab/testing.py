@@ -1,0 +1,176 @@
+"""Start real etcd and API server processes for tests and benchmarks.
+
+Used by `tests/conftest.py` and `bench/`: each gets its own etcd in a temporary data dir on
+free loopback ports, and stops exactly the processes it started, by PID.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import httpx
+
+from kubelab.client.kubeconfig import render
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(cond: Callable[[], object], *, timeout: float = 10.0, interval: float = 0.02,
+               what: str = "condition") -> object:
+    """Poll `cond` until truthy; raise TimeoutError naming `what`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = cond()
+        except Exception:
+            value = None
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+async def eventually(cond: Callable[[], Awaitable[object] | object], *, timeout: float = 10.0,
+                     interval: float = 0.02, what: str = "condition") -> object:
+    """Async `wait_until`: `cond` may be sync or async."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while True:
+        try:
+            value = cond()
+            if asyncio.iscoroutine(value):
+                value = await value
+        except Exception as e:  # a condition may fail until it holds
+            value, last_error = None, e
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}"
+                               + (f" (last error: {last_error})" if last_error else ""))
+        await asyncio.sleep(interval)
+
+
+@dataclass
+class Proc:
+    popen: subprocess.Popen
+    log_path: str
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+
+    def log(self) -> str:
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()[-4000:]
+        except OSError:
+            return ""
+
+
+def _spawn(cmd: list[str], log_path: str, env: dict | None = None) -> Proc:
+    out = open(log_path, "ab")
+    p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                         env={**os.environ, **(env or {})}, start_new_session=True)
+    out.close()
+    return Proc(p, log_path)
+
+
+@dataclass
+class Etcd:
+    url: str
+    data_dir: str
+    proc: Proc
+
+    def stop(self) -> None:
+        self.proc.stop()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def start_etcd(*, timeout: float = 20.0) -> Etcd:
+    etcd = shutil.which("etcd") or "/usr/bin/etcd"
+    if not os.path.exists(etcd):
+        raise RuntimeError("etcd is not installed (apt-get install etcd-server)")
+    data = tempfile.mkdtemp(prefix="kubelab-etcd-")
+    client, peer = free_port(), free_port()
+    url = f"http://127.0.0.1:{client}"
+    cmd = [etcd, "--name", "default", "--data-dir", data, "--listen-client-urls", url,
+           "--advertise-client-urls", url, "--listen-peer-urls", f"http://127.0.0.1:{peer}",
+           "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
+           "--initial-cluster", f"default=http://127.0.0.1:{peer}", "--log-level", "warn"]
+    proc = _spawn(cmd, os.path.join(data, "..", os.path.basename(data) + ".log"),
+                  env={"ETCD_UNSUPPORTED_ARCH": "arm64"} if os.uname().machine == "aarch64" else None)
+    e = Etcd(url, data, proc)
+
+    def healthy() -> bool:
+        if proc.popen.poll() is not None:
+            raise RuntimeError(f"etcd exited: {proc.log()}")
+        return httpx.get(f"{url}/health", timeout=1).status_code == 200
+
+    try:
+        wait_until(healthy, timeout=timeout, what="etcd /health")
+    except Exception:
+        e.stop()
+        raise
+    return e
+
+
+@dataclass
+class ApiServer:
+    url: str
+    kubeconfig: str
+    proc: Proc
+    workdir: str
+    extra: dict = field(default_factory=dict)
+
+    def stop(self) -> None:
+        self.proc.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def start_apiserver(etcd_url: str, *, port: int | None = None, bind_address: str = "127.0.0.1",
+                    args: list[str] | None = None, timeout: float = 30.0) -> ApiServer:
+    """An API server on `bind_address` (give an address on a test bridge to reach it from
+    other network namespaces)."""
+    port = port or free_port()
+    work = tempfile.mkdtemp(prefix="kubelab-apiserver-")
+    url = f"http://{bind_address}:{port}"
+    cmd = [sys.executable, "-m", "kubelab.apiserver", "--etcd-servers", etcd_url, "--bind-address", bind_address,
+           "--port", str(port), *(args or [])]
+    proc = _spawn(cmd, os.path.join(work, "apiserver.log"))
+    kubeconfig = os.path.join(work, "kubeconfig")
+    with open(kubeconfig, "w") as f:
+        f.write(render(server=url))
+    a = ApiServer(url, kubeconfig, proc, work)
+
+    def ready() -> bool:
+        if proc.popen.poll() is not None:
+            raise RuntimeError(f"API server exited: {proc.log()}")
+        return httpx.get(f"{url}/readyz", timeout=1).status_code == 200 and \
+            httpx.get(f"{url}/api/v1/namespaces/kube-system/configmaps/kubeadm-config", timeout=1).status_code == 200
+
+    try:
+        wait_until(ready, timeout=timeout, what="API server /readyz")
+    except Exception:
+        print(proc.log(), file=sys.stderr)
+        a.stop()
+        raise
+    return a
