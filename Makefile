@@ -8,7 +8,7 @@ APT_PACKAGES = etcd-server etcd-client nftables iptables iproute2 conntrack dnsu
                procps util-linux kmod python3-venv python3-pip
 BENCH_PACKAGES = dnsperf dnsmasq-base iperf3
 
-.PHONY: deps install test test-unit bench clean
+.PHONY: deps install lab test test-unit bench clean
 
 deps:  ## system packages (Debian/Ubuntu, as root)
 	@if [ "$$(id -u)" != 0 ]; then echo "make deps: run as root (sudo make ...)"; exit 1; fi
@@ -23,6 +23,9 @@ $(VENV)/.installed: pyproject.toml
 
 install: deps $(VENV)/.installed  ## kubelab into .venv, `kubelab` on the PATH
 	ln -sf $(abspath $(VENV))/bin/kubelab /usr/local/bin/kubelab
+
+lab: install  ## a 3-node lab cluster on this host with the nginx demo
+	kubelab up --demo
 
 test: install  ## the whole suite (unit, integration on real etcd/netns/nftables); exit 5 (no tests) fails
 	$(PY) -m pytest

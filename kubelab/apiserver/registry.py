@@ -52,12 +52,23 @@ class Registry:
         self.bookmark_interval = bookmark_interval
         self.caches = {rt.plural: WatchCache(storage, rt.etcd_prefix()) for rt in BY_PLURAL.values()}
         self.watchers = 0
+        # Namespaces seen through the watch: lets a create skip an etcd read to check its
+        # namespace. A miss still reads etcd (the watch may lag a just-created namespace).
+        self._namespaces: dict[str, dict] = {}
+        self.caches["namespaces"].listeners.append(self._on_namespace_event)
         # Hooks for kinds with their own semantics (defaults, validation, patch live in
         # their modules; imported lazily so pure modules stay importable alone).
         from . import defaults, patch, validation
         self._defaults = defaults
         self._validation = validation
         self._patch = patch
+
+    def _on_namespace_event(self, ev) -> None:
+        name = ev.key.rsplit("/", 1)[1]
+        if ev.obj is None:
+            self._namespaces.pop(name, None)
+        else:
+            self._namespaces[name] = ev.obj
 
     async def start(self) -> None:
         rev = await self.storage.revision()
@@ -138,10 +149,13 @@ class Registry:
         if not rt.namespaced:
             return
         ns_rt = BY_PLURAL["namespaces"]
-        entry = await self.storage.get(self.key(ns_rt, None, namespace or ""))
-        if entry is None:
-            raise st.not_found(ns_rt, namespace or "")
-        if entry.obj["metadata"].get("deletionTimestamp"):
+        ns = self._namespaces.get(namespace or "")
+        if ns is None:
+            entry = await self.storage.get(self.key(ns_rt, None, namespace or ""))
+            if entry is None:
+                raise st.not_found(ns_rt, namespace or "")
+            ns = entry.obj
+        if ns["metadata"].get("deletionTimestamp"):
             raise st.StatusError(403, f"{rt.plural} \"{''}\" is forbidden: unable to create new content in "
                                       f"namespace {namespace} because it is being terminated",
                                  reason="Forbidden")

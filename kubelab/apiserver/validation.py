@@ -833,7 +833,7 @@ def _validate_data(errs: Causes, obj: dict, fields: tuple[str, ...]) -> None:
             if not _full(_CONFIG_KEY, k):
                 errs.invalid(path, k, MSG_CONFIG_KEY)
             if k in (".", "..") or k.startswith(".."):
-                errs.invalid(path, k, f"must not be '.' or '..'" if k in (".", "..") else "must not start with '..'")
+                errs.invalid(path, k, "must not be '.' or '..'" if k in (".", "..") else "must not start with '..'")
             if k in seen:
                 errs.invalid(path, k, f"duplicate of key present in {seen[k]}")
             seen[k] = f

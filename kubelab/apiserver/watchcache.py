@@ -71,6 +71,7 @@ class WatchCache:
         self.subscribers: set[Subscriber] = set()
         self._task: asyncio.Task | None = None
         self.ready = asyncio.Event()
+        self.listeners: list = []  # called with every event, in order (the server's own caches)
 
     def start(self, revision: int) -> None:
         """Begin watching after `revision` (everything up to it was already readable)."""
@@ -116,6 +117,8 @@ class WatchCache:
         self.revision = ev.revision
         while len(self.buffer) > self.capacity:
             self.window_start = self.buffer.popleft().revision
+        for fn in self.listeners:
+            fn(ev)
         for s in list(self.subscribers):
             s.push(ev)
 

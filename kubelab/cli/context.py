@@ -168,7 +168,16 @@ def api_error_line(e: ApiError) -> str:
 def connection_error_line(e: Exception, server: str) -> str:
     parts = urlsplit(server)
     hostport = parts.netloc or server
-    if isinstance(e, httpx.ConnectError) and ("refused" in str(e).lower() or "errno 111" in str(e).lower()
-                                              or not str(e)):
+    if _refused(e):
         return f"The connection to the server {hostport} was refused - did you specify the right host or port?"
     return f"Unable to connect to the server: {e or type(e).__name__}"
+
+
+def _refused(e: BaseException | None) -> bool:
+    seen = 0
+    while e is not None and seen < 10:
+        if isinstance(e, ConnectionRefusedError) or "refused" in str(e).lower() or "errno 111" in str(e).lower():
+            return True
+        e = e.__cause__ or e.__context__
+        seen += 1
+    return False

@@ -78,9 +78,21 @@ def build_parser() -> argparse.ArgumentParser:
             p = sub.add_parser(verb, help=f"{help_text} (not built yet)")
             p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
             p.set_defaults(func=_stub(verb))
-    for p in set(sub.choices.values()):
+    for p in _nested(parser):
         _global_flags(p, suppress=True)
     return parser
+
+
+def _nested(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """Every subcommand parser under `parser`, at any depth (`create deployment`), once."""
+    out: list[argparse.ArgumentParser] = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for p in dict.fromkeys(action.choices.values()):
+                if p not in out:
+                    out.append(p)
+                    out.extend(x for x in _nested(p) if x not in out)
+    return out
 
 
 async def _run(args: argparse.Namespace) -> int:

@@ -211,6 +211,9 @@ class _Dumper(yaml.SafeDumper):
 def _str_representer(dumper, data: str):
     if "\n" in data:
         return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|")
+    if dumper.resolve(yaml.ScalarNode, data, (True, False)) != "tag:yaml.org,2002:str":
+        # a string that would read back as a number/bool/date: double-quote it, as kubectl does
+        return dumper.represent_scalar("tag:yaml.org,2002:str", data, style='"')
     return dumper.represent_scalar("tag:yaml.org,2002:str", data)
 
 

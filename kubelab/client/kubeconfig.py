@@ -123,9 +123,31 @@ def add_connection_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--context", default=None, help="kubeconfig context to use")
 
 
+SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+def in_cluster() -> Connection | None:
+    """A pod's view of the API: the `kubernetes` Service from the env vars the node agent
+    sets, plus the mounted service-account token when there is one (as client-go's)."""
+    host, port = os.environ.get("KUBERNETES_SERVICE_HOST"), os.environ.get("KUBERNETES_SERVICE_PORT")
+    if not host or not port:
+        return None
+    token_file, ca_file = os.path.join(SA_DIR, "token"), os.path.join(SA_DIR, "ca.crt")
+    secure = os.path.exists(ca_file)
+    conn = Connection(server=f"{'https' if secure else 'http'}://{host}:{port}", ca_file=ca_file if secure else None)
+    if os.path.exists(token_file):
+        conn.token = Path(token_file).read_text().strip()
+    return conn
+
+
 def connection_from_args(args: argparse.Namespace) -> Connection:
+    """--server alone, else --kubeconfig (or $KUBECONFIG), else in-cluster, else ~/.kube/config."""
     if getattr(args, "server", None) and not getattr(args, "kubeconfig", None):
         return Connection(server=args.server.rstrip("/"))
+    if not getattr(args, "kubeconfig", None) and not os.environ.get("KUBECONFIG"):
+        conn = in_cluster()
+        if conn is not None:
+            return conn
     conn = load(getattr(args, "kubeconfig", None), context=getattr(args, "context", None))
     if getattr(args, "server", None):
         conn.server = args.server.rstrip("/")

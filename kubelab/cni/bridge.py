@@ -83,7 +83,7 @@ def parse_bridge_config(conf: Mapping[str, Any]) -> BridgeConfig:
     ipam = conf.get("ipam")
     if not isinstance(ipam, Mapping) or not isinstance(ipam.get("type"), str) or not ipam["type"]:
         raise CniError(spec.ERR_INVALID_CONFIG, "ipam.type is required",
-                       f"e.g. \"ipam\": {{\"type\": \"kubelab-ipam\", \"subnet\": \"10.244.1.0/24\"}}")
+                       'e.g. "ipam": {"type": "kubelab-ipam", "subnet": "10.244.1.0/24"}')
     cluster = conf.get("clusterCIDR") or ""
     if cluster:
         try:

@@ -236,15 +236,12 @@ class ReplicaSetController(Controller):
                     errors.append(r)
                 else:
                     created += 1
+                    self.recorder.event(rs, "Normal", "SuccessfulCreate", f"Created pod: {r['metadata']['name']}")
             remaining -= size
             batch *= 2
         skipped = n - created
         if skipped:
             self.expectations.creation_observed(key, skipped)  # never coming: do not wait for them
-        if created:
-            self.recorder.event(rs, "Normal", "SuccessfulCreate",
-                                f"Created {created} pod{'s' if created > 1 else ''}" if created > 1 else
-                                f"Created pod: {rs['metadata']['name']}-…")
         if errors:
             self.recorder.event(rs, "Warning", "FailedCreate", f"Error creating: {errors[0]}")
             raise errors[0]

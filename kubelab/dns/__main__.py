@@ -80,7 +80,8 @@ async def _main(args: argparse.Namespace) -> int:
             "kubelab_dns_forward_requests_total": forwarder.requests,
             "kubelab_dns_forward_failures_total": forwarder.failures,
         }
-    core = DnsCore(forwarder=forwarder, metrics=metrics, fast_path=not args.no_fast_path)
+    core = DnsCore(forwarder=forwarder, metrics=metrics, fast_path=not args.no_fast_path,
+                   zone=args.zone)
     ready = False
 
     def synced() -> None:

@@ -86,7 +86,7 @@ class Case:
 CASES: tuple[Case, ...] = (
     # ClusterIP service: A, AAAA only when dual-stack, NODATA for other types
     Case(f"svc1.{Z}", "A", "NOERROR", (f"svc1.{Z} 5 IN A 10.96.0.100",)),
-    Case(f"SVC1.TestNS.svc.Cluster.Local.", "A", "NOERROR", (f"svc1.{Z} 5 IN A 10.96.0.100",)),
+    Case("SVC1.TestNS.svc.Cluster.Local.", "A", "NOERROR", (f"svc1.{Z} 5 IN A 10.96.0.100",)),
     Case(f"svc1.{Z}", "AAAA", "NOERROR", (), (SOA,)),
     Case(f"svc1.{Z}", "TXT", "NOERROR", (), (SOA,)),
     Case(f"svc1.{Z}", "SOA", "NOERROR", (), (SOA,)),

@@ -106,8 +106,9 @@ class DnsCore:
     """Answers one DNS message (bytes in, bytes out); shared by the UDP and TCP listeners."""
 
     def __init__(self, snapshot: records.Snapshot | None = None, *, forwarder: Forwarder | None = None,
-                 metrics: Metrics | None = None, fast_path: bool = True) -> None:
+                 metrics: Metrics | None = None, fast_path: bool = True, zone: str | None = None) -> None:
         self.forwarder = forwarder
+        self.zone = dns.name.from_text(zone) if zone else None  # for answers before the first snapshot
         self.metrics = metrics or Metrics()
         self.fast_path = fast_path
         self.snapshot: records.Snapshot | None = None
@@ -189,6 +190,8 @@ class DnsCore:
                     wire = self._render(response, max_size, proto, qtype_text)
                     self._remember(data, wire, qtype_text, response)
                     return wire
+            elif snap is None and self.zone is not None and q.name.is_subdomain(self.zone):
+                response.set_rcode(dns.rcode.SERVFAIL)  # not synced yet: never guess NXDOMAIN
             elif self.forwarder is not None and q.rdtype not in (dns.rdatatype.AXFR, dns.rdatatype.IXFR):
                 return Pending(response, q.name, q.rdtype, q.rdclass, max_size, proto, started)
             else:

@@ -62,10 +62,12 @@ class Metrics:
         }
         if self.extra is not None:
             gauges.update(self.extra())
-        for name, value in gauges.items():
+        typed: set[str] = set()
+        for name, value in sorted(gauges.items()):  # sorted: one family's samples stay together
             base = name.split("{", 1)[0]
-            kind = "counter" if base.endswith("_total") else "gauge"
-            out.append(f"# TYPE {base} {kind}")
+            if base not in typed:  # one TYPE line per metric family
+                typed.add(base)
+                out.append(f"# TYPE {base} {'counter' if base.endswith('_total') else 'gauge'}")
             out.append(f"{name} {value}")
         return "\n".join(out) + "\n"
 
@@ -76,8 +78,8 @@ async def serve_http(host: str, port: int, *, metrics: Metrics, ready: Callable[
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             request = await asyncio.wait_for(reader.readline(), 5)
-            while (line := await asyncio.wait_for(reader.readline(), 5)) not in (b"\r\n", b"\n", b""):
-                pass
+            while await asyncio.wait_for(reader.readline(), 5) not in (b"\r\n", b"\n", b""):
+                pass  # headers: nothing in them changes the answer
             parts = request.decode("latin-1").split()
             path = parts[1].split("?", 1)[0] if len(parts) >= 2 else ""
             if path in ("/health", "/healthz"):

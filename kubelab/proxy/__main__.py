@@ -114,9 +114,14 @@ async def run(args: argparse.Namespace) -> int:
 
     tasks = [asyncio.create_task(inf.run(), name=f"informer-{name}") for name, inf in informers.items()]
     try:
-        waiter = asyncio.create_task(asyncio.wait_for(
-            asyncio.gather(*(inf.wait_synced() for inf in informers.values())), timeout=None))
-        done, _ = await asyncio.wait({waiter, asyncio.create_task(stop.wait())}, return_when=asyncio.FIRST_COMPLETED)
+        async def synced() -> None:
+            for inf in informers.values():
+                await inf.wait_synced()
+
+        waiter = asyncio.create_task(synced())
+        stopper = asyncio.create_task(stop.wait())
+        tasks += [waiter, stopper]
+        await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
         if stop.is_set():
             return 0
         log.info("caches synced; proxy mode %s on node %s", args.mode, args.node_name)

@@ -28,6 +28,7 @@ from typing import Callable, TypeVar
 
 NODE_IP = "192.168.56.11"
 CLIENT_IP = "192.168.56.100"
+UPLINK_GW = "192.168.56.1"
 GATEWAY_IP = "10.244.1.1"
 POD_CIDR = "10.244.1.0/24"
 CLUSTER_CIDR = "10.244.0.0/16"
@@ -87,6 +88,8 @@ def udp_ask(ip: str, port: int, *, src_port: int = 0, timeout: float = 2.0) -> s
 class Testbed:
     """Create with `with Testbed(backends=3) as tb:`; names in tb.node, tb.client, tb.backends."""
 
+    __test__ = False  # not a pytest test class despite the name
+
     def __init__(self, *, backends: int = 3, servers: bool = True) -> None:
         self.id = "kl" + secrets.token_hex(3)
         self.node = f"{self.id}-node"
@@ -120,14 +123,16 @@ class Testbed:
         self._add_ns(self.node)
         n = self.node
         for key, val in (("net.ipv4.ip_forward", "1"), ("net.ipv4.conf.all.rp_filter", "0"),
-                         ("net.ipv4.conf.default.rp_filter", "0")):
+                         ("net.ipv4.conf.default.rp_filter", "0"),
+                         # a packet forwarded back out of the interface it came in on triggers an
+                         # ICMP redirect, which then suppresses the ICMP port-unreachable that
+                         # rejects connections to services without endpoints (clients would hang)
+                         ("net.ipv4.conf.all.send_redirects", "0"),
+                         ("net.ipv4.conf.default.send_redirects", "0")):
             self.ns(n, "sysctl", "-qw", f"{key}={val}")
         self.ns(n, "ip", "link", "add", BRIDGE, "type", "bridge")
         self.ns(n, "ip", "addr", "add", f"{GATEWAY_IP}/24", "dev", BRIDGE)
         self.ns(n, "ip", "link", "set", BRIDGE, "up")
-        # a route for the service range, as a real node's default route would provide: packets
-        # to a ClusterIP without endpoints must reach the forward hook to be rejected
-        self.ns(n, "ip", "route", "add", SERVICE_CIDR, "dev", BRIDGE)
         for i, (b, ip) in enumerate(zip(self.backends, self.backend_ips)):
             self._add_ns(b)
             port = f"veth{i}"
@@ -143,6 +148,10 @@ class Testbed:
         self.ns(n, "ip", "link", "add", "uplink", "type", "veth", "peer", "name", "eth0", "netns", self.client)
         self.ns(n, "ip", "addr", "add", f"{NODE_IP}/24", "dev", "uplink")
         self.ns(n, "ip", "link", "set", "uplink", "up")
+        # a default route out of the node network, as a real node has: packets to a ClusterIP
+        # without endpoints must be routable to reach the forward hook and be rejected there.
+        # (Nothing answers at .1, and the uplink's far end is the lab's own client namespace.)
+        self.ns(n, "ip", "route", "add", "default", "via", UPLINK_GW, "dev", "uplink")
         c = self.client
         self.ns(c, "ip", "addr", "add", f"{CLIENT_IP}/24", "dev", "eth0")
         self.ns(c, "ip", "link", "set", "eth0", "up")

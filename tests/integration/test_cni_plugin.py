@@ -45,12 +45,18 @@ def ns_json(ns: str, *args: str):
 
 @pytest.fixture(scope="module")
 def cni_bin(tmp_path_factory):
-    """CNI_PATH dir: wrappers exec'ing this checkout's plugins (works before pip install -e)."""
+    """CNI_PATH dir holding kubelab-bridge and kubelab-ipam: the installed console scripts
+    (pip install -e .) when they sit beside this interpreter, else tiny wrappers that exec
+    `python -m kubelab.cni.<plugin>` from this checkout."""
     d = tmp_path_factory.mktemp("cni-bin")
     for name, module in (("kubelab-bridge", "kubelab.cni.bridge"), ("kubelab-ipam", "kubelab.cni.ipam")):
         p = d / name
-        p.write_text(f"#!/bin/sh\nexec {sys.executable} -m {module} \"$@\"\n")
-        p.chmod(0o755)
+        installed = Path(sys.executable).parent / name
+        if installed.is_file() and os.access(installed, os.X_OK):
+            p.symlink_to(installed)
+        else:
+            p.write_text(f"#!/bin/sh\nexec {sys.executable} -m {module} \"$@\"\n")
+            p.chmod(0o755)
     yield d
     shutil.rmtree(d, ignore_errors=True)
 
@@ -215,10 +221,13 @@ def test_add_check_del(node, version):
     assert root_state() == before
 
 
-def test_check_detects_missing_address_and_veth(node):
+def test_check_detects_missing_masquerade_address_and_veth(node):
     pod = node.pod()
     conf = node.conf()
     res = node.add(conf, "cid-x", pod)
+    sh("ip", "netns", "exec", node.name, "nft", "delete", "table", "ip", "kubelab-cni")
+    rc, err = node.run("CHECK", with_prev(conf, res), cid="cid-x", pod=pod)
+    assert err["code"] == spec.ERR_CHECK_FAILED and "masquerade" in err["msg"]
     sh("ip", "-n", pod, "addr", "flush", "dev", "eth0")
     rc, err = node.run("CHECK", with_prev(conf, res), cid="cid-x", pod=pod)
     assert err["code"] == spec.ERR_CHECK_FAILED and "address" in err["msg"]
@@ -288,6 +297,31 @@ def test_pod_to_pod_traffic(node):
             server.wait()
 
 
+def test_runtime_helpers_run_a_conflist(node):
+    """kubelab.cni.invoke as the node agent uses it: a conflist, ADD -> CHECK -> DEL."""
+    pod = node.pod()
+    conf = node.conf("1.0.0")
+    conflist = {"cniVersion": "1.0.0", "name": conf.pop("name"),
+                "plugins": [{k: v for k, v in conf.items() if k != "cniVersion"}]}
+    script = (
+        "import json, sys\n"
+        "from kubelab.cni import invoke\n"
+        "conflist, netns, path = json.loads(sys.argv[1]), sys.argv[2], [sys.argv[3]]\n"
+        "res = invoke.conflist_add(conflist, container_id='rt-1', netns=netns, cni_path=path)\n"
+        "invoke.conflist_check(conflist, container_id='rt-1', netns=netns, cni_path=path,"
+        " prev_result=res)\n"
+        "print(json.dumps(res), flush=True)\n"
+        "invoke.conflist_del(conflist, container_id='rt-1', netns=netns, cni_path=path,"
+        " prev_result=res)\n"
+    )
+    out = sh("ip", "netns", "exec", node.name, sys.executable, "-c", script, json.dumps(conflist),
+             f"/run/netns/{pod}", str(node.cni_bin), env=node.env("ADD")).stdout
+    res = json.loads(out)
+    assert res["cniVersion"] == "1.0.0" and res["ips"][0]["address"] == "10.244.1.2/24"
+    assert node.allocations() == {}
+    assert "eth0" not in {link["ifname"] for link in ns_json(pod, "link", "show")}
+
+
 def test_concurrent_adds_and_dels(node):
     """50 ADDs at once get 50 distinct addresses; 50 DELs free them all."""
     n = 50
@@ -301,10 +335,19 @@ def test_concurrent_adds_and_dels(node):
                                  env=node.env(command, cid=f"many-{i}", pod=pods[i]))
                 for i in range(n)]
 
+    def finish(procs: list[subprocess.Popen]) -> list[str]:
+        try:
+            return [p.communicate(stdin, timeout=240)[0] for p in procs]
+        finally:
+            for p in procs:                  # never leave a plugin running behind a failure
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+
     procs = launch("ADD")
-    outs = [p.communicate(stdin, timeout=240) for p in procs]
-    assert [p.returncode for p in procs] == [0] * n, [o for o in outs if o[0].find('"code"') >= 0][:3]
-    addrs = [json.loads(o)["ips"][0]["address"] for o, _ in outs]
+    outs = finish(procs)
+    assert [p.returncode for p in procs] == [0] * n, [o for o in outs if '"code"' in o][:3]
+    addrs = [json.loads(o)["ips"][0]["address"] for o in outs]
     assert len(set(addrs)) == n
     assert not {"10.244.1.0/24", "10.244.1.1/24", "10.244.1.255/24"} & set(addrs)
     assert sorted(pod_addr(p)[0] for p in pods) == sorted(addrs)
@@ -314,8 +357,7 @@ def test_concurrent_adds_and_dels(node):
     assert len(node.masq_comments()) == 1                 # one rule, not fifty
 
     procs = launch("DEL")
-    for p in procs:
-        p.communicate(stdin, timeout=240)
+    finish(procs)
     assert [p.returncode for p in procs] == [0] * n
     assert node.allocations() == {}
     assert not [link for link in node.links().values() if link.get("master") == BRIDGE]

@@ -160,6 +160,8 @@ def test_errors_print_like_kubernetes(kubectl):
     p = kubectl("create", "-f", "-", input=bad, check=False)
     assert p.returncode == 1
     assert 'The Pod "bad-1" is invalid: spec.containers[0].image: Required value' in p.stderr
-    kubectl("create", "configmap", "twice")
-    p = kubectl("create", "configmap", "twice", check=False)
-    assert 'Error from server (AlreadyExists): configmaps "twice" already exists' in p.stderr
+    twice = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: twice}\n"
+    kubectl("create", "-f", "-", input=twice)
+    p = kubectl("create", "-f", "-", input=twice, check=False)
+    assert 'Error from server (AlreadyExists): error when creating "STDIN": configmaps "twice" already exists' \
+        in p.stderr

@@ -103,8 +103,11 @@ def _pod(status: dict | None = None, containers: int = 1, **meta) -> dict:
             "status": status or {}}
 
 
-def _cs(name="c0", ready=False, restarts=0, **state):
-    return {"name": name, "ready": ready, "restartCount": restarts, "state": state}
+def _cs(name="c0", ready=False, restarts=0, last_state=None, **state):
+    cs = {"name": name, "ready": ready, "restartCount": restarts, "state": state}
+    if last_state:
+        cs["lastState"] = last_state
+    return cs
 
 
 @pytest.mark.parametrize("pod,ready,status,restarts", [
@@ -116,7 +119,7 @@ def _cs(name="c0", ready=False, restarts=0, **state):
      "1/2", "Running", "0"),
     (_pod({"phase": "Running", "containerStatuses": [
         _cs(restarts=3, waiting={"reason": "CrashLoopBackOff"},
-            lastState={"terminated": {"exitCode": 1, "finishedAt": ts(300)}})]}), "0/1", "CrashLoopBackOff", "3 (5m ago)"),
+            last_state={"terminated": {"exitCode": 1, "finishedAt": ts(300)}})]}), "0/1", "CrashLoopBackOff", "3 (5m ago)"),
     (_pod({"phase": "Running", "containerStatuses": [_cs(waiting={"reason": "ImagePullBackOff"})]}),
      "0/1", "ImagePullBackOff", "0"),
     (_pod({"phase": "Succeeded", "containerStatuses": [_cs(terminated={"exitCode": 0, "reason": "Completed"})]}),

@@ -442,3 +442,16 @@ def test_cause_shape_fits_status_invalid():
     from kubelab.apiserver.status import invalid
     err = invalid(R["pods"], "bad-1", checked("pods", pod(containers=[{"name": "c"}])))
     assert err.message == 'Pod "bad-1" is invalid: spec.containers[0].image: Required value'
+
+
+@pytest.mark.parametrize("fixture", sorted(p.name for p in (Path(__file__).parent / "data").glob("kubectl-create-*.bin")))
+def test_kubectl_create_generator_objects_are_valid_after_defaulting(fixture):
+    """decode -> defaults -> validate, the server's create path for `kubectl create <generator>`."""
+    from kubelab.apiserver.protobuf import decode
+    from kubelab.resources import for_object
+
+    obj = decode((Path(__file__).parent / "data" / fixture).read_bytes())
+    rt = for_object(obj)
+    if rt.namespaced:
+        obj["metadata"]["namespace"] = "default"
+    assert checked(rt.plural, obj) == []

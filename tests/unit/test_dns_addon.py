@@ -33,7 +33,7 @@ def test_deployment_runs_two_ready_probed_replicas_of_kubelab_dns() -> None:
     assert tmpl["metadata"]["labels"]["k8s-app"] == docs["Service"]["spec"]["selector"]["k8s-app"]
     assert tmpl["spec"]["serviceAccountName"] == docs["ServiceAccount"]["metadata"]["name"]
     (c,) = tmpl["spec"]["containers"]
-    assert c["image"] == "kubelab/dns" and c["command"] == ["python", "-m", "kubelab.dns"]
+    assert c["image"] == "kubelab/dns" and "command" not in c  # the catalogue runs kubelab.dns
     assert c["readinessProbe"]["httpGet"] == {"path": "/ready", "port": 8080}
     assert c["livenessProbe"]["httpGet"] == {"path": "/health", "port": 8080}
 
@@ -44,3 +44,4 @@ def test_args_are_accepted_by_the_server_cli() -> None:
     (c,) = _docs()["Deployment"]["spec"]["template"]["spec"]["containers"]
     args = build_parser().parse_args(c["args"])
     assert args.listen == "0.0.0.0:53" and args.health_port == 8080 and args.metrics_port == 9153
+    assert args.upstream == "none"  # nothing leaves the lab

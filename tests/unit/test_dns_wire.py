@@ -177,3 +177,24 @@ def test_fuzz_fast_path_agrees_with_slow_path(core: DnsCore) -> None:
             fast_hits += 1
             assert fast == slow, packet
     assert fast_hits > 500  # the fuzz really exercised the fast path
+
+
+def test_before_the_first_snapshot_cluster_names_are_servfail() -> None:
+    core = DnsCore(zone="cluster.local")
+    r = ask(core, dns.message.make_query("svc1.testns.svc.cluster.local.", "A"))
+    assert r.rcode() == dns.rcode.SERVFAIL
+    assert ask(core, dns.message.make_query("example.com.", "A")).rcode() == dns.rcode.REFUSED
+
+
+def test_metrics_text_has_one_type_line_per_family() -> None:
+    from kubelab.dns.status import Metrics
+
+    m = Metrics()
+    m.count("udp", "A", "NOERROR")
+    m.observe(0.0002)
+    m.extra = lambda: {'kubelab_dns_cache_hits_total{cache="forward"}': 3}
+    text = m.render()
+    assert text.count("# TYPE kubelab_dns_cache_hits_total counter") == 1
+    assert 'kubelab_dns_cache_hits_total{cache="forward"} 3' in text
+    assert 'kubelab_dns_request_duration_seconds_bucket{le="0.00025"} 1' in text
+    assert 'kubelab_dns_request_duration_seconds_bucket{le="+Inf"} 1' in text

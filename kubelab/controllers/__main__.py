@@ -1,0 +1,5 @@
+import sys
+
+from .manager import main
+
+sys.exit(main())

@@ -1,0 +1,216 @@
+"""Scheduler filters: can this pod run on this node? Pure functions of (pod, NodeInfo).
+
+Each filter returns None (fits) or the reason upstream prints in
+`0/3 nodes are available: 1 Insufficient cpu, 2 node(s) had untolerated taint {...}.`
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+_SUFFIX = {"n": 1e-9, "u": 1e-6, "m": 1e-3, "": 1, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
+           "Ki": 2 ** 10, "Mi": 2 ** 20, "Gi": 2 ** 30, "Ti": 2 ** 40, "Pi": 2 ** 50, "Ei": 2 ** 60}
+_QTY = re.compile(r"^([+-]?[0-9.]+)([eE][+-]?[0-9]+)?(n|u|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
+
+
+def parse_quantity(q) -> float:
+    """A Kubernetes quantity (`100m`, `1.5`, `128Mi`, `1e3`) as a number."""
+    if q is None:
+        return 0.0
+    if isinstance(q, (int, float)):
+        return float(q)
+    m = _QTY.match(str(q).strip())
+    if not m:
+        raise ValueError(f"invalid quantity {q!r}")
+    value = float(m.group(1))
+    if m.group(2):
+        value *= 10 ** int(m.group(2)[1:])
+    return value * _SUFFIX[m.group(3) or ""]
+
+
+@dataclass(frozen=True)
+class Resources:
+    milli_cpu: int = 0
+    memory: int = 0
+    pods: int = 0
+
+    def __add__(self, o: "Resources") -> "Resources":
+        return Resources(self.milli_cpu + o.milli_cpu, self.memory + o.memory, self.pods + o.pods)
+
+    def __sub__(self, o: "Resources") -> "Resources":
+        return Resources(self.milli_cpu - o.milli_cpu, self.memory - o.memory, self.pods - o.pods)
+
+
+def _container_requests(c: dict) -> tuple[int, int]:
+    req = ((c.get("resources") or {}).get("requests")) or {}
+    return int(round(parse_quantity(req.get("cpu")) * 1000)), int(parse_quantity(req.get("memory")))
+
+
+def pod_requests(pod: dict) -> Resources:
+    """Sum of containers' requests; init containers count by their max (they run one by one)."""
+    spec = pod.get("spec") or {}
+    cpu = mem = 0
+    for c in spec.get("containers") or []:
+        a, b = _container_requests(c)
+        cpu, mem = cpu + a, mem + b
+    for c in spec.get("initContainers") or []:
+        a, b = _container_requests(c)
+        cpu, mem = max(cpu, a), max(mem, b)
+    return Resources(cpu, mem, 1)
+
+
+def node_allocatable(node: dict) -> Resources:
+    """Allocatable (else capacity); absent resources mean unlimited."""
+    st = node.get("status") or {}
+    alloc = st.get("allocatable") or st.get("capacity") or {}
+    big = 1 << 62
+    cpu = int(round(parse_quantity(alloc["cpu"]) * 1000)) if "cpu" in alloc else big
+    mem = int(parse_quantity(alloc["memory"])) if "memory" in alloc else big
+    pods = int(parse_quantity(alloc["pods"])) if "pods" in alloc else 110
+    return Resources(cpu, mem, pods)
+
+
+@dataclass
+class NodeInfo:
+    """A node plus what is already placed on it (bound and assumed pods)."""
+
+    node: dict
+    requested: Resources = Resources()
+    pods: dict[str, dict] = field(default_factory=dict)  # pod key -> pod
+
+    @property
+    def name(self) -> str:
+        return self.node["metadata"]["name"]
+
+    @property
+    def allocatable(self) -> Resources:
+        return node_allocatable(self.node)
+
+
+# ---- filters ---------------------------------------------------------------------------
+
+def node_ready(pod: dict, ni: NodeInfo) -> str | None:
+    for c in (ni.node.get("status") or {}).get("conditions") or []:
+        if c.get("type") == "Ready":
+            return None if c.get("status") == "True" else "node(s) were not ready"
+    return "node(s) were not ready"
+
+
+def node_unschedulable(pod: dict, ni: NodeInfo) -> str | None:
+    if not (ni.node.get("spec") or {}).get("unschedulable"):
+        return None
+    for t in (pod.get("spec") or {}).get("tolerations") or []:
+        if t.get("key") == "node.kubernetes.io/unschedulable" and t.get("effect") in (None, "", "NoSchedule"):
+            return None
+    return "node(s) were unschedulable"
+
+
+def tolerates(toleration: dict, taint: dict) -> bool:
+    """core/v1 Toleration.ToleratesTaint."""
+    if toleration.get("effect") and toleration["effect"] != taint.get("effect"):
+        return False
+    op = toleration.get("operator") or "Equal"
+    key = toleration.get("key") or ""
+    if not key:
+        return op == "Exists"
+    if key != taint.get("key"):
+        return False
+    if op == "Exists":
+        return True
+    return (toleration.get("value") or "") == (taint.get("value") or "")
+
+
+def taint_toleration(pod: dict, ni: NodeInfo) -> str | None:
+    tolerations = (pod.get("spec") or {}).get("tolerations") or []
+    for taint in (ni.node.get("spec") or {}).get("taints") or []:
+        if taint.get("effect") not in ("NoSchedule", "NoExecute"):
+            continue
+        if not any(tolerates(t, taint) for t in tolerations):
+            return f"node(s) had untolerated taint {{{taint.get('key')}: {taint.get('value') or ''}}}"
+    return None
+
+
+def _node_selector_term_matches(term: dict, labels: dict, fields: dict) -> bool:
+    for expr in term.get("matchExpressions") or []:
+        if not _expr_matches(expr, labels):
+            return False
+    for expr in term.get("matchFields") or []:
+        if not _expr_matches(expr, fields):
+            return False
+    return bool(term.get("matchExpressions") or term.get("matchFields"))
+
+
+def _expr_matches(expr: dict, labels: dict) -> bool:
+    key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
+    if op == "In":
+        return labels.get(key) in values
+    if op == "NotIn":
+        return labels.get(key) not in values
+    if op == "Exists":
+        return key in labels
+    if op == "DoesNotExist":
+        return key not in labels
+    if op in ("Gt", "Lt") and key in labels and values:
+        try:
+            a, b = int(labels[key]), int(values[0])
+        except ValueError:
+            return False
+        return a > b if op == "Gt" else a < b
+    return False
+
+
+def node_selector(pod: dict, ni: NodeInfo) -> str | None:
+    spec = pod.get("spec") or {}
+    labels = ni.node["metadata"].get("labels") or {}
+    for k, v in (spec.get("nodeSelector") or {}).items():
+        if labels.get(k) != v:
+            return "node(s) didn't match Pod's node affinity/selector"
+    required = (((spec.get("affinity") or {}).get("nodeAffinity") or {})
+                .get("requiredDuringSchedulingIgnoredDuringExecution") or {})
+    terms = required.get("nodeSelectorTerms") or []
+    if terms and not any(_node_selector_term_matches(t, labels, {"metadata.name": ni.name}) for t in terms):
+        return "node(s) didn't match Pod's node affinity/selector"
+    return None
+
+
+def node_name(pod: dict, ni: NodeInfo) -> str | None:
+    want = (pod.get("spec") or {}).get("nodeName")
+    return None if not want or want == ni.name else "node(s) didn't match the requested node name"
+
+
+def fit_resources(pod: dict, ni: NodeInfo) -> list[str]:
+    """Every resource that does not fit (upstream reports each)."""
+    req = pod_requests(pod)
+    alloc = ni.allocatable
+    used = ni.requested
+    out = []
+    if used.pods + 1 > alloc.pods:
+        out.append("Too many pods")
+    if req.milli_cpu and used.milli_cpu + req.milli_cpu > alloc.milli_cpu:
+        out.append("Insufficient cpu")
+    if req.memory and used.memory + req.memory > alloc.memory:
+        out.append("Insufficient memory")
+    return out
+
+
+FILTERS = (node_name, node_unschedulable, node_ready, node_selector, taint_toleration)
+
+
+def filter_node(pod: dict, ni: NodeInfo) -> list[str]:
+    """Reasons `pod` does not fit `ni` ([] when it fits); the first failing filter wins,
+    except resources, which report every shortage, as upstream."""
+    for f in FILTERS:
+        reason = f(pod, ni)
+        if reason:
+            return [reason]
+    return fit_resources(pod, ni)
+
+
+def fit_error_message(num_nodes: int, reasons: dict[str, int]) -> str:
+    """`0/3 nodes are available: 1 Insufficient cpu, 2 node(s) were unschedulable. preemption: ...`"""
+    if num_nodes == 0:
+        return "no nodes available to schedule pods"
+    parts = sorted(f"{n} {r}" for r, n in reasons.items())
+    return (f"0/{num_nodes} nodes are available: {', '.join(parts)}. preemption: 0/{num_nodes} nodes are "
+            f"available: {num_nodes} Preemption is not helpful for scheduling.")
