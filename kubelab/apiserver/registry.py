@@ -375,6 +375,9 @@ class Registry:
                 meta[k] = old_meta[k]
             else:
                 meta.pop(k, None)
+        if rt.plural == "services":  # a replace without clusterIP/nodePorts keeps the allocated ones
+            self._defaults.preserve_allocations(rt, new, old)
+            _drop_type_dependent_fields(new, old)
         if rt.has_status and "status" in rt.subresources:
             if "status" in old:
                 new["status"] = old["status"]
@@ -620,6 +623,24 @@ class Registry:
                 yield {"type": "ERROR", "object": st.gone(f"too old resource version: {after}").to_status()}
         finally:
             self.watchers -= 1
+
+
+def _drop_type_dependent_fields(new: dict, old: dict) -> None:
+    """Leaving NodePort/LoadBalancer for ClusterIP drops the node ports and the external
+    traffic policy the user did not change (upstream's dropTypeDependentFields), so a plain
+    `kubectl patch svc x -p '{"spec":{"type":"ClusterIP"}}'` works."""
+    spec, ospec = new.get("spec") or {}, old.get("spec") or {}
+    external = ("NodePort", "LoadBalancer")
+    if spec.get("type", "ClusterIP") in external or ospec.get("type", "ClusterIP") not in external:
+        return
+    old_ports = {(p.get("port"), p.get("protocol", "TCP")): p.get("nodePort") for p in ospec.get("ports") or []}
+    for p in spec.get("ports") or []:
+        if p.get("nodePort") and old_ports.get((p.get("port"), p.get("protocol", "TCP"))) == p["nodePort"]:
+            del p["nodePort"]
+    if spec.get("externalTrafficPolicy") == ospec.get("externalTrafficPolicy"):
+        spec.pop("externalTrafficPolicy", None)
+    if spec.get("healthCheckNodePort") == ospec.get("healthCheckNodePort"):
+        spec.pop("healthCheckNodePort", None)
 
 
 class _CasLost(Exception):

@@ -42,6 +42,12 @@ def parse_patch(text: str, patch_type: str):
     return value
 
 
+def _comparable(obj: dict) -> dict:
+    """The object without the fields every write changes (to tell "no change")."""
+    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in ("resourceVersion", "managedFields")}
+    return {**obj, "metadata": meta}
+
+
 async def run(ctx: Context) -> int:
     args = ctx.args
     if (args.patch is None) == (args.patch_file is None):
@@ -67,7 +73,6 @@ async def run(ctx: Context) -> int:
             except ApiError as e:
                 ctx.error(api_error_line(e))
                 continue
-            same = (before.get("metadata") or {}).get("resourceVersion") == \
-                (after.get("metadata") or {}).get("resourceVersion")
+            same = _comparable(before) == _comparable(after)
             ctx.line(f"{kind_prefix(t.rt)}/{name} patched" + (" (no change)" if same else ""))
     return 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from kubelab.cni import spec
@@ -76,11 +77,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--example-config", action="store_true",
                         help="print an example network configuration list (JSON)")
     args = parser.parse_args(argv)
-    if args.example_config:
-        json.dump(EXAMPLE, sys.stdout, indent=2)
-        sys.stdout.write("\n")
-        return 0
-    parser.print_help()
+    try:
+        if args.example_config:
+            sys.stdout.write(json.dumps(EXAMPLE, indent=2) + "\n")
+        else:
+            parser.print_help()
+        sys.stdout.flush()
+    except BrokenPipeError:          # `... | head` closed the pipe: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

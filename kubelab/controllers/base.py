@@ -8,7 +8,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from kubelab.client import ApiClient, Informer, WorkQueue, key_of
+from kubelab.client import ApiClient, Conflict, Informer, WorkQueue, key_of
 from kubelab.client.workqueue import ShutDown
 
 from .events import EventRecorder
@@ -104,7 +104,8 @@ class Controller:
                 raise
             except Exception as e:
                 retries = self.queue.retries(key)
-                (self.log.warning if retries < 5 else self.log.debug)("sync %s failed (retry %d): %s",
+                quiet = isinstance(e, Conflict) or retries >= 5  # a stale cache: routine, retried
+                (self.log.debug if quiet else self.log.warning)("sync %s failed (retry %d): %s",
                                                                        key, retries, e)
                 self.queue.add_rate_limited(key)
             finally:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import time
 
 from kubelab.client import AlreadyExists, Conflict, NotFound
 

@@ -78,6 +78,7 @@ class NodeInfo:
     node: dict
     requested: Resources = Resources()
     pods: dict[str, dict] = field(default_factory=dict)  # pod key -> pod
+    known: bool = True  # False: only pods told us of this node; the Node itself not seen yet
 
     @property
     def name(self) -> str:

@@ -325,3 +325,20 @@ async def test_health_metrics_version(apiserver, api):
         m = (await http.get("/metrics")).text
         assert 'apiserver_request_total{verb="get",resource="pods",code="200"}' in m
         assert "apiserver_request_duration_seconds_bucket" in m and "apiserver_registered_watchers" in m
+
+
+async def test_service_replace_keeps_allocations_and_releases_on_type_change(api, namespace):
+    svc = await api.create("services", {"metadata": {"name": "keep"}, "spec": {
+        "type": "NodePort", "selector": {"a": "b"}, "ports": [{"port": 80}]}}, namespace=namespace)
+    ip, node_port = svc["spec"]["clusterIP"], svc["spec"]["ports"][0]["nodePort"]
+    manifest = {"metadata": {"name": "keep"}, "spec": {"type": "NodePort", "selector": {"a": "c"},
+                                                       "ports": [{"port": 80}]}}
+    out = await api.replace("services", "keep", manifest, namespace=namespace)  # like `kubectl replace -f`
+    assert out["spec"]["clusterIP"] == ip and out["spec"]["ports"][0]["nodePort"] == node_port
+    out = await api.patch("services", "keep", {"spec": {"type": "ClusterIP"}}, namespace=namespace)
+    assert "nodePort" not in out["spec"]["ports"][0]
+    # the released port can be taken by someone else now
+    other = await api.create("services", {"metadata": {"name": "taker"}, "spec": {
+        "type": "NodePort", "selector": {"a": "b"}, "ports": [{"port": 80, "nodePort": node_port}]}},
+        namespace=namespace)
+    assert other["spec"]["ports"][0]["nodePort"] == node_port

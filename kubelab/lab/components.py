@@ -1,0 +1,176 @@
+"""Which processes run on which node, with which flags: the same command lines as on VMs.
+
+Pure: plan in, component specs out. `available()` is the one probe: a component whose
+`python -m kubelab.<x>` does not exist yet is left out (and `up` says so) so the lab grows as
+the components land. Optional flags are passed only if the component's `--help` lists them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import asdict, dataclass, field
+
+from .topology import API_PORT, LabPlan, NodePlan
+
+# stage: components of a stage start together once every earlier stage is healthy
+ETCD_STAGE, API_STAGE, CONTROL_STAGE, NODE_STAGE = 0, 1, 2, 3
+
+MODULES = {
+    "apiserver": "kubelab.apiserver",
+    "controllers": "kubelab.controllers",
+    "scheduler": "kubelab.scheduler",
+    "nodeagent": "kubelab.nodeagent",
+    "proxy": "kubelab.proxy",
+}
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    name: str                 # etcd, apiserver, controllers, scheduler, nodeagent, proxy
+    node: str                 # node name (control-plane, worker-1, ...)
+    netns: str
+    argv: tuple[str, ...]
+    stage: int
+    health: str | None = None  # URL answered 200 when healthy (reached from the host via the bridge)
+    env: dict = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.node}/{self.name}"
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["argv"] = list(self.argv)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ComponentSpec":
+        return cls(**{**d, "argv": tuple(d["argv"])})
+
+
+def module_available(module: str) -> bool:
+    """`python -m <module>` would run: the package has a __main__."""
+    try:
+        return importlib.util.find_spec(f"{module}.__main__") is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def help_text(module: str) -> str:
+    try:
+        p = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True,
+                           timeout=30, stdin=subprocess.DEVNULL)
+        return p.stdout + p.stderr
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+
+
+def kubeconfig_path(plan: LabPlan) -> str:
+    return os.path.join(plan.lab_dir, "kubeconfig")
+
+
+def node_dir(plan: LabPlan, node: NodePlan) -> str:
+    return os.path.join(plan.lab_dir, node.name)
+
+
+def _optional(flags: dict[str, list[str]], helps: str) -> list[str]:
+    out: list[str] = []
+    for flag, argv in flags.items():
+        if f"{flag} " in helps or f"{flag}=" in helps or f"{flag}\n" in helps or f"{flag}," in helps:
+            out += argv
+    return out
+
+
+def control_plane_specs(plan: LabPlan, *, helps: dict[str, str] | None = None,
+                        present: set[str] | None = None) -> list[ComponentSpec]:
+    helps = helps or {}
+    present = set(MODULES) if present is None else present
+    cp = plan.control_plane
+    py = sys.executable
+    kc = kubeconfig_path(plan)
+    etcd_dir = os.path.join(node_dir(plan, cp), "etcd")
+    specs = [ComponentSpec(
+        name="etcd", node=cp.name, netns=cp.netns, stage=ETCD_STAGE,
+        argv=(shutil.which("etcd") or "/usr/bin/etcd", "--name", cp.name, "--data-dir", etcd_dir,
+              "--listen-client-urls", f"http://{cp.ip}:2379,http://127.0.0.1:2379",
+              "--advertise-client-urls", f"http://{cp.ip}:2379",
+              "--listen-peer-urls", "http://127.0.0.1:2380",
+              "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
+              "--initial-cluster", f"{cp.name}=http://127.0.0.1:2380",
+              "--log-level", "warn"),
+        health=f"http://{cp.ip}:2379/health")]
+    if "apiserver" in present:
+        specs.append(ComponentSpec(
+            name="apiserver", node=cp.name, netns=cp.netns, stage=API_STAGE,
+            argv=(py, "-m", MODULES["apiserver"], "--etcd-servers", "http://127.0.0.1:2379",
+                  "--bind-address", cp.ip, "--port", str(API_PORT), "--advertise-address", cp.ip,
+                  "--service-cluster-ip-range", plan.service_cidr, "--cluster-cidr", plan.pod_cidr,
+                  "--cluster-domain", plan.cluster_domain),
+            health=f"http://{cp.ip}:{API_PORT}/readyz"))
+    if "controllers" in present:
+        specs.append(ComponentSpec(
+            name="controllers", node=cp.name, netns=cp.netns, stage=CONTROL_STAGE,
+            argv=(py, "-m", MODULES["controllers"], "--kubeconfig", kc,
+                  *_optional({"--cluster-cidr": ["--cluster-cidr", plan.pod_cidr],
+                              "--allocate-node-cidrs": ["--allocate-node-cidrs"],
+                              "--node-cidr-mask-size": ["--node-cidr-mask-size", "24"],
+                              "--service-cluster-ip-range": ["--service-cluster-ip-range", plan.service_cidr]},
+                             helps.get("controllers", "")))))
+    if "scheduler" in present:
+        specs.append(ComponentSpec(
+            name="scheduler", node=cp.name, netns=cp.netns, stage=CONTROL_STAGE,
+            argv=(py, "-m", MODULES["scheduler"], "--kubeconfig", kc)))
+    return specs
+
+
+def worker_specs(plan: LabPlan, node: NodePlan, *, helps: dict[str, str] | None = None,
+                 present: set[str] | None = None) -> list[ComponentSpec]:
+    helps = helps or {}
+    present = set(MODULES) if present is None else present
+    py = sys.executable
+    kc = kubeconfig_path(plan)
+    specs = []
+    if "nodeagent" in present:
+        specs.append(ComponentSpec(
+            name="nodeagent", node=node.name, netns=node.netns, stage=NODE_STAGE,
+            argv=(py, "-m", MODULES["nodeagent"], "--kubeconfig", kc, "--node-name", node.name,
+                  "--node-ip", node.ip, "--root-dir", os.path.join(node_dir(plan, node), "nodeagent"),
+                  *_optional({"--cluster-dns": ["--cluster-dns", plan.dns_ip],
+                              "--cluster-domain": ["--cluster-domain", plan.cluster_domain]},
+                             helps.get("nodeagent", "")))))
+    if "proxy" in present:
+        specs.append(ComponentSpec(
+            name="proxy", node=node.name, netns=node.netns, stage=NODE_STAGE,
+            argv=(py, "-m", MODULES["proxy"], "--kubeconfig", kc, "--node-name", node.name,
+                  "--mode", plan.proxy_mode, "--cluster-cidr", plan.pod_cidr,
+                  "--service-cidr", plan.service_cidr),
+            health=f"http://{node.ip}:10256/healthz"))
+    return specs
+
+
+def lab_specs(plan: LabPlan, *, helps: dict[str, str] | None = None,
+              present: set[str] | None = None) -> list[ComponentSpec]:
+    specs = control_plane_specs(plan, helps=helps, present=present)
+    for w in plan.workers:
+        specs += worker_specs(plan, w, helps=helps, present=present)
+    return specs
+
+
+def probe() -> tuple[set[str], dict[str, str]]:
+    """Which component modules exist, and the --help of those whose optional flags we probe."""
+    present = {c for c, m in MODULES.items() if module_available(m)}
+    helps = {}
+    for c in ("controllers", "nodeagent"):
+        if c in present:
+            helps[c] = help_text(MODULES[c])
+    return present, helps
+
+
+def nsenter_argv(spec: ComponentSpec) -> list[str]:
+    """Run in the node's network namespace only (not a new mount namespace, unlike
+    `ip netns exec`), so namespaces the node agent creates stay visible to the host."""
+    return ["nsenter", f"--net=/run/netns/{spec.netns}", "--", *spec.argv]
