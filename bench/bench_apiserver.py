@@ -87,8 +87,8 @@ async def bench(etcd_url: str, api_url: str, ops: int, concurrencies: list[int])
         results[f"get_ratio_c{conc}"] = rate / base_get
 
     lists = 20
-    base_list, lat = await run_concurrent(lists, 1, lambda i: etcd.get_prefix(b"/bench/c1/"))
-    print(row(f"etcd range {ops} keys", 1, base_list, lat, None))
+    base_list, lat = await run_concurrent(lists, 1, lambda i: etcd.get_prefix(b"/registry/configmaps/bench/"))
+    print(row("etcd range (same keys)", 1, base_list, lat, None))
 
     async def lst(i: int) -> None:
         r = await http.get("/api/v1/namespaces/bench/configmaps", params={"labelSelector": "", "limit": 0})
@@ -156,11 +156,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ops", type=int, default=2000)
     ap.add_argument("--concurrency", default="1,16,64")
+    ap.add_argument("--workers", type=int, default=1, help="API server worker processes")
     args = ap.parse_args()
     etcd = start_etcd()
     api = None
     try:
-        api = start_apiserver(etcd.url)
+        api = start_apiserver(etcd.url, args=["--workers", str(args.workers)])
         res = asyncio.run(bench(etcd.url, api.url, args.ops, [int(c) for c in args.concurrency.split(",")]))
     finally:
         if api:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import json
 import logging
+import os
 import sys
+from dataclasses import asdict
 
 import uvicorn
 
-from .app import Settings, create_app
+from .app import SETTINGS_ENV, Settings, create_app
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -29,6 +32,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cluster-domain", default="cluster.local", help="(default: %(default)s)")
     p.add_argument("--bookmark-interval", type=float, default=5.0,
                    help="seconds between BOOKMARK events on quiet watches (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="server processes sharing the port (each with its own watch cache; default: %(default)s)")
     p.add_argument("-v", "--verbose", action="store_true", help="log every request")
     return p.parse_args(argv)
 
@@ -46,8 +51,14 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings(etcd_servers=args.etcd_servers, advertise_address=advertise, secure_port=args.port,
                         service_cidr=args.service_cluster_ip_range, pod_cidr=args.cluster_cidr,
                         dns_domain=args.cluster_domain, bookmark_interval=args.bookmark_interval)
-    uvicorn.run(create_app(settings), host=args.bind_address, port=args.port,
-                log_level="info" if args.verbose else "warning", access_log=args.verbose)
+    common = dict(host=args.bind_address, port=args.port, log_level="info" if args.verbose else "warning",
+                  access_log=args.verbose)
+    if args.workers > 1:
+        # Worker processes import the app by name; they read the settings from the environment.
+        os.environ[SETTINGS_ENV] = json.dumps(asdict(settings))
+        uvicorn.run("kubelab.apiserver.app:app_from_env", factory=True, workers=args.workers, **common)
+    else:
+        uvicorn.run(create_app(settings), **common)
     return 0
 
 

@@ -8,6 +8,7 @@ cluster settings where kubeadm clusters publish them, so the seed's
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import logging
 
@@ -24,18 +25,28 @@ NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
 async def _ensure(registry: Registry, plural: str, namespace: str | None, obj: dict, *, replace: bool = False) -> None:
+    """Create `obj`, or bring the existing one up to date. Several API servers (or worker
+    processes) may race here at start: losing a race (409) just means trying again."""
     rt = BY_PLURAL[plural]
-    try:
-        await registry.create(rt, namespace, obj)
-        log.info("bootstrap: created %s %s", plural, obj["metadata"]["name"])
-    except StatusError as e:
-        if e.code != 409:
-            raise
-        if replace:
+    for _ in range(5):
+        try:
+            await registry.create(rt, namespace, copy.deepcopy(obj))
+            log.info("bootstrap: created %s %s", plural, obj["metadata"]["name"])
+            return
+        except StatusError as e:
+            if e.code != 409:
+                raise
+        if not replace:
+            return
+        try:
             current = await registry.get(rt, namespace, obj["metadata"]["name"])
             want = {**current, **{k: v for k, v in obj.items() if k != "metadata"}}
             if want != current:
                 await registry.update(rt, namespace, obj["metadata"]["name"], want)
+            return
+        except StatusError as e:
+            if e.code not in (404, 409):
+                raise
 
 
 async def bootstrap(registry: Registry, *, advertise_address: str, secure_port: int,

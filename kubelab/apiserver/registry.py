@@ -71,7 +71,8 @@ class Registry:
             self._namespaces[name] = ev.obj
 
     async def start(self) -> None:
-        rev = await self.storage.revision()
+        ns_entries, rev, _ = await self.storage.list(BY_PLURAL["namespaces"].etcd_prefix())
+        self._namespaces = {e.obj["metadata"]["name"]: e.obj for e in ns_entries}
         for cache in self.caches.values():
             cache.start(rev)
 
@@ -154,7 +155,7 @@ class Registry:
             entry = await self.storage.get(self.key(ns_rt, None, namespace or ""))
             if entry is None:
                 raise st.not_found(ns_rt, namespace or "")
-            ns = entry.obj
+            ns = self._namespaces.setdefault(namespace or "", entry.obj)
         if ns["metadata"].get("deletionTimestamp"):
             raise st.StatusError(403, f"{rt.plural} \"{''}\" is forbidden: unable to create new content in "
                                       f"namespace {namespace} because it is being terminated",

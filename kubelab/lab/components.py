@@ -115,11 +115,7 @@ def control_plane_specs(plan: LabPlan, *, helps: dict[str, str] | None = None,
         specs.append(ComponentSpec(
             name="controllers", node=cp.name, netns=cp.netns, stage=CONTROL_STAGE,
             argv=(py, "-m", MODULES["controllers"], "--kubeconfig", kc,
-                  *_optional({"--cluster-cidr": ["--cluster-cidr", plan.pod_cidr],
-                              "--allocate-node-cidrs": ["--allocate-node-cidrs"],
-                              "--node-cidr-mask-size": ["--node-cidr-mask-size", "24"],
-                              "--service-cluster-ip-range": ["--service-cluster-ip-range", plan.service_cidr]},
-                             helps.get("controllers", "")))))
+                  "--cluster-cidr", plan.pod_cidr, "--node-cidr-mask-size", "24")))
     if "scheduler" in present:
         specs.append(ComponentSpec(
             name="scheduler", node=cp.name, netns=cp.netns, stage=CONTROL_STAGE,
@@ -164,7 +160,7 @@ def probe() -> tuple[set[str], dict[str, str]]:
     """Which component modules exist, and the --help of those whose optional flags we probe."""
     present = {c for c, m in MODULES.items() if module_available(m)}
     helps = {}
-    for c in ("controllers", "nodeagent"):
+    for c in ("nodeagent",):
         if c in present:
             helps[c] = help_text(MODULES[c])
     return present, helps

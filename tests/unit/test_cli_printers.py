@@ -125,7 +125,7 @@ def test_yaml_quotes_ambiguous_strings_and_keeps_multiline_readable():
            "data": {"on": "yes", "conf": "a: 1\nb: 2\n"}}
     text = printers.to_yaml(obj)
     assert 'resourceVersion: "6"' in text
-    assert 'on: "yes"' in text
+    assert '"on": "yes"' in text
     assert "conf: |" in text and "  b: 2" in text
     assert yaml.safe_load(text) == obj
 
