@@ -105,7 +105,7 @@ class Etcd:
         shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
-def start_etcd(*, timeout: float = 20.0) -> Etcd:
+def start_etcd(*, timeout: float = 40.0) -> Etcd:
     etcd = shutil.which("etcd") or "/usr/bin/etcd"
     if not os.path.exists(etcd):
         raise RuntimeError("etcd is not installed (apt-get install etcd-server)")
@@ -147,7 +147,7 @@ class ApiServer:
 
 
 def start_apiserver(etcd_url: str, *, port: int | None = None, bind_address: str = "127.0.0.1",
-                    args: list[str] | None = None, timeout: float = 30.0) -> ApiServer:
+                    args: list[str] | None = None, timeout: float = 60.0) -> ApiServer:
     """An API server on `bind_address` (give an address on a test bridge to reach it from
     other network namespaces)."""
     port = port or free_port()

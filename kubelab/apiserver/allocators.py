@@ -38,7 +38,7 @@ def check_cluster_ip(ip: str, cidr: ipaddress.IPv4Network = SERVICE_CIDR) -> Non
     try:
         addr = ipaddress.ip_address(ip)
     except ValueError:
-        raise RangeError(f"must be a valid IP address, (or be set to \"None\" for a headless service)") from None
+        raise RangeError("must be a valid IP address, (or be set to \"None\" for a headless service)") from None
     if addr not in cidr or addr in (cidr.network_address, cidr.broadcast_address):
         raise RangeError(f"provided IP is not in the valid range. The range of valid IPs is {cidr}")
 

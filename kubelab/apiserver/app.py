@@ -141,7 +141,7 @@ def decode_body(body: bytes, content_type: str) -> dict:
         except yaml.YAMLError as e:
             raise st.bad_request(f"error decoding YAML: {e}") from None
     else:
-        raise st.StatusError(415, f"the body of the request was in an unknown format - accepted media types "
+        raise st.StatusError(415, "the body of the request was in an unknown format - accepted media types "
                                   f"include: application/json, application/yaml, application/vnd.kubernetes.protobuf")
     if not isinstance(obj, dict):
         raise st.bad_request("the body of the request was in an unknown format: expected a JSON object")
@@ -179,6 +179,10 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
     async def http_error(request: Request, exc: StarletteHTTPException):
         msg = "the server could not find the requested resource" if exc.status_code == 404 else str(exc.detail)
         return _status(st.StatusError(exc.status_code, msg))
+
+    @app.exception_handler(st.StatusError)
+    async def status_error(request: Request, exc: st.StatusError):
+        return _status(exc)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):
@@ -300,7 +304,7 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
                 _options_from_query(options, q)
                 return _json(await registry.delete_collection(rt, t.namespace, labels=labels, fields=fields,
                                                               options=options))
-            raise st.StatusError(405, f"the server does not allow this method on the requested resource")
+            raise st.StatusError(405, "the server does not allow this method on the requested resource")
         # single object
         if t.sub in ("log", "exec"):
             raise st.StatusError(503, f"pods/{t.sub} needs a node agent API on the pod's node, which this "
@@ -335,30 +339,21 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
     def watch_response(t: Target, request: Request, labels, fields) -> StreamingResponse:
         q = request.query_params
         timeout = q.get("timeoutSeconds")
-        deadline = time.monotonic() + (int(timeout) if timeout and timeout.isdigit() else 1800)
         table = wants_table(request)
         events = registry.watch(t.rt, t.namespace, resource_version=q.get("resourceVersion"), labels=labels,
-                                fields=fields, bookmarks=q.get("allowWatchBookmarks") in ("true", "1"))
+                                fields=fields, bookmarks=q.get("allowWatchBookmarks") in ("true", "1"),
+                                timeout=float(timeout) if timeout and timeout.isdigit() else 1800.0)
 
         async def stream():
             try:
-                while True:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        return
-                    try:
-                        ev = await asyncio.wait_for(events.__anext__(), remaining)
-                    except (asyncio.TimeoutError, StopAsyncIteration):
-                        return
-                    except st.StatusError as e:
-                        ev = {"type": "ERROR", "object": e.to_status()}
+                async for ev in events:
                     if table and ev["type"] in ("ADDED", "MODIFIED", "DELETED"):
                         obj = ev["object"]
                         ev = {"type": ev["type"],
                               "object": _to_table(t.rt, [obj], obj["metadata"].get("resourceVersion", ""))}
                     yield _dumps(ev) + b"\n"
-                    if ev["type"] == "ERROR":
-                        return
+            except st.StatusError as e:
+                yield _dumps({"type": "ERROR", "object": e.to_status()}) + b"\n"
             finally:
                 await events.aclose()
 

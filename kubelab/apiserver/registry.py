@@ -493,7 +493,7 @@ class Registry:
             conds.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None, "lastTransitionTime": now()})
             pod["status"]["conditions"] = conds
             try:
-                rev = await self.storage.update(self.key(rt, namespace, name), pod, expected_revision=entry.mod_revision)
+                await self.storage.update(self.key(rt, namespace, name), pod, expected_revision=entry.mod_revision)
             except PreconditionFailed:
                 continue
             return st.status_body(201, "", reason="") | {"status": "Success", "code": 201}
@@ -582,13 +582,20 @@ class Registry:
 
     async def watch(self, rt: ResourceType, namespace: str | None, *, resource_version: str | None,
                     labels: tuple[Requirement, ...] = (), fields: Callable[[dict], bool] | None = None,
-                    bookmarks: bool = False) -> AsyncIterator[dict]:
-        """Watch events as Kubernetes sends them. RV unset or "0": ADDED for every current
-        object first, then changes; otherwise exactly the changes after that revision."""
+                    bookmarks: bool = False, timeout: float = 1800.0) -> AsyncIterator[dict]:
+        """Watch events as Kubernetes sends them, for `timeout` seconds. RV unset or "0":
+        ADDED for every current object first, then changes; otherwise exactly the changes
+        after that revision."""
         prefix = rt.etcd_prefix(namespace if rt.namespaced else None)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        next_bookmark = loop.time() + self.bookmark_interval
 
         def matches(obj: dict | None) -> bool:
             return obj is not None and labels_match(labels, obj) and (fields is None or fields(obj))
+
+        def quiet_for() -> float:
+            return max(0.0, min(deadline, next_bookmark) - loop.time())
 
         self.watchers += 1
         try:
@@ -602,8 +609,12 @@ class Registry:
             last = after
             cache = self.caches[rt.plural]
             try:
-                async for ev in cache.events(after, timeout=self.bookmark_interval):
+                async for ev in cache.events(after, timeout=quiet_for):
+                    now_t = loop.time()
+                    if now_t >= deadline:
+                        return
                     if ev is None:
+                        next_bookmark = now_t + self.bookmark_interval
                         if bookmarks:
                             last = max(last, cache.revision)
                             yield {"type": "BOOKMARK", "object": {"kind": rt.kind, "apiVersion": rt.api_version,

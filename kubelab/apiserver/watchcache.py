@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from .storage import CompactedError, Storage, WatchEvent
 
@@ -137,8 +137,9 @@ class WatchCache:
         self.subscribers.add(sub)
         return sub
 
-    async def events(self, after: int, *, timeout: float | None = None) -> AsyncIterator[WatchEvent | None]:
-        """Events after `after`; yields None every `timeout` seconds of quiet (bookmark time)."""
+    async def events(self, after: int, *, timeout: Callable[[], float]) -> AsyncIterator[WatchEvent | None]:
+        """Events after `after`; yields None after `timeout()` seconds of quiet, so the
+        caller can send a bookmark or end the watch."""
         sub = await self.subscribe(after)
         if sub is None:
             async for ev in self._direct(after, timeout):
@@ -146,11 +147,11 @@ class WatchCache:
             return
         try:
             while True:
-                yield await sub.next(timeout)
+                yield await sub.next(timeout())
         finally:
             sub.close()
 
-    async def _direct(self, after: int, timeout: float | None) -> AsyncIterator[WatchEvent | None]:
+    async def _direct(self, after: int, timeout: Callable[[], float]) -> AsyncIterator[WatchEvent | None]:
         """A dedicated etcd watch for a client further back than the window."""
         queue: asyncio.Queue = asyncio.Queue()
 
@@ -165,7 +166,7 @@ class WatchCache:
         try:
             while True:
                 try:
-                    item = await asyncio.wait_for(queue.get(), timeout)
+                    item = await asyncio.wait_for(queue.get(), timeout())
                 except asyncio.TimeoutError:
                     yield None
                     continue

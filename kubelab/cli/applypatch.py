@@ -127,7 +127,24 @@ def _diff_list(patch: dict, name: str, original: list | None, modified: list, cu
             patch[name] = items
 
 
+# Maps upstream tags `patchStrategy: retainKeys`: when the patch touches them, the keys the
+# file lists are the only ones kept (so switching a Deployment to `Recreate` drops the
+# server-defaulted `rollingUpdate`, as kubectl's apply does).
+RETAIN_KEYS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "Deployment": (("spec", "strategy"),),
+}
+
+
 def three_way_patch(original: dict | None, modified: dict, current: dict, *, kind: str | None = None) -> dict:
     """The strategic merge patch turning `current` into what `modified` asks, given that
     `original` was applied before. `{}` when there is nothing to change."""
-    return _diff_map(original, modified, current, schema_for(kind or modified.get("kind")))
+    kind = kind or modified.get("kind")
+    patch = _diff_map(original, modified, current, schema_for(kind))
+    for path in RETAIN_KEYS.get(kind or "", ()):
+        p, m = patch, modified
+        for part in path:
+            p = p.get(part) if isinstance(p, dict) else None
+            m = m.get(part) if isinstance(m, dict) else None
+        if isinstance(p, dict) and isinstance(m, dict):
+            p["$retainKeys"] = sorted(m)
+    return patch

@@ -8,7 +8,6 @@ import os
 import sys
 from urllib.parse import urlsplit
 
-import httpx
 import yaml
 
 from kubelab.client import ApiClient, ApiError, Connection, KubeconfigError

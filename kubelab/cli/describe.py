@@ -12,7 +12,7 @@ from kubelab.client import NotFound
 
 from . import printers
 from .context import CliError, Context, api_error_line
-from .targets import Target, parse_targets
+from .targets import parse_targets
 
 
 def register(sub) -> None:

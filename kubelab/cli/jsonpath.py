@@ -74,7 +74,7 @@ _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "'": "'", "0"
 
 
 def _unquote(s: str) -> str:
-    q, body = s[0], s[1:-1]
+    body = s[1:-1]
     out, i = [], 0
     while i < len(body):
         c = body[i]

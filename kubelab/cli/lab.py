@@ -31,6 +31,9 @@ def register(sub) -> None:
     p.add_argument("--node-subnet", default="192.168.56.0/24", help="node network (default 192.168.56.0/24)")
     p.add_argument("--no-dns", action="store_true", help="do not apply the DNS add-on")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for each boot phase")
+    p.add_argument("--etcd-storage", choices=("tmpfs", "disk"), default="tmpfs",
+                   help="where etcd keeps its data: tmpfs (default: fast, lost at `down`) or disk (kept by "
+                        "`down --keep-data`)")
     p.set_defaults(func=run_up)
 
     p = sub.add_parser("down", help="stop a lab and remove everything `up` made")
@@ -86,7 +89,8 @@ async def run_up(ctx: Context) -> int:
     a = ctx.args
     return await up(UpOptions(name=a.name, workers=a.workers, proxy_mode=a.proxy_mode, root_dir=a.root_dir,
                               demo=a.demo, write_kubeconfig=not a.no_kubeconfig, node_subnet=a.node_subnet,
-                              timeout=a.timeout, dns=not a.no_dns))
+                              timeout=a.timeout, dns=not a.no_dns,
+                              etcd_storage=a.etcd_storage))
 
 
 @_wrap

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import io
+import os
 import sys
 
 import httpx
@@ -106,6 +108,8 @@ async def _run(args: argparse.Namespace) -> int:
     except ApiError as e:
         sys.stderr.write(api_error_line(e) + "\n")
         return 1
+    except BrokenPipeError:
+        raise  # the reader went away (`| head`): not a connection problem
     except (httpx.TransportError, OSError) as e:
         if isinstance(e, OSError) and not isinstance(e, ConnectionError):
             sys.stderr.write(f"error: {e}\n")
@@ -133,10 +137,11 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_run(args))
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:  # `kubelab get ... | head`
+    except BrokenPipeError:  # `kubelab get ... | head`: stop quietly, like kubectl
         try:
-            sys.stdout = open("/dev/null", "w")
-        except OSError:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError, io.UnsupportedOperation):
             pass
         return 0
 

@@ -36,19 +36,33 @@ def _files(path: str, recursive: bool) -> list[str]:
     return [path]
 
 
+def _json_stream(text: str) -> list | None:
+    """One or more concatenated JSON values (kubectl reads JSON streams); None if not JSON."""
+    dec = json.JSONDecoder()
+    docs, i = [], 0
+    while i < len(text):
+        try:
+            value, i = dec.raw_decode(text, i)
+        except ValueError:
+            return None
+        docs.append(value)
+        while i < len(text) and text[i].isspace():
+            i += 1
+    return docs
+
+
 def parse_documents(text: str, source: str) -> list[dict]:
     """All objects in one file's text; `List` kinds contribute their items."""
     stripped = text.lstrip()
-    try:
-        if stripped.startswith(("{", "[")):
-            try:
-                docs = [json.loads(text)]
-            except ValueError:
-                docs = list(yaml.safe_load_all(text))
-        else:
+    docs = _json_stream(stripped) if stripped.startswith(("{", "[")) else None
+    if docs is None:
+        try:
             docs = list(yaml.safe_load_all(text))
-    except yaml.YAMLError as e:
-        raise CliError(f"error parsing {source}: {e}") from None
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+            problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+            raise CliError(f"error parsing {source}: {problem}{where}") from None
     out: list[dict] = []
 
     def add(doc) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kubelab.client import NotFound
+from kubelab.client import ApiError, NotFound
 from kubelab.resources import ALL, RESOURCES, ResourceType
 
 from . import printers
@@ -50,7 +50,7 @@ def parse_targets(words: list[str], *, verb: str = "get") -> list[Target]:
                                f"instead of 'kubelab {verb} resource resource/<resource_name>'")
             type_, _, name = w.partition("/")
             if not name:
-                raise CliError(f"arguments in resource/name form must have a single resource and name")
+                raise CliError("arguments in resource/name form must have a single resource and name")
             rt = resolve_type(type_)
             if targets and targets[-1].rt == rt:
                 targets[-1].names.append(name)
@@ -62,8 +62,8 @@ def parse_targets(words: list[str], *, verb: str = "get") -> list[Target]:
     if names and len(rts) > 1:
         raise CliError("you must specify only one resource type when giving names (or use TYPE/NAME)")
     if any("/" in n for n in names):
-        raise CliError(f"there is no need to specify a resource type as a separate argument when passing "
-                       f"arguments in resource/name form")
+        raise CliError("there is no need to specify a resource type as a separate argument when passing "
+                       "arguments in resource/name form")
     return [Target(rt, list(names)) for rt in rts]
 
 
@@ -102,12 +102,11 @@ async def fetch_table(ctx: Context, t: Target, *, label_selector: str | None = N
     answers a plain object or List, a NAME/AGE table is made from it, as kubectl does."""
     api = ctx.client
     ns = ctx.ns_for(t.rt)
-    headers = {"Accept": TABLE_ACCEPT}
     if t.names:
         merged: dict | None = None
         for name in t.names:
             try:
-                tbl = await api.request("GET", api.path(t.rt, name, namespace=ns), headers=headers)
+                tbl = await _get_table(api, api.path(t.rt, name, namespace=ns), None)
             except NotFound as e:
                 ctx.error(api_error_line(e))
                 continue
@@ -118,8 +117,18 @@ async def fetch_table(ctx: Context, t: Target, *, label_selector: str | None = N
                 merged["rows"].extend(tbl.get("rows") or [])
         return merged or printers.objects_table([])
     params = {"labelSelector": label_selector, "fieldSelector": field_selector}
-    tbl = await api.request("GET", api.path(t.rt, namespace=ns), params=params, headers=headers)
-    return as_table(tbl)
+    return as_table(await _get_table(api, api.path(t.rt, namespace=ns), params))
+
+
+async def _get_table(api, path: str, params: dict | None) -> dict:
+    """GET asking for a Table; a server that cannot make one (406, or a 5xx from a missing
+    table printer) gets asked for plain JSON, which becomes a NAME/AGE table."""
+    try:
+        return await api.request("GET", path, params=params, headers={"Accept": TABLE_ACCEPT})
+    except ApiError as e:
+        if e.code not in (406, 500, 501):
+            raise
+    return await api.request("GET", path, params=params)
 
 
 def as_table(answer: dict) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib import metadata
 
 from . import printers
-from .context import CliError, Context
+from .context import Context
 
 
 def register(sub) -> None:

@@ -79,6 +79,7 @@ class UpOptions:
     node_subnet: str = topology.DEFAULT_NODE_SUBNET
     timeout: float = 120.0
     dns: bool = True
+    etcd_storage: str = "tmpfs"  # fsync on a busy shared disk can take seconds; memory never does
 
 
 @dataclass
@@ -384,6 +385,14 @@ async def up(opts: UpOptions, write: Write = _stdout) -> int:
         build_topology(plan, record, progress)
         state.append_event(plan.lab_dir, {"source": "up", "event": "topology-ready"})
 
+        if opts.etcd_storage == "tmpfs":
+            etcd_dir = os.path.join(plan.lab_dir, plan.control_plane.name, "etcd")
+            os.makedirs(etcd_dir, exist_ok=True)
+            record["created"].setdefault("mounts", []).append(etcd_dir)
+            state.save_record(plan.lab_dir, record)
+            if etcd_dir not in state.mounts_under(etcd_dir):
+                topology.run(["mount", "-t", "tmpfs", "-o", "size=1g,mode=0700", "kubelab-etcd", etcd_dir])
+            progress.step(f"etcd data on tmpfs at {etcd_dir} (--etcd-storage disk keeps it on disk)")
         present, helps = components.probe()
         specs = components.lab_specs(plan, helps=helps, present=present)
         missing = sorted(set(components.MODULES) - present)

@@ -26,8 +26,14 @@ class ApplyError(RuntimeError):
     """The kernel refused a transaction (nothing of it was applied: transactions are atomic)."""
 
 
+COMMAND_TIMEOUT = 600.0  # iptables-restore of ~150k rules (10k services) takes minutes with iptables-nft
+
+
 def subprocess_runner(argv: Sequence[str], stdin: str | None) -> "subprocess.CompletedProcess[str]":
-    return subprocess.run(list(argv), input=stdin, capture_output=True, text=True, timeout=120)
+    try:
+        return subprocess.run(list(argv), input=stdin, capture_output=True, text=True, timeout=COMMAND_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        return subprocess.CompletedProcess(list(argv), -1, "", f"timed out after {COMMAND_TIMEOUT:g}s")
 
 
 class Backend:

@@ -177,6 +177,9 @@ def service_fragment(sp: ServicePort, endpoints: tuple[Endpoint, ...], cfg: Prox
 
     def lb_rules(eps: tuple[Endpoint, ...]) -> list[str]:
         rules = [f"ip saddr @{aff[ep]} goto {endpoint_chain(key, ep)}" for ep in eps if ep in aff]
+        # upstream's form. Measured: nft 1.0.6 parses anonymous vmaps in O(n²) over a transaction
+        # (10k services: ~50 s for a full load, vs ~1 s for plain rules); incremental syncs touch
+        # few of them and stay well under a second.
         vmap = " , ".join(f"{i} : goto {endpoint_chain(key, ep)}" for i, ep in enumerate(eps))
         rules.append(f"numgen random mod {len(eps)} vmap {{ {vmap} }}")
         return rules

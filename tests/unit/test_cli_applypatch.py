@@ -102,6 +102,17 @@ def test_without_last_applied_nothing_is_deleted():
     assert LAST_APPLIED in result["metadata"]["annotations"]
 
 
+def test_switching_strategy_drops_defaulted_rolling_update():
+    d = deployment()
+    live = live_from(d)
+    live["spec"]["strategy"] = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}
+    new = deployment()
+    new["spec"]["strategy"] = {"type": "Recreate"}
+    patch, result = apply_to(live, new)
+    assert patch["spec"]["strategy"] == {"type": "Recreate", "$retainKeys": ["type"]}
+    assert result["spec"]["strategy"] == {"type": "Recreate"}
+
+
 def test_last_applied_excludes_itself():
     d = with_last_applied(with_last_applied(deployment()))
     assert LAST_APPLIED not in json.loads(d["metadata"]["annotations"][LAST_APPLIED])["metadata"].get(

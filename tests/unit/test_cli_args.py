@@ -55,7 +55,8 @@ def test_connection_refused_line(capsys):
 
 
 @pytest.mark.parametrize("verb", ["up", "down", "status", "trace", "timeline", "logs"])
-def test_lab_verbs_are_stubs_until_built(verb, capsys):
+def test_lab_verbs_are_stubs_until_built(verb, capsys, monkeypatch):
+    monkeypatch.setattr(cli_main, "OPTIONAL_MODULES", ("not_written_yet",))  # as before kubelab.cli.lab existed
     code, out, err = run([verb, "anything"], capsys)
     assert code == 1 and out == ""
     assert err == f"kubelab {verb}: the lab is not built yet (issue 7)\n"
@@ -78,6 +79,14 @@ def test_a_lab_module_replaces_the_stubs(monkeypatch, capsys):
     assert code == 0 and out == "lab is up\n"
     code, _, err = run(["down"], capsys)
     assert code == 1 and "not built yet" in err
+
+
+def test_the_real_lab_module_registers_when_present(capsys):
+    import importlib.util
+    if importlib.util.find_spec("kubelab.cli.lab") is None:
+        pytest.skip("kubelab.cli.lab not written yet")
+    code, out, _ = run(["--help"], capsys)
+    assert code == 0 and "not built yet" not in out
 
 
 def test_global_flags_before_or_after_the_verb():
