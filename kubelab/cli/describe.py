@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from kubelab.client import NotFound
+from kubelab.client import ApiError, NotFound
 
 from . import printers
 from .context import CliError, Context, api_error_line
@@ -197,7 +197,19 @@ def _pod(page: Page, pod: dict) -> None:
     page.multi("Tolerations", [f"{t.get('key', '')}:{t.get('effect', '')}" for t in spec.get("tolerations") or []])
 
 
-def _deployment(page: Page, d: dict) -> None:
+def _rs_line(rs: dict) -> str:
+    st = rs.get("status") or {}
+    return f"{rs['metadata']['name']} ({st.get('replicas', 0)}/{(rs.get('spec') or {}).get('replicas', 0)} replicas created)"
+
+
+def _revision(rs: dict) -> int:
+    try:
+        return int(((rs.get("metadata") or {}).get("annotations") or {}).get("deployment.kubernetes.io/revision", 0))
+    except ValueError:
+        return 0
+
+
+def _deployment(page: Page, d: dict, replicasets: list[dict] | None = None) -> None:
     spec, status = d.get("spec") or {}, d.get("status") or {}
     page.kv("Selector", _selector(spec.get("selector")))
     want = spec.get("replicas", 1)
@@ -217,6 +229,15 @@ def _deployment(page: Page, d: dict) -> None:
     page.multi("Labels", _kv_list((tpl.get("metadata") or {}).get("labels")), 1)
     _containers(page, (tpl.get("spec") or {}).get("containers") or [], None, level=1)
     _conditions(page, status.get("conditions"))
+    if replicasets is not None:
+        uid = (d.get("metadata") or {}).get("uid")
+        owned = sorted((rs for rs in replicasets
+                        if any(o.get("uid") == uid for o in (rs.get("metadata") or {}).get("ownerReferences") or [])),
+                       key=_revision)
+        new = owned[-1] if owned else None
+        old = [rs for rs in owned[:-1] if (rs.get("spec") or {}).get("replicas") or (rs.get("status") or {}).get("replicas")]
+        page.kv("OldReplicaSets", ", ".join(_rs_line(rs) for rs in old) or "<none>")
+        page.kv("NewReplicaSet", _rs_line(new) if new else "<none>")
 
 
 def _replicaset(page: Page, rs: dict) -> None:
@@ -309,7 +330,7 @@ def _generic(page: Page, obj: dict) -> None:
 
 
 def describe_object(obj: dict, *, namespaced: bool, events: list[dict], endpoints: dict | None = None,
-                    now: datetime | None = None) -> str:
+                    replicasets: list[dict] | None = None, now: datetime | None = None) -> str:
     """The whole describe page of one object."""
     now = now or datetime.now(timezone.utc)
     page = Page()
@@ -318,7 +339,7 @@ def describe_object(obj: dict, *, namespaced: bool, events: list[dict], endpoint
     if kind == "Pod":
         _pod(page, obj)
     elif kind == "Deployment":
-        _deployment(page, obj)
+        _deployment(page, obj, replicasets)
     elif kind == "ReplicaSet":
         _replicaset(page, obj)
     elif kind == "Service":
@@ -348,6 +369,16 @@ async def _events_for(ctx: Context, obj: dict) -> list[dict]:
     return listed.get("items") or []
 
 
+async def _replicasets_for(ctx: Context, d: dict) -> list[dict]:
+    labels = ((d.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+    try:
+        listed = await ctx.client.list("replicasets", namespace=d["metadata"].get("namespace"),
+                                       label_selector=",".join(f"{k}={v}" for k, v in sorted(labels.items())) or None)
+    except ApiError:
+        return []
+    return listed.get("items") or []
+
+
 async def run(ctx: Context) -> int:
     args = ctx.args
     targets = parse_targets(args.args, verb="describe")
@@ -365,7 +396,9 @@ async def run(ctx: Context) -> int:
             objs = (await ctx.client.list(t.rt, namespace=ns, label_selector=args.selector))["items"]
         for obj in objs:
             obj.setdefault("kind", t.rt.kind)
-            endpoints = None
+            endpoints = replicasets = None
+            if t.rt.plural == "deployments":
+                replicasets = await _replicasets_for(ctx, obj)
             if t.rt.plural == "services":
                 try:
                     endpoints = await ctx.client.get("endpoints", obj["metadata"]["name"],
@@ -373,7 +406,7 @@ async def run(ctx: Context) -> int:
                 except NotFound:
                     endpoints = None
             pages.append(describe_object(obj, namespaced=t.rt.namespaced, events=await _events_for(ctx, obj),
-                                         endpoints=endpoints))
+                                         endpoints=endpoints, replicasets=replicasets))
     if not pages and not any(t.names for t in targets):
         where = f" in {ctx.namespace} namespace" if targets[0].rt.namespaced and not ctx.all_namespaces else ""
         raise CliError(f"No resources found{where}.", code=0, raw=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 import httpx
 
@@ -47,8 +48,7 @@ def _view(ctx: Context, t: Target, table: dict, out: printers.Output, *, prefix:
 def _no_resources(ctx: Context, targets: list[Target]) -> None:
     namespaced = any(t.rt.namespaced for t in targets)
     where = f" in {ctx.namespace} namespace" if namespaced and not ctx.all_namespaces else ""
-    ctx.error(f"No resources found{where}.")
-    ctx.failed = False  # not an error for kubectl: exit 0
+    sys.stderr.write(f"No resources found{where}.\n")  # a notice, not an error: exit 0 (kubectl's)
 
 
 async def run(ctx: Context) -> int:

@@ -181,16 +181,21 @@ def pids_in_netns(inodes: set[int]) -> list[int]:
     return sorted(out)
 
 
-def mounts_under(path: str) -> list[str]:
+def mounts_under(path: str, mountinfo: str | None = None) -> list[str]:
     """Mount points at or below `path`, deepest first (the order to unmount them)."""
+    if mountinfo is None:
+        try:
+            with open("/proc/self/mountinfo") as f:
+                mountinfo = f.read()
+        except OSError:
+            mountinfo = ""
     path = os.path.abspath(path).rstrip("/") + "/"
     found = []
-    try:
-        with open("/proc/self/mountinfo") as f:
-            for line in f:
-                mp = line.split()[4].replace("\\040", " ")
-                if (mp.rstrip("/") + "/").startswith(path):
-                    found.append(mp)
-    except OSError:
-        pass
+    for line in mountinfo.splitlines():
+        parts = line.split()
+        if len(parts) < 5:
+            continue
+        mp = parts[4].replace("\\040", " ")
+        if (mp.rstrip("/") + "/").startswith(path):
+            found.append(mp)
     return sorted(set(found), key=lambda m: (-m.count("/"), m))

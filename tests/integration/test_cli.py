@@ -343,13 +343,17 @@ def test_errors_and_exit_codes_as_subprocess(apiserver, namespace, tmp_path):
     r = cli_subprocess(apiserver, "version")
     assert r.returncode == 0 and r.stdout.startswith("Client Version: v") and "Server Version: v1.32" in r.stdout
 
+    # a kubeconfig whose context namespace becomes the CLI's default namespace
     kc = tmp_path / "kc"
-    r = cli_subprocess(apiserver, "kubeconfig", "-o", str(kc))
+    r = cli_subprocess(apiserver, "-n", namespace, "kubeconfig", "-o", str(kc))
     assert r.returncode == 0 and str(kc) in r.stdout
-    assert yaml.safe_load(kc.read_text())["clusters"][0]["cluster"]["server"] == apiserver.url
-    r = subprocess.run([sys.executable, "-m", "kubelab.cli", "--kubeconfig", str(kc), "-n", namespace,
-                        "get", "cm", "-o", "name"], capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stderr
+    cfg = yaml.safe_load(kc.read_text())
+    assert cfg["clusters"][0]["cluster"]["server"] == apiserver.url
+    httpx.post(f"{apiserver.url}/api/v1/namespaces/{namespace}/configmaps", timeout=10,
+               json={"metadata": {"name": "ctx-ns"}, "data": {}}).raise_for_status()
+    r = subprocess.run([sys.executable, "-m", "kubelab.cli", "--kubeconfig", str(kc), "get", "cm", "-o", "name"],
+                       capture_output=True, text=True, timeout=60)
+    assert (r.returncode, r.stdout) == (0, "configmap/ctx-ns\n"), r.stderr
 
 
 class LineReader:

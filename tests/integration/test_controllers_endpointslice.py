@@ -95,5 +95,9 @@ async def test_250_pods_three_slices_one_change_one_rewrite(api, namespace, cont
         rewritten = [n for n in now if now[n] != snapshot[n]]
         assert len(rewritten) == 1, f"one pod change rewrote {rewritten}"
         snapshot = now
-    ep = await api.get("endpoints", "big", namespace=ns)
-    assert len(ep["subsets"][0]["addresses"]) == 247 and len(ep["subsets"][0]["notReadyAddresses"]) == 3
+
+    async def endpoints_split():
+        ep = await api.get("endpoints", "big", namespace=ns)
+        sub = ep["subsets"][0]
+        return len(sub["addresses"]) == 247 and len(sub.get("notReadyAddresses") or []) == 3
+    await eventually(endpoints_split, timeout=10, what="Endpoints: 247 ready, 3 not ready")

@@ -183,3 +183,21 @@ def test_describe_page_pure():
     empty = describe_object({"kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"k": "v"}},
                             namespaced=True, events=[])
     assert "Events:" in empty and "<none>" in empty.splitlines()[-1]
+
+
+def test_describe_deployment_names_new_and_old_replicasets():
+    d = {"kind": "Deployment", "metadata": {"name": "demo", "namespace": "x", "uid": "U"},
+         "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "d"}},
+                  "template": {"metadata": {"labels": {"app": "d"}}, "spec": {"containers": [{"name": "w", "image": "i"}]}}}}
+
+    def rs(name, rev, n, owner="U"):
+        return {"metadata": {"name": name, "ownerReferences": [{"uid": owner, "controller": True}],
+                             "annotations": {"deployment.kubernetes.io/revision": str(rev)}},
+                "spec": {"replicas": n}, "status": {"replicas": n}}
+
+    text = describe_object(d, namespaced=True, events=[],
+                           replicasets=[rs("demo-b", 2, 2), rs("demo-a", 1, 1), rs("demo-0", 0, 0),
+                                        rs("other", 9, 1, owner="V")])
+    lines = {line.split(":")[0]: line.split(":", 1)[1].strip() for line in text.splitlines() if ":" in line}
+    assert lines["NewReplicaSet"] == "demo-b (2/2 replicas created)"
+    assert lines["OldReplicaSets"] == "demo-a (1/1 replicas created)"

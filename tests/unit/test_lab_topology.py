@@ -1,0 +1,119 @@
+"""The lab's address plan and the commands that build it (pure)."""
+
+from __future__ import annotations
+
+import pytest
+
+from kubelab.lab import components, topology
+from kubelab.lab.topology import LabPlan, PlanError, plan_lab
+
+
+def test_default_plan_addresses_and_names():
+    plan = plan_lab(name="lab", workers=2, root_dir="/var/lib/kubelab")
+    assert plan.bridge == "kl-lab" and plan.bridge_ip == "192.168.56.1" and plan.prefixlen == 24
+    assert [(n.name, n.ip, n.netns, n.host_veth) for n in plan.nodes] == [
+        ("control-plane", "192.168.56.10", "kl-lab-control-plane", "kl-lab-cp"),
+        ("worker-1", "192.168.56.11", "kl-lab-worker-1", "kl-lab-w1"),
+        ("worker-2", "192.168.56.12", "kl-lab-worker-2", "kl-lab-w2"),
+    ]
+    assert plan.api_url == "http://192.168.56.10:6443"
+    assert plan.lab_dir == "/var/lib/kubelab/lab"
+    assert [w.name for w in plan.workers] == ["worker-1", "worker-2"]
+
+
+def test_every_link_name_fits_ifnamsiz_and_carries_the_lab_name():
+    plan = plan_lab(name="abcdefgh", workers=20, root_dir="/x")
+    for name in [plan.bridge, *(n.host_veth for n in plan.nodes)]:
+        assert len(name) <= 15 and name.startswith("kl-abcdefgh")
+    assert all("abcdefgh" in n.netns for n in plan.nodes)
+
+
+@pytest.mark.parametrize("name", ["", "Lab", "9lab", "lab-1", "toolongname", "a b"])
+def test_bad_lab_names_are_refused(name):
+    with pytest.raises(PlanError, match="invalid lab name"):
+        plan_lab(name=name)
+
+
+def test_bad_inputs_are_refused():
+    with pytest.raises(PlanError, match="--workers"):
+        plan_lab(workers=-1)
+    with pytest.raises(PlanError, match="proxy-mode"):
+        plan_lab(proxy_mode="ipvs")
+    with pytest.raises(PlanError, match="too small"):
+        plan_lab(node_subnet="10.0.0.0/30")
+    with pytest.raises(PlanError, match="invalid node subnet"):
+        plan_lab(node_subnet="nope")
+
+
+def test_other_subnet():
+    plan = plan_lab(name="t", workers=1, node_subnet="10.77.0.0/24")
+    assert (plan.bridge_ip, plan.nodes[0].ip, plan.nodes[1].ip) == ("10.77.0.1", "10.77.0.10", "10.77.0.11")
+
+
+def test_plan_round_trips_through_the_state_file_format():
+    plan = plan_lab(name="rt", workers=3, root_dir="/r", proxy_mode="iptables")
+    assert LabPlan.from_dict(plan.to_dict()) == plan
+
+
+def test_node_commands_never_route_out_of_the_lab():
+    plan = plan_lab(workers=2)
+    cmds = [topology.shell(c) for n in plan.nodes for c in topology.node_commands(plan, n)]
+    cmds += [topology.shell(c) for c in topology.bridge_commands(plan)]
+    assert not any("default" in c or "MASQUERADE" in c or "masquerade" in c for c in cmds)
+    # forwarding is switched on inside the node namespaces only, never on the host
+    fwd = [c for c in cmds if "ip_forward" in c]
+    assert fwd and all(c.startswith("ip netns exec kl-lab-") for c in fwd)
+    w1 = topology.node_commands(plan, plan.nodes[1])
+    assert ["ip", "link", "add", "kl-lab-w1", "type", "veth", "peer", "name", "eth0", "netns",
+            "kl-lab-worker-1"] in w1
+    assert ["ip", "-n", "kl-lab-worker-1", "addr", "add", "192.168.56.11/24", "dev", "eth0"] in w1
+    assert ["ip", "link", "set", "kl-lab-w1", "master", "kl-lab", "up"] in w1
+
+
+def test_pod_cidr_routes_go_to_the_other_nodes_only():
+    plan = plan_lab(workers=2)
+    cmds = topology.pod_cidr_route_commands(plan, {"worker-1": "10.244.1.0/24", "worker-2": "10.244.2.0/24"})
+    text = sorted(topology.shell(c) for c in cmds)
+    assert text == [
+        "ip -n kl-lab-control-plane route replace 10.244.1.0/24 via 192.168.56.11 dev eth0",
+        "ip -n kl-lab-control-plane route replace 10.244.2.0/24 via 192.168.56.12 dev eth0",
+        "ip -n kl-lab-worker-1 route replace 10.244.2.0/24 via 192.168.56.12 dev eth0",
+        "ip -n kl-lab-worker-2 route replace 10.244.1.0/24 via 192.168.56.11 dev eth0",
+    ]
+
+
+def test_component_specs_follow_the_vm_layout():
+    plan = plan_lab(workers=2, root_dir="/var/lib/kubelab")
+    specs = components.lab_specs(plan, present=set(components.MODULES))
+    where = [(s.node, s.name, s.stage) for s in specs]
+    assert where == [
+        ("control-plane", "etcd", 0), ("control-plane", "apiserver", 1),
+        ("control-plane", "controllers", 2), ("control-plane", "scheduler", 2),
+        ("worker-1", "nodeagent", 3), ("worker-1", "proxy", 3),
+        ("worker-2", "nodeagent", 3), ("worker-2", "proxy", 3),
+    ]
+    api = next(s for s in specs if s.name == "apiserver")
+    a = list(api.argv)
+    assert a[a.index("--bind-address") + 1] == "192.168.56.10"
+    assert a[a.index("--advertise-address") + 1] == "192.168.56.10"
+    assert a[a.index("--etcd-servers") + 1] == "http://127.0.0.1:2379"
+    etcd = next(s for s in specs if s.name == "etcd")
+    assert "http://192.168.56.10:2379,http://127.0.0.1:2379" in etcd.argv
+    assert "/var/lib/kubelab/lab/control-plane/etcd" in etcd.argv
+    agent = next(s for s in specs if s.name == "nodeagent" and s.node == "worker-2")
+    b = list(agent.argv)
+    assert b[b.index("--node-ip") + 1] == "192.168.56.12"
+    assert b[b.index("--root-dir") + 1] == "/var/lib/kubelab/lab/worker-2/nodeagent"
+    proxy = next(s for s in specs if s.name == "proxy" and s.node == "worker-1")
+    assert proxy.health == "http://192.168.56.11:10256/healthz"
+    assert components.nsenter_argv(proxy)[:3] == ["nsenter", "--net=/run/netns/kl-lab-worker-1", "--"]
+
+
+def test_missing_components_are_left_out_and_optional_flags_probed():
+    plan = plan_lab(workers=1)
+    specs = components.lab_specs(plan, present={"apiserver"})
+    assert [s.name for s in specs] == ["etcd", "apiserver"]
+    helps = {"nodeagent": "  --cluster-dns CLUSTER_DNS\n  --node-ip X\n"}
+    agent = components.worker_specs(plan, plan.workers[0], helps=helps, present={"nodeagent"})[0]
+    assert "--cluster-dns" in agent.argv and "10.96.0.10" in agent.argv
+    assert "--cluster-domain" not in agent.argv
