@@ -25,14 +25,15 @@ _MISSING = object()
 
 
 def last_applied_text(obj: dict) -> str:
-    """The annotation value for `obj`: itself as compact JSON, without the annotation."""
+    """The annotation value for `obj`: itself as compact JSON with sorted keys, without the
+    annotation but with an `annotations` map (maybe empty): byte for byte what kubectl writes,
+    so kubectl and kubelab each see the other's apply as "unchanged"."""
     clean = copy.deepcopy(obj)
-    ann = (clean.get("metadata") or {}).get("annotations")
-    if isinstance(ann, dict):
-        ann.pop(LAST_APPLIED, None)
-        if not ann:
-            clean["metadata"].pop("annotations")
-    return json.dumps(clean, separators=(",", ":"), sort_keys=True) + "\n"
+    meta = clean.setdefault("metadata", {})
+    ann = meta.get("annotations") if isinstance(meta.get("annotations"), dict) else {}
+    ann.pop(LAST_APPLIED, None)
+    meta["annotations"] = ann
+    return json.dumps(clean, separators=(",", ":"), sort_keys=True, ensure_ascii=False) + "\n"
 
 
 def with_last_applied(obj: dict) -> dict:

@@ -410,5 +410,5 @@ async def run(ctx: Context) -> int:
     if not pages and not any(t.names for t in targets):
         where = f" in {ctx.namespace} namespace" if targets[0].rt.namespaced and not ctx.all_namespaces else ""
         raise CliError(f"No resources found{where}.", code=0, raw=True)
-    ctx.out("\n\n".join(pages))
+    ctx.out("\n".join(pages))
     return 0

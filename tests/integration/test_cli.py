@@ -8,6 +8,7 @@ import io
 import json
 import os
 import queue
+import shutil
 import subprocess
 import sys
 import threading
@@ -354,6 +355,30 @@ def test_errors_and_exit_codes_as_subprocess(apiserver, namespace, tmp_path):
     r = subprocess.run([sys.executable, "-m", "kubelab.cli", "--kubeconfig", str(kc), "get", "cm", "-o", "name"],
                        capture_output=True, text=True, timeout=60)
     assert (r.returncode, r.stdout) == (0, "configmap/ctx-ns\n"), r.stderr
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+def test_apply_interoperates_with_real_kubectl(kl, apiserver, tmp_path):
+    """Same last-applied annotation: each tool sees the other's apply as unchanged, and a
+    field removed from the file is removed whichever tool applied last."""
+    f = tmp_path / "app.yaml"
+    f.write_text(MANIFEST)
+    env = {**os.environ, "HOME": str(tmp_path), "KUBECACHEDIR": str(tmp_path / "cache")}
+
+    def kubectl(*args):
+        return subprocess.run(["kubectl", "--kubeconfig", apiserver.kubeconfig, "-n", kl.namespace, *args],
+                              capture_output=True, text=True, env=env, timeout=60)
+
+    r = kubectl("apply", "-f", str(f))
+    assert r.returncode == 0, r.stderr
+    assert kl("apply", "-f", str(f)).out.count(" unchanged\n") == 3
+    f.write_text(MANIFEST.replace('        - {name: B, value: "2"}\n', ""))
+    assert kl("apply", "-f", str(f)).out.startswith("deployment.apps/demo configured\n")
+    r = kubectl("apply", "-f", str(f))
+    assert r.stdout.count(" unchanged\n") == 3, r.stdout + r.stderr
+    env_list = api_get(apiserver, f"/apis/apps/v1/namespaces/{kl.namespace}/deployments/demo").json()[
+        "spec"]["template"]["spec"]["containers"][0]["env"]
+    assert env_list == [{"name": "A", "value": "1"}]
 
 
 class LineReader:

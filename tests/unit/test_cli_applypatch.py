@@ -153,3 +153,18 @@ def test_property_three_way_on_maps(old, new, extra):
 def test_property_reapplying_the_same_file_is_unchanged(applied, extra):
     live = strategic_merge(extra, applied, kind="ConfigMap")
     assert three_way_patch(applied, applied, live, kind="ConfigMap") == {}
+
+
+def test_annotation_text_is_byte_for_byte_kubectls():
+    """Captured from kubectl 1.32 `apply` of this object: same text means each tool sees the
+    other's apply as unchanged."""
+    obj = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "interop", "namespace": "t1"},
+           "spec": {"replicas": 4, "selector": {"matchLabels": {"app": "interop"}},
+                    "template": {"metadata": {"labels": {"app": "interop"}},
+                                 "spec": {"containers": [{"name": "web", "image": "nginx",
+                                                          "env": [{"name": "A", "value": "1"}]}]}}}}
+    kubectl = ('{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"annotations":{},"name":"interop",'
+               '"namespace":"t1"},"spec":{"replicas":4,"selector":{"matchLabels":{"app":"interop"}},"template":'
+               '{"metadata":{"labels":{"app":"interop"}},"spec":{"containers":[{"env":[{"name":"A","value":"1"}],'
+               '"image":"nginx","name":"web"}]}}}}\n')
+    assert with_last_applied(obj)["metadata"]["annotations"][LAST_APPLIED] == kubectl
