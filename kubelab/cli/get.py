@@ -4,13 +4,11 @@ jsonpath from the plain objects; `-w` lists then watches, printing each change a
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 import httpx
 
 from kubelab.client import Gone
-from kubelab.client.errors import error_for
 
 from . import printers
 from .context import CliError, Context
@@ -94,25 +92,6 @@ async def run(ctx: Context) -> int:
 
 # --- watch -----------------------------------------------------------------------------------
 
-async def _stream(ctx: Context, path: str, params: dict, accept: str):
-    """Watch events with a chosen Accept header. ApiClient.watch() has no header argument,
-    so this uses its httpx client directly (same connection settings)."""
-    http = ctx.client._http
-    params = {k: v for k, v in params.items() if v is not None}
-    async with http.stream("GET", path, params=params, headers={"Accept": accept},
-                           timeout=httpx.Timeout(30.0, read=None)) as resp:
-        if resp.status_code >= 400:
-            body = await resp.aread()
-            try:
-                status = json.loads(body)
-            except ValueError:
-                status = {"message": body.decode(errors="replace")[:300]}
-            raise error_for(status if isinstance(status, dict) else {}, resp.status_code)
-        async for line in resp.aiter_lines():
-            if line.strip():
-                yield json.loads(line)
-
-
 async def watch(ctx: Context, t: Target, out: printers.Output) -> int:
     args = ctx.args
     api = ctx.client
@@ -120,7 +99,6 @@ async def watch(ctx: Context, t: Target, out: printers.Output) -> int:
     if t.names:
         name_sel = f"metadata.name={t.names[0]}"
         field_selector = f"{field_selector},{name_sel}" if field_selector else name_sel
-    path = api.path(t.rt, namespace=ctx.ns_for(t.rt))
     list_target = Target(t.rt, [])
     widths: list[int] | None = None
     header_done = False
@@ -157,14 +135,11 @@ async def watch(ctx: Context, t: Target, out: printers.Output) -> int:
     rv = await relist()
     accept = TABLE_ACCEPT if out.is_table else "application/json"
     while True:
-        params = {"watch": "true", "resourceVersion": rv, "labelSelector": args.selector,
-                  "fieldSelector": field_selector, "allowWatchBookmarks": "true"}
         try:
-            async for ev in _stream(ctx, path, params, accept):
+            async for ev in api.watch(t.rt, namespace=ctx.ns_for(t.rt), resource_version=rv,
+                                      label_selector=args.selector, field_selector=field_selector, accept=accept):
                 obj = ev.get("object") or {}
                 typ = ev.get("type")
-                if typ == "ERROR":
-                    raise error_for(obj, int(obj.get("code") or 500))
                 new_rv = (obj.get("metadata") or {}).get("resourceVersion")
                 if typ != "BOOKMARK":
                     if out.is_table:

@@ -168,10 +168,11 @@ class ApiClient:
     async def watch(self, resource: str | ResourceType, *, namespace: str | None = None,
                     resource_version: str | None = None, label_selector: str | None = None,
                     field_selector: str | None = None, timeout_seconds: int | None = None,
-                    allow_bookmarks: bool = True) -> AsyncIterator[dict]:
+                    allow_bookmarks: bool = True, accept: str | None = None) -> AsyncIterator[dict]:
         """Watch events (`{"type", "object"}`) until the server ends the stream.
 
-        An ERROR event carrying a 410 is raised as `Gone` so callers relist.
+        An ERROR event carrying a 410 is raised as `Gone` so callers relist. `accept` asks
+        for another rendering, e.g. kubectl's `application/json;as=Table;v=v1;g=meta.k8s.io`.
         """
         params = {"watch": "true", "resourceVersion": resource_version, "labelSelector": label_selector,
                   "fieldSelector": field_selector, "timeoutSeconds": timeout_seconds,
@@ -179,6 +180,7 @@ class ApiClient:
         params = {k: v for k, v in params.items() if v is not None}
         read_timeout = (timeout_seconds + 30) if timeout_seconds else None
         async with self._http.stream("GET", self.path(resource, namespace=namespace), params=params,
+                                     headers={"Accept": accept} if accept else None,
                                      timeout=httpx.Timeout(30.0, read=read_timeout)) as resp:
             if resp.status_code >= 400:
                 await resp.aread()

@@ -1,0 +1,170 @@
+"""A real lab for tests and benchmarks: `kubelab up` under a unique name and its own root dir,
+and a `down` that always runs and then proves nothing is left.
+
+Each lab gets a random name (`t` + 5 hex) and its own node subnet (by default one of
+10.213.x.0/24, picked free) so a test lab never collides with a student's `lab` on
+192.168.56.0/24 nor with another run.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+from . import components, state, topology
+from .topology import LabPlan
+
+
+def free_subnet() -> str:
+    used = []
+    for r in topology.host_routes():
+        try:
+            used.append(ipaddress.ip_network(r.get("dst", ""), strict=False))
+        except ValueError:
+            continue
+    for i in range(1, 250):
+        net = ipaddress.ip_network(f"10.213.{secrets.randbelow(250) + 1}.0/24")
+        if not any(net.overlaps(u) for u in used if u.prefixlen > 0):
+            return str(net)
+    raise RuntimeError("no free 10.213.x.0/24 subnet for a test lab")
+
+
+def now_ticks() -> int:
+    """Now, in the unit of /proc/PID/stat's start time (clock ticks since boot)."""
+    with open("/proc/uptime") as f:
+        return int(float(f.read().split()[0]) * os.sysconf("SC_CLK_TCK"))
+
+
+def _comm(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace").strip()[:120]
+    except OSError:
+        return "?"
+
+
+def kubelab_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "kubelab.cli", *args]
+
+
+@dataclass
+class Lab:
+    name: str
+    root_dir: str
+    subnet: str
+    workers: int = 2
+    proxy_mode: str = "nftables"
+    home: str = ""
+    up_output: str = ""
+    up_seconds: float = 0.0
+    plan: LabPlan | None = None
+    inodes: set[int] = field(default_factory=set)
+    down_ticks: int | None = None
+
+    @classmethod
+    def create(cls, *, workers: int = 2, proxy_mode: str = "nftables", subnet: str | None = None) -> "Lab":
+        root = tempfile.mkdtemp(prefix="kubelab-lab-")
+        home = os.path.join(root, "home")
+        os.makedirs(home)
+        return cls(name="t" + secrets.token_hex(3)[:5], root_dir=os.path.join(root, "root"),
+                   subnet=subnet or free_subnet(), workers=workers, proxy_mode=proxy_mode, home=home)
+
+    @property
+    def env(self) -> dict:
+        env = {k: v for k, v in os.environ.items() if k not in ("SUDO_USER", "KUBECONFIG")}
+        env["HOME"] = self.home  # the lab's ~/.kube/config goes to a throwaway home
+        return env
+
+    def run(self, *args: str, timeout: float = 180, check: bool = True) -> subprocess.CompletedProcess:
+        p = subprocess.run(kubelab_cmd(*args), capture_output=True, text=True, timeout=timeout, env=self.env,
+                           stdin=subprocess.DEVNULL)
+        if check and p.returncode != 0:
+            raise AssertionError(f"kubelab {' '.join(args)} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
+        return p
+
+    def lab_args(self) -> list[str]:
+        return ["--name", self.name, "--root-dir", self.root_dir]
+
+    def up(self, *extra: str, timeout: float = 240) -> subprocess.CompletedProcess:
+        t0 = time.monotonic()
+        p = self.run("up", *self.lab_args(), "--workers", str(self.workers), "--proxy-mode", self.proxy_mode,
+                     "--node-subnet", self.subnet, *extra, timeout=timeout)
+        self.up_seconds = time.monotonic() - t0
+        self.up_output = p.stdout
+        self.plan = LabPlan.from_dict(state.load_record(os.path.join(self.root_dir, self.name))["plan"])
+        self.remember_namespaces()
+        return p
+
+    def remember_namespaces(self) -> None:
+        """Inodes of every node and pod netns now, to look for processes left in them later."""
+        if not self.plan:
+            return
+        for n in self.plan.nodes:
+            ino = topology.netns_inode(n.netns)
+            if ino:
+                self.inodes.add(ino)
+                for pod in topology.pod_netns_of_node(n.netns):
+                    pino = topology.netns_inode(pod)
+                    if pino:
+                        self.inodes.add(pino)
+
+    @property
+    def kubeconfig(self) -> str:
+        return components.kubeconfig_path(self.plan)
+
+    def kubectl(self, *args: str, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess:
+        p = subprocess.run(["kubectl", "--kubeconfig", self.kubeconfig, "--request-timeout=30s", *args],
+                           capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        if check and p.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
+        return p
+
+    def down(self) -> subprocess.CompletedProcess:
+        self.remember_namespaces()
+        self.down_ticks = now_ticks()
+        return self.run("down", *self.lab_args(), timeout=120, check=False)
+
+    def residue(self) -> list[str]:
+        """What of this lab is still on the machine: netns, links, routes, nft tables (in netns that
+        would still exist), processes in the lab's namespaces, mounts, the state dir."""
+        plan = self.plan or topology.plan_lab(name=self.name, workers=self.workers, root_dir=self.root_dir,
+                                              node_subnet=self.subnet)
+        from .lab import residue
+        left = residue(plan)
+        # a namespace inode is reused after the namespace is gone: only processes older than our
+        # `down` can be ours
+        for pid in state.pids_in_netns(self.inodes):
+            start = state.proc_start(pid)
+            if start is not None and self.down_ticks is not None and start < self.down_ticks:
+                left.append(f"process {pid} ({_comm(pid)})")
+        left += [f"netns {n}" for n in topology.existing_netns() if n.startswith(f"kl-{self.name}-")]
+        left += [f"link {link}" for link in topology.existing_links() if link.startswith(f"kl-{self.name}")]
+        left += [f"mount {m}" for m in state.mounts_under(self.root_dir)]
+        net = ipaddress.ip_network(self.subnet)
+        for r in topology.host_routes():
+            try:
+                if ipaddress.ip_network(r.get("dst", ""), strict=False).overlaps(net):
+                    left.append(f"route {r.get('dst')} dev {r.get('dev')}")
+            except ValueError:
+                continue
+        return sorted(set(left))
+
+    def cleanup(self) -> list[str]:
+        """Always-run teardown: `kubelab down`, then the residue list (empty when clean)."""
+        p = self.down()
+        left = self.residue()
+        if left:  # make sure the machine is clean even when the test fails
+            from .lab import teardown
+            plan = self.plan or topology.plan_lab(name=self.name, workers=self.workers, root_dir=self.root_dir,
+                                                  node_subnet=self.subnet)
+            teardown(plan, state.load_record(plan.lab_dir), keep_data=False, write=lambda s: None)
+            left.append(f"(down said: {p.stdout.strip()} {p.stderr.strip()})")
+        shutil.rmtree(os.path.dirname(self.root_dir), ignore_errors=True)
+        return left

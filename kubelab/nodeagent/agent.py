@@ -1,0 +1,693 @@
+"""The node agent (kubelab's kubelet): registers its Node, renews its Lease, watches only its
+own pods, and runs each one as a sandbox (netns + pause, wired by CNI) plus container
+processes, writing pod status only when it changes.
+
+One `PodWorker` task per pod UID drives that pod to its desired state (`sync`), woken by
+informer events, container exits (one poll loop for all), probe results and back-off timers.
+Everything the agent knows about a pod is also saved under <root>/pods/<uid>/, so a restarted
+agent re-adopts running pods instead of restarting them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import signal
+import time
+from dataclasses import dataclass, field
+
+from kubelab.client import AlreadyExists, ApiClient, ApiError, Conflict, Informer, NotFound
+from kubelab.cni.bridge import host_veth_name
+from kubelab.cni.spec import CniError
+
+from . import containers as ctr
+from . import images, podstatus, procs, routes, sandbox
+from .probes import ProbeWorker, probe_once
+from .sandbox import CniSettings, DnsSettings, Sandbox
+
+log = logging.getLogger("kubelab.nodeagent")
+
+KUBELET_VERSION = "v1.32.0"
+RUNTIME_VERSION = "kubelab://0.1.0"
+LEASE_NAMESPACE = "kube-node-lease"
+
+
+@dataclass
+class Config:
+    node_name: str
+    node_ip: str
+    root_dir: str
+    cni_conf_dir: str
+    cni_bin_dir: str
+    port: int = 10250
+    address: str = "0.0.0.0"
+    netns_prefix: str = ""
+    cluster_cidr: str | None = "10.244.0.0/16"
+    backoff_base: float = 10.0
+    lease_seconds: float = 10.0
+    dns: DnsSettings = field(default_factory=DnsSettings)
+    pod_cidr_from_node: bool = True
+    serve: bool = True
+
+    @property
+    def pods_dir(self) -> str:
+        return os.path.join(self.root_dir, "pods")
+
+    @property
+    def ipam_dir(self) -> str:
+        return os.path.join(self.root_dir, "cni", "networks")
+
+
+def microtime(ts: float | None = None) -> str:
+    ts = time.time() if ts is None else ts
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1e6):06d}Z"
+
+
+def _read(path: str, default: str = "") -> str:
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return default
+
+
+def node_info(node_name: str) -> dict:
+    """status.nodeInfo, every field filled (the official client requires them all)."""
+    machine = _read("/etc/machine-id") or "0" * 32
+    per_node = hashlib.sha256(f"{machine}/{node_name}".encode()).hexdigest()
+    os_image = "Linux"
+    for line in _read("/etc/os-release").splitlines():
+        if line.startswith("PRETTY_NAME="):
+            os_image = line.split("=", 1)[1].strip('"')
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+    return {"machineID": per_node[:32],
+            "systemUUID": f"{per_node[:8]}-{per_node[8:12]}-{per_node[12:16]}-{per_node[16:20]}-{per_node[20:32]}",
+            "bootID": _read("/proc/sys/kernel/random/boot_id"), "kernelVersion": platform.release(),
+            "osImage": os_image, "containerRuntimeVersion": RUNTIME_VERSION, "kubeletVersion": KUBELET_VERSION,
+            "kubeProxyVersion": KUBELET_VERSION, "operatingSystem": "linux", "architecture": arch}
+
+
+def capacity(root_dir: str) -> dict:
+    mem_kib = 0
+    for line in _read("/proc/meminfo").splitlines():
+        if line.startswith("MemTotal:"):
+            mem_kib = int(line.split()[1])
+    try:
+        st = os.statvfs(root_dir)
+        disk = st.f_blocks * st.f_frsize // 1024
+    except OSError:
+        disk = 0
+    return {"cpu": str(os.cpu_count() or 1), "memory": f"{mem_kib}Ki", "pods": "110",
+            "ephemeral-storage": f"{disk}Ki", "hugepages-2Mi": "0"}
+
+
+def node_status(cfg: Config, *, now: str, ready: bool = True) -> dict:
+    def cond(t: str, ok: bool, reason: str, msg: str) -> dict:
+        return {"type": t, "status": "True" if ok else "False", "reason": reason, "message": msg,
+                "lastHeartbeatTime": now, "lastTransitionTime": now}
+    cap = capacity(cfg.root_dir)
+    return {
+        "addresses": [{"type": "InternalIP", "address": cfg.node_ip}, {"type": "Hostname", "address": cfg.node_name}],
+        "capacity": cap, "allocatable": dict(cap),
+        "conditions": [cond("MemoryPressure", False, "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+                       cond("DiskPressure", False, "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+                       cond("PIDPressure", False, "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+                       cond("Ready", ready, "KubeletReady", "kubelet is posting ready status")],
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": cfg.port}},
+        "nodeInfo": node_info(cfg.node_name),
+    }
+
+
+def should_restart(policy: str, exit_code: int | None) -> bool:
+    if policy == "Never":
+        return False
+    if policy == "OnFailure":
+        return exit_code != 0
+    return True
+
+
+class PodWorker:
+    """Drives one pod (one UID) to its desired state."""
+
+    def __init__(self, agent: "NodeAgent", pod: dict, *, sb: Sandbox | None = None,
+                 adopted: dict[str, ctr.Container] | None = None) -> None:
+        self.agent = agent
+        self.pod = pod
+        self.uid = pod["metadata"]["uid"]
+        self.key = f"{pod['metadata'].get('namespace', 'default')}/{pod['metadata']['name']}"
+        self.dir = os.path.join(agent.cfg.pods_dir, self.uid)
+        self.sandbox = sb
+        self.containers: dict[str, ctr.Container] = adopted or {}
+        self.probes: dict[str, list[asyncio.Task]] = {}
+        self.etc: dict[str, str] = {}
+        self.gone = False              # the API object no longer exists
+        self.last_status: dict | None = pod.get("status") or None
+        self.error: str = ""
+        self.retry_at = 0.0
+        self.done = False
+        self.wake = asyncio.Event()
+        self.task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        for c in self.containers.values():
+            if c.running:
+                self.start_probes(c)
+        self.task = asyncio.create_task(self.run(), name=f"pod {self.key}")
+
+    def update(self, pod: dict) -> None:
+        self.pod = pod
+        self.wake.set()
+
+    def deleted(self) -> None:
+        self.gone = True
+        self.wake.set()
+
+    @property
+    def spec_containers(self) -> list[dict]:
+        return (self.pod.get("spec") or {}).get("containers") or []
+
+    def container_spec(self, name: str) -> dict:
+        for c in self.spec_containers:
+            if c.get("name") == name:
+                return c
+        return {}
+
+    # ---- the loop ----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        while not self.done:
+            self.wake.clear()
+            try:
+                if await self.sync():
+                    self.done = True
+                    break
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                log.exception("pod %s: sync failed", self.key)
+                self.error = str(e)
+                self.retry_at = time.time() + 1.0
+            delay = self.next_wakeup()
+            try:
+                await asyncio.wait_for(self.wake.wait(), delay)
+            except asyncio.TimeoutError:
+                pass
+        self.agent.forget(self)
+
+    def next_wakeup(self) -> float:
+        now = time.time()
+        times = [c.next_start for c in self.containers.values() if c.state != "running" and c.next_start > now]
+        if self.retry_at > now:
+            times.append(self.retry_at)
+        return max(0.05, min(times) - now) if times else 30.0
+
+    async def sync(self) -> bool:
+        meta = self.pod["metadata"]
+        if self.gone or meta.get("deletionTimestamp"):
+            await self.terminate()
+            return True
+        now = time.time()
+        if self.sandbox is None or not self.sandbox.alive():
+            if now < self.retry_at:
+                return False
+            if self.sandbox is not None:  # the pause died: start over, as the kubelet does
+                log.warning("pod %s: sandbox gone, recreating", self.key)
+                await self.kill_containers(0)
+                await self.teardown_sandbox()
+            try:
+                await self.create_sandbox()
+                self.error = ""
+            except Exception as e:
+                log.warning("pod %s: sandbox: %s", self.key, e)
+                self.error = f"failed to create pod sandbox: {e}"
+                self.retry_at = time.time() + 2.0
+                for cs in self.spec_containers:
+                    c = self.containers.setdefault(cs["name"], ctr.Container(cs["name"], cs.get("image", "")))
+                    c.state, c.reason, c.message = "waiting", "ContainerCreating", self.error
+                await self.write_status()
+                return False
+        policy = (self.pod.get("spec") or {}).get("restartPolicy", "Always")
+        for cs in self.spec_containers:
+            name = cs["name"]
+            c = self.containers.get(name)
+            if c is None:
+                c = self.containers[name] = ctr.Container(name, cs.get("image", ""))
+            if c.running:
+                continue
+            restarting = c.state == "terminated" or c.last_terminated is not None or c.reason == "CrashLoopBackOff"
+            if c.state == "terminated" and not should_restart(policy, c.exit_code):
+                continue
+            if restarting and now < c.next_start:
+                c.state, c.reason = "waiting", "CrashLoopBackOff"
+                delay = c.next_start - c.finished_at if c.finished_at else 0
+                c.message = f"back-off {delay:.0f}s restarting failed container={name} pod={meta['name']}_{meta.get('namespace')}({self.uid})"
+                continue
+            if c.reason == "ErrImagePull" and now < c.next_start:
+                continue
+            self.start_container(c, cs)
+        await self.write_status()
+        return False
+
+    # ---- sandbox -------------------------------------------------------------------------
+
+    async def create_sandbox(self) -> None:
+        cfg = self.agent.cfg
+        os.makedirs(self.dir, exist_ok=True)
+        sb = Sandbox(uid=self.uid, namespace=self.pod["metadata"].get("namespace", "default"),
+                     name=self.pod["metadata"]["name"],
+                     netns=os.path.join(sandbox.NETNS_DIR, cfg.netns_prefix + self.uid))
+        await sandbox.start_pause(sb, hostname=sandbox.pod_hostname(self.pod),
+                                  log_path=os.path.join(self.dir, "pause.log"))
+        sb.save(self.dir)
+        self.sandbox = sb
+        try:
+            sb.cni_result = await sandbox.cni_add(sb, self.pod, self.agent.cni)
+        except Exception:
+            await self.teardown_sandbox()
+            raise
+        sb.save(self.dir)
+        self.etc = sandbox.write_pod_files(self.dir, self.pod, sb.pod_ip, cfg.dns)
+
+    async def teardown_sandbox(self) -> None:
+        sb = self.sandbox
+        if sb is None:
+            return
+        try:
+            await sandbox.cni_del(sb, self.agent.cni)
+        except (CniError, OSError) as e:
+            log.warning("pod %s: CNI DEL: %s", self.key, e)
+        await sandbox.stop_pause(sb)
+        self.sandbox = None
+
+    # ---- containers ----------------------------------------------------------------------
+
+    def start_container(self, c: ctr.Container, cs: dict) -> None:
+        sb = self.sandbox
+        assert sb is not None
+        if not self.etc:
+            self.etc = sandbox.write_pod_files(self.dir, self.pod, sb.pod_ip, self.agent.cfg.dns)
+        env = ctr.container_env(self.pod, cs, pod_ip=sb.pod_ip, host_ip=self.agent.cfg.node_ip,
+                                hostname=sandbox.pod_hostname(self.pod))
+        if c.state == "terminated" or c.reason == "CrashLoopBackOff":
+            c.restart_count += 1
+        c.image = cs.get("image", "")
+        try:
+            ctr.start(c, cs, pod=self.pod, pod_dir=self.dir, netns=sb.netns, pause_pid=sb.pause_pid,
+                      etc=self.etc, env=env)
+        except images.ImageError as e:
+            c.state, c.reason, c.message = "waiting", "ErrImagePull", str(e)
+            c.next_start = time.time() + 5.0
+            c.save(self.dir)
+            return
+        except OSError as e:
+            c.state, c.reason, c.message = "waiting", "CreateContainerError", str(e)
+            c.next_start = time.time() + 5.0
+            c.save(self.dir)
+            return
+        c.started = "startupProbe" not in cs
+        c.ready = c.started and "readinessProbe" not in cs
+        c.save(self.dir)
+        self.start_probes(c)
+
+    def start_probes(self, c: ctr.Container) -> None:
+        self.stop_probes(c.name)
+        cs = self.container_spec(c.name)
+        tasks = []
+        for kind, key in (("startup", "startupProbe"), ("readiness", "readinessProbe"), ("liveness", "livenessProbe")):
+            probe = cs.get(key)
+            if not probe:
+                continue
+            pod_ip = self.sandbox.pod_ip if self.sandbox else None
+
+            async def attempt(probe=probe, cs=cs, pod_ip=pod_ip):
+                return await probe_once(probe, container=cs, pod_ip=pod_ip,
+                                        exec_argv=lambda cmd: ctr.exec_argv(c, cmd), env=c.env)
+
+            gate = (lambda: True) if kind == "startup" else (lambda: c.started)
+            w = ProbeWorker(kind, probe, attempt=attempt, gate=gate,
+                            on_change=lambda k, ok, msg, c=c: self.on_probe(c, k, ok, msg))
+            tasks.append(asyncio.create_task(w.run(), name=f"{kind} probe {self.key}/{c.name}"))
+        self.probes[c.name] = tasks
+
+    def stop_probes(self, name: str) -> None:
+        for t in self.probes.pop(name, []):
+            t.cancel()
+
+    def on_probe(self, c: ctr.Container, kind: str, ok: bool, message: str) -> None:
+        if not c.running or c.stopping:
+            return
+        if kind == "readiness":
+            c.ready = ok
+        elif kind == "startup" and ok:
+            c.started = True
+            c.ready = "readinessProbe" not in self.container_spec(c.name)
+        elif not ok:  # liveness or startup failed: restart the container
+            log.info("pod %s: container %s failed %s probe (%s), restarting", self.key, c.name, kind, message.strip())
+            c.ready = False
+            asyncio.create_task(self.stop_container(c, self.grace()))
+        c.save(self.dir)
+        self.wake.set()
+
+    def on_exit(self, c: ctr.Container) -> None:
+        """Called by the agent's poll loop once a running container has exited."""
+        self.stop_probes(c.name)
+        c.stopping = False
+        ran = (c.finished_at or 0) - (c.started_at or 0)
+        c.last_terminated = c.terminated()
+        if ran >= 600:
+            c.next_start = 0.0
+        else:
+            c.next_start = time.time() + ctr.backoff_delay(c.restart_count, base=self.agent.cfg.backoff_base)
+        c.save(self.dir)
+        self.wake.set()
+
+    def grace(self) -> float:
+        meta, spec = self.pod["metadata"], self.pod.get("spec") or {}
+        g = meta.get("deletionGracePeriodSeconds")
+        if g is None:
+            g = spec.get("terminationGracePeriodSeconds", 30)
+        return float(g)
+
+    async def stop_container(self, c: ctr.Container, grace: float) -> None:
+        if not c.running:
+            return
+        c.stopping = True
+        self.stop_probes(c.name)
+        ctr.signal_container(c, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while procs.alive(c.wrapper_pid, c.wrapper_start):
+            if time.monotonic() >= deadline:
+                ctr.signal_container(c, signal.SIGKILL)
+                deadline = time.monotonic() + 5.0
+            ctr.reap()
+            await asyncio.sleep(0.02)
+
+    async def kill_containers(self, grace: float) -> None:
+        running = [c for c in self.containers.values() if c.running]
+        await asyncio.gather(*(self.stop_container(c, grace) for c in running))
+        for c in running:
+            if ctr.poll_exit(c, self.dir):
+                c.last_terminated = None
+                c.save(self.dir)
+
+    async def terminate(self) -> None:
+        """Graceful stop of every container, then CNI DEL, netns removal, and the final
+        delete confirmation (grace 0) to the API server."""
+        grace = self.grace()
+        for name in list(self.probes):
+            self.stop_probes(name)
+        await self.kill_containers(grace)
+        if self.sandbox is None:
+            self.sandbox = Sandbox.load(self.dir)
+        await self.teardown_sandbox()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        if not self.gone:
+            meta = self.pod["metadata"]
+            try:
+                await self.agent.client.delete("pods", meta["name"], namespace=meta.get("namespace"),
+                                               grace_period_seconds=0, preconditions={"uid": self.uid})
+            except (NotFound, Conflict):
+                pass
+        log.info("pod %s: terminated and cleaned up", self.key)
+
+    # ---- status --------------------------------------------------------------------------
+
+    def status(self) -> dict:
+        sb = self.sandbox
+        start = podstatus.rfc3339(sb.created) if sb else (self.last_status or {}).get("startTime")
+        view = podstatus.SandboxView(ready=sb is not None and sb.cni_result is not None,
+                                     pod_ip=sb.pod_ip if sb else None, host_ip=self.agent.cfg.node_ip,
+                                     start_time=start)
+        cviews = []
+        for cs in self.spec_containers:
+            c = self.containers.get(cs["name"]) or ctr.Container(cs["name"], cs.get("image", ""))
+            cviews.append(c.view())
+        prev = self.last_status or self.pod.get("status") or {}
+        return podstatus.compute(self.pod, view, cviews, now=podstatus.rfc3339(), previous=prev)
+
+    async def write_status(self) -> None:
+        st = self.status()
+        if not podstatus.changed(self.last_status, st):
+            return
+        meta = self.pod["metadata"]
+        try:
+            await self.agent.client.patch("pods", meta["name"], {"status": st}, namespace=meta.get("namespace"),
+                                          subresource="status", patch_type="merge")
+            self.last_status = st
+            self.agent.status_writes += 1
+        except NotFound:
+            pass
+
+
+class NodeAgent:
+    def __init__(self, client: ApiClient, cfg: Config) -> None:
+        self.client = client
+        self.cfg = cfg
+        self.cni = CniSettings(conf_dir=cfg.cni_conf_dir, bin_dir=cfg.cni_bin_dir)
+        self.workers: dict[str, PodWorker] = {}
+        self.pod_informer = Informer(client, "pods", field_selector=f"spec.nodeName={cfg.node_name}")
+        self.node_informer = Informer(client, "nodes")
+        self.pod_cidr: str | None = None
+        self.status_writes = 0
+        self.ready = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+        self.server = None
+
+    # ---- node ----------------------------------------------------------------------------
+
+    async def register(self) -> dict:
+        cfg = self.cfg
+        arch = node_info(cfg.node_name)["architecture"]
+        body = {"apiVersion": "v1", "kind": "Node",
+                "metadata": {"name": cfg.node_name,
+                             "labels": {"kubernetes.io/hostname": cfg.node_name, "kubernetes.io/os": "linux",
+                                        "kubernetes.io/arch": arch, "beta.kubernetes.io/os": "linux",
+                                        "beta.kubernetes.io/arch": arch}},
+                "spec": {}, "status": node_status(cfg, now=podstatus.rfc3339())}
+        try:
+            node = await self.client.create("nodes", body)
+        except AlreadyExists:
+            node = await self.client.get("nodes", cfg.node_name)
+        return await self.client.patch("nodes", cfg.node_name, {"status": node_status(cfg, now=podstatus.rfc3339())},
+                                       subresource="status", patch_type="merge") or node
+
+    async def wait_pod_cidr(self) -> str:
+        delay = 0.1
+        while True:
+            node = await self.client.get("nodes", self.cfg.node_name)
+            cidr = (node.get("spec") or {}).get("podCIDR")
+            if cidr:
+                return cidr
+            log.info("waiting for node %s to get spec.podCIDR", self.cfg.node_name)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+    async def lease_loop(self) -> None:
+        name = self.cfg.node_name
+        while True:
+            try:
+                spec = {"holderIdentity": name, "leaseDurationSeconds": 40, "renewTime": microtime()}
+                try:
+                    await self.client.patch("leases", name, {"spec": spec}, namespace=LEASE_NAMESPACE)
+                except NotFound:
+                    node = await self.client.get("nodes", name)
+                    await self.client.create("leases", {
+                        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                        "metadata": {"name": name, "namespace": LEASE_NAMESPACE,
+                                     "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": name,
+                                                          "uid": node["metadata"]["uid"]}]},
+                        "spec": spec}, namespace=LEASE_NAMESPACE)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                log.warning("lease renewal failed: %s", e)
+            await asyncio.sleep(self.cfg.lease_seconds)
+
+    async def node_status_loop(self) -> None:
+        while True:
+            await asyncio.sleep(300)
+            try:
+                await self.client.patch("nodes", self.cfg.node_name,
+                                        {"status": node_status(self.cfg, now=podstatus.rfc3339())},
+                                        subresource="status", patch_type="merge")
+            except Exception as e:
+                log.warning("node status update failed: %s", e)
+
+    def sync_routes(self) -> None:
+        try:
+            want = routes.desired_routes(self.node_informer.store.list(), self_name=self.cfg.node_name)
+            added, removed = routes.sync(want)
+            if added or removed:
+                log.info("routes: +%s -%s", added, removed)
+        except Exception as e:
+            log.warning("route sync failed: %s", e)
+
+    # ---- pods ----------------------------------------------------------------------------
+
+    def on_pod(self, pod: dict) -> None:
+        uid = pod["metadata"]["uid"]
+        w = self.workers.get(uid)
+        if w is None:
+            if pod.get("status", {}).get("phase") in ("Succeeded", "Failed") and \
+                    not os.path.isdir(os.path.join(self.cfg.pods_dir, uid)) and \
+                    not pod["metadata"].get("deletionTimestamp"):
+                return  # finished before we (re)started: nothing to run
+            w = self.workers[uid] = PodWorker(self, pod)
+            w.start()
+        else:
+            w.update(pod)
+
+    def on_pod_deleted(self, pod: dict) -> None:
+        w = self.workers.get(pod["metadata"]["uid"])
+        if w is not None:
+            w.deleted()
+
+    def forget(self, w: PodWorker) -> None:
+        if self.workers.get(w.uid) is w:
+            del self.workers[w.uid]
+
+    def find(self, namespace: str, name: str) -> PodWorker | None:
+        for w in self.workers.values():
+            m = w.pod["metadata"]
+            if m["name"] == name and m.get("namespace", "default") == namespace and not w.done:
+                return w
+        return None
+
+    def adopt(self) -> None:
+        """Re-adopt what a previous agent left under the root dir: running pods keep running;
+        pods deleted meanwhile are cleaned up."""
+        os.makedirs(self.cfg.pods_dir, exist_ok=True)
+        by_uid = {p["metadata"]["uid"]: p for p in self.pod_informer.store.list()}
+        for uid in os.listdir(self.cfg.pods_dir):
+            d = os.path.join(self.cfg.pods_dir, uid)
+            sb = Sandbox.load(d)
+            pod = by_uid.get(uid)
+            stub = pod or {"metadata": {"uid": uid, "name": sb.name if sb else uid,
+                                        "namespace": sb.namespace if sb else "default"}, "spec": {}}
+            adopted = {}
+            for cs in (pod or {}).get("spec", {}).get("containers") or []:
+                c = ctr.Container.load(d, cs["name"])
+                if c is not None:
+                    if c.running and ctr.poll_exit(c, d):
+                        c.last_terminated = c.terminated()
+                    adopted[c.name] = c
+            if pod is None and os.path.isdir(os.path.join(d, "containers")):
+                for fn in os.listdir(os.path.join(d, "containers")):
+                    if fn.endswith(".json"):
+                        c = ctr.Container.load(d, fn[:-5])
+                        if c is not None:
+                            adopted[c.name] = c
+            w = PodWorker(self, stub, sb=sb if sb and sb.alive() else None, adopted=adopted)
+            if sb is not None and w.sandbox is None:
+                w.sandbox = sb  # dead sandbox: sync() recreates it, terminate() tears it down
+            if w.sandbox is not None and w.sandbox.cni_result is not None:
+                w.etc = {n: os.path.join(d, "etc", n) for n in ("resolv.conf", "hosts", "hostname")}
+            if pod is None:
+                w.gone = True
+            self.workers[uid] = w
+            log.info("re-adopted pod %s (%s)", w.key, "deleted meanwhile" if pod is None else "running")
+            w.start()
+
+    async def gc_orphans(self) -> None:
+        """Netns files, veths and IP allocations of pods this node no longer knows."""
+        known = set(self.workers)
+        prefix = self.cfg.netns_prefix
+        if prefix:
+            try:
+                names = os.listdir(sandbox.NETNS_DIR)
+            except FileNotFoundError:
+                names = []
+            for n in names:
+                if n.startswith(prefix) and n[len(prefix):] not in known:
+                    uid = n[len(prefix):]
+                    log.info("GC orphan netns %s", n)
+                    sb = Sandbox(uid=uid, namespace="", name=uid, netns=os.path.join(sandbox.NETNS_DIR, n))
+                    try:
+                        await sandbox.cni_del(sb, self.cni)
+                    except (CniError, OSError) as e:
+                        log.warning("GC CNI DEL %s: %s", uid, e)
+                    sandbox.release_netns(sb.netns)
+        # IP allocations: host-local style files named by address, holding the container id.
+        netdir = os.path.join(self.cfg.ipam_dir, sandbox.NETWORK_NAME)
+        if os.path.isdir(netdir):
+            for fn in os.listdir(netdir):
+                if fn.startswith(("last_reserved", "lock")):
+                    continue
+                cid = _read(os.path.join(netdir, fn)).split("\n")[0].strip()
+                if cid and cid not in known:
+                    log.info("GC orphan IP allocation %s (%s)", fn, cid)
+                    sb = Sandbox(uid=cid, namespace="", name=cid, netns="")
+                    try:
+                        await sandbox.cni_del(sb, self.cni)
+                    except (CniError, OSError) as e:
+                        log.warning("GC CNI DEL %s: %s", cid, e)
+        # veths on the bridge that belong to no known pod
+        try:
+            from pyroute2 import IPRoute
+            want = {host_veth_name(uid, self.cni.ifname) for uid in known}
+            with IPRoute() as ipr:
+                br = ipr.link_lookup(ifname="cni0")
+                if br:
+                    for link in ipr.get_links():
+                        name = link.get_attr("IFLA_IFNAME") or ""
+                        if name.startswith("veth") and link.get_attr("IFLA_MASTER") == br[0] and name not in want:
+                            log.info("GC orphan veth %s", name)
+                            ipr.link("del", index=link["index"])
+        except Exception as e:
+            log.warning("veth GC: %s", e)
+
+    async def poll_loop(self) -> None:
+        """One loop notices every container exit (children or re-adopted alike)."""
+        while True:
+            ctr.reap()
+            sandbox.reap_children()
+            for w in list(self.workers.values()):
+                for c in list(w.containers.values()):
+                    if c.running and not c.init_pid:
+                        ctr.find_init(c)
+                    if c.running and ctr.poll_exit(c, w.dir):
+                        w.on_exit(c)
+            await asyncio.sleep(0.1)
+
+    # ---- main ----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        cfg = self.cfg
+        os.makedirs(cfg.pods_dir, exist_ok=True)
+        await self.register()
+        log.info("node %s registered (InternalIP %s)", cfg.node_name, cfg.node_ip)
+        self._tasks.append(asyncio.create_task(self.lease_loop(), name="lease"))
+        self.pod_cidr = await self.wait_pod_cidr()
+        self.cni.ensure(self.pod_cidr, data_dir=cfg.ipam_dir, cluster_cidr=cfg.cluster_cidr)
+        log.info("pod CIDR %s; CNI conf dir %s", self.pod_cidr, cfg.cni_conf_dir)
+        self.node_informer.add_handler(on_add=lambda n: self.sync_routes(),
+                                       on_update=lambda o, n: self.sync_routes(),
+                                       on_delete=lambda n: self.sync_routes())
+        self._tasks.append(asyncio.create_task(self.node_informer.run(), name="node informer"))
+        self._tasks.append(asyncio.create_task(self.pod_informer.run(), name="pod informer"))
+        await self.pod_informer.wait_synced()
+        self.adopt()
+        await self.gc_orphans()
+        self.pod_informer.add_handler(on_add=self.on_pod, on_update=lambda o, n: self.on_pod(n),
+                                      on_delete=self.on_pod_deleted)
+        self._tasks.append(asyncio.create_task(self.poll_loop(), name="poll"))
+        self._tasks.append(asyncio.create_task(self.node_status_loop(), name="node status"))
+        if cfg.serve:
+            from .server import serve
+            self._tasks.append(asyncio.create_task(serve(self), name="server"))
+        self.ready.set()
+        log.info("node agent %s ready", cfg.node_name)
+        await asyncio.gather(*self._tasks)
+
+    async def close(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for w in list(self.workers.values()):
+            if w.task:
+                w.task.cancel()
+            for n in list(w.probes):
+                w.stop_probes(n)

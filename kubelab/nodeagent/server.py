@@ -1,0 +1,284 @@
+"""The node agent's HTTP API (port 10250), which the API server proxies for `pods/log` and
+`pods/exec`, as it does to the kubelet:
+
+  GET /healthz
+  GET /pods                                              the pods this node runs
+  GET /containerLogs/{ns}/{pod}/{container}?follow=&tailLines=&previous=&limitBytes=
+  WS  /exec/{ns}/{pod}/{container}?command=..&command=..&stdin=&stdout=&stderr=&tty=
+      subprotocol v5.channel.k8s.io: frames start with a channel byte (0 stdin, 1 stdout,
+      2 stderr, 3 status, 4 resize, 255 close), exactly what kubectl speaks, so the API
+      server relays frames unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import pty
+import struct
+import termios
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from . import containers as ctr
+
+if TYPE_CHECKING:
+    from .agent import NodeAgent, PodWorker
+
+log = logging.getLogger(__name__)
+
+SUBPROTOCOL = "v5.channel.k8s.io"
+STDIN, STDOUT, STDERR, STATUS, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
+
+
+def exit_status(code: int) -> dict:
+    """The channel-3 Status kubectl turns into its own exit code."""
+    if code == 0:
+        return {"metadata": {}, "status": "Success"}
+    return {"metadata": {}, "status": "Failure", "reason": "NonZeroExitCode",
+            "message": f"command terminated with non-zero exit code: exit status {code}",
+            "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]}}
+
+
+def error_status(message: str, code: int = 500) -> dict:
+    return {"metadata": {}, "status": "Failure", "message": message, "reason": "InternalError", "code": code}
+
+
+def tail_lines(data: bytes, n: int | None) -> bytes:
+    """The last `n` lines of `data` (all when n is None)."""
+    if n is None:
+        return data
+    if n <= 0:
+        return b""
+    return b"".join(data.splitlines(keepends=True)[-n:])
+
+
+async def follow_file(path: str, *, tail: int | None, follow: bool, limit: int | None,
+                      running: Callable[[], bool], poll: float = 0.1) -> AsyncIterator[bytes]:
+    """A log file's content, then (follow) what gets appended until the container stops."""
+    sent = 0
+    with open(path, "rb") as f:
+        first = tail_lines(f.read(), tail)
+        if limit is not None:
+            first = first[:limit]
+        sent += len(first)
+        if first:
+            yield first
+        while follow and (limit is None or sent < limit):
+            chunk = f.read(65536)
+            if chunk:
+                if limit is not None:
+                    chunk = chunk[:limit - sent]
+                sent += len(chunk)
+                yield chunk
+                continue
+            if not running():
+                rest = f.read()
+                if rest:
+                    yield rest
+                return
+            await asyncio.sleep(poll)
+
+
+def _flag(v: str | None) -> bool:
+    return (v or "").lower() in ("1", "true", "yes")
+
+
+def create_app(agent: "NodeAgent") -> Starlette:
+    def lookup(ns: str, pod: str, container: str) -> tuple["PodWorker", ctr.Container]:
+        w = agent.find(ns, pod)
+        if w is None:
+            raise LookupError(f'pod "{pod}" not found on node {agent.cfg.node_name}')
+        c = w.containers.get(container)
+        if c is None or not w.container_spec(container):
+            names = " ".join(cs["name"] for cs in w.spec_containers)
+            raise LookupError(f'container {container} is not valid for pod {pod} (containers: {names})')
+        return w, c
+
+    async def healthz(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    async def pods(request: Request) -> Response:
+        items = [w.pod for w in agent.workers.values() if not w.done]
+        return JSONResponse({"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items})
+
+    async def logs(request: Request) -> Response:
+        p = request.path_params
+        q = request.query_params
+        try:
+            w, c = lookup(p["namespace"], p["pod"], p["container"])
+        except LookupError as e:
+            return PlainTextResponse(str(e), status_code=404)
+        previous = _flag(q.get("previous"))
+        tail = int(q["tailLines"]) if (q.get("tailLines") or "").lstrip("-").isdigit() else None
+        limit = int(q["limitBytes"]) if (q.get("limitBytes") or "").isdigit() else None
+        if previous:
+            if c.restart_count == 0 and not (c.state == "terminated" and c.last_terminated):
+                return PlainTextResponse(f'previous terminated container "{c.name}" in pod "{p["pod"]}" not found',
+                                         status_code=400)
+            index = c.restart_count - 1 if c.running or c.state == "waiting" else c.restart_count - 1
+            path = ctr.log_path(w.dir, c.name, max(index, 0))
+            follow = False
+        else:
+            path = ctr.log_path(w.dir, c.name, c.restart_count)
+            follow = _flag(q.get("follow"))
+        if not os.path.exists(path):
+            if c.state == "waiting":
+                return PlainTextResponse(f'container "{c.name}" in pod "{p["pod"]}" is waiting to start: {c.reason}',
+                                         status_code=400)
+            return PlainTextResponse(f'log of container "{c.name}" not found', status_code=404)
+        attempt = c.restart_count
+        running = lambda: c.running and c.restart_count == attempt and not w.done  # noqa: E731
+        return StreamingResponse(follow_file(path, tail=tail, follow=follow, limit=limit, running=running),
+                                 media_type="text/plain; charset=utf-8")
+
+    async def exec_ws(ws: WebSocket) -> None:
+        offered = [s.strip() for s in ws.headers.get("sec-websocket-protocol", "").split(",") if s.strip()]
+        await ws.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
+        p = ws.path_params
+        q = ws.query_params
+        command = q.getlist("command")
+        try:
+            if not command:
+                raise LookupError("you must specify at least one command for the container")
+            w, c = lookup(p["namespace"], p["pod"], p["container"])
+            argv = ctr.exec_argv(c, command)
+        except (LookupError, RuntimeError) as e:
+            await ws.send_bytes(bytes([STATUS]) + json.dumps(error_status(str(e))).encode())
+            await ws.close()
+            return
+        await run_exec(ws, argv, env=c.env, tty=_flag(q.get("tty")), want_stdin=_flag(q.get("stdin")))
+
+    return Starlette(routes=[
+        Route("/healthz", healthz), Route("/pods", pods),
+        Route("/containerLogs/{namespace}/{pod}/{container}", logs),
+        WebSocketRoute("/exec/{namespace}/{pod}/{container}", exec_ws),
+    ])
+
+
+def _set_ctty() -> None:
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+async def run_exec(ws: WebSocket, argv: list[str], *, env: dict[str, str], tty: bool, want_stdin: bool) -> None:
+    """Run `argv` and bridge it to the v5 channel protocol until it exits."""
+    loop = asyncio.get_running_loop()
+    master = -1
+    if tty:
+        master, slave = pty.openpty()
+        proc = await asyncio.create_subprocess_exec(*argv, stdin=slave, stdout=slave, stderr=slave, env=env,
+                                                    start_new_session=True, preexec_fn=_set_ctty)
+        os.close(slave)
+    else:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, env=env, stdin=asyncio.subprocess.PIPE if want_stdin else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True)
+    out_q: asyncio.Queue[bytes | None] = asyncio.Queue()
+
+    async def pump(stream, channel: int) -> None:
+        while True:
+            data = await stream.read(65536)
+            if not data:
+                return
+            await ws.send_bytes(bytes([channel]) + data)
+
+    async def pump_pty() -> None:
+        def readable() -> None:
+            try:
+                data = os.read(master, 65536)
+            except OSError:
+                data = b""
+            if not data:
+                loop.remove_reader(master)
+            out_q.put_nowait(data or None)
+        loop.add_reader(master, readable)
+        while True:
+            data = await out_q.get()
+            if data is None:
+                return
+            await ws.send_bytes(bytes([STDOUT]) + data)
+
+    async def from_client() -> None:
+        try:
+            while True:
+                msg = await ws.receive()
+                if msg["type"] == "websocket.disconnect":
+                    break
+                data = msg.get("bytes") or (msg.get("text") or "").encode()
+                if not data:
+                    continue
+                ch, payload = data[0], data[1:]
+                if ch == STDIN and payload:
+                    if tty:
+                        os.write(master, payload)
+                    elif proc.stdin is not None:
+                        proc.stdin.write(payload)
+                        await proc.stdin.drain()
+                elif ch == RESIZE and tty:
+                    try:
+                        size = json.loads(payload)
+                        fcntl.ioctl(master, termios.TIOCSWINSZ,
+                                    struct.pack("HHHH", int(size.get("Height", 24)), int(size.get("Width", 80)), 0, 0))
+                    except (ValueError, OSError):
+                        pass
+                elif ch == CLOSE and payload[:1] == bytes([STDIN]):
+                    if tty:
+                        os.write(master, b"\x04")
+                    elif proc.stdin is not None:
+                        proc.stdin.close()
+        except (WebSocketDisconnect, RuntimeError, OSError, BrokenPipeError, ConnectionResetError):
+            pass
+        # the client went away: do not leave the command running
+        if proc.returncode is None:
+            try:
+                proc.kill()
+            except ProcessLookupError:
+                pass
+
+    reader = asyncio.create_task(from_client())
+    try:
+        if tty:
+            pumps = [asyncio.create_task(pump_pty())]
+        else:
+            pumps = [asyncio.create_task(pump(proc.stdout, STDOUT)), asyncio.create_task(pump(proc.stderr, STDERR))]
+        code = await proc.wait()
+        if tty:
+            # drain what is left in the pty, without waiting for a reader that may never end
+            await asyncio.wait(pumps, timeout=0.5)
+        else:
+            await asyncio.gather(*pumps, return_exceptions=True)
+        try:
+            await ws.send_bytes(bytes([STATUS]) + json.dumps(exit_status(code)).encode())
+            await ws.close()
+        except (RuntimeError, OSError):
+            pass
+    finally:
+        reader.cancel()
+        for t in pumps if 'pumps' in locals() else []:
+            t.cancel()
+        if master >= 0:
+            try:
+                loop.remove_reader(master)
+            except Exception:
+                pass
+            os.close(master)
+
+
+async def serve(agent: "NodeAgent") -> None:
+    import uvicorn
+    config = uvicorn.Config(create_app(agent), host=agent.cfg.address, port=agent.cfg.port, log_level="warning",
+                            lifespan="off", ws="websockets")
+    server = uvicorn.Server(config)
+    server.capture_signals = contextlib.nullcontext  # the agent owns SIGTERM
+    agent.server = server
+    await server.serve()

@@ -1,0 +1,195 @@
+"""`kubelab up/status/logs/timeline/down` on a real lab (root): one lab for the whole module.
+
+Needs only etcd + the API server + controllers + scheduler + proxy; the node agent is used
+when it exists but not required here (see test_lab_walkthrough.py for pods and traffic).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from kubelab.lab import state, topology
+from kubelab.lab.testing import Lab
+from kubelab.testing import wait_until
+
+pytestmark = [pytest.mark.e2e, pytest.mark.root]
+
+USER_KUBECONFIG = "apiVersion: v1\nkind: Config\nclusters: []\n# the student's own\n"
+
+
+def host_nft_tables() -> set[str]:
+    p = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True)
+    return set(p.stdout.splitlines())
+
+
+@pytest.fixture(scope="module")
+def lab():
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root")
+    lab = Lab.create(workers=2)
+    os.makedirs(os.path.join(lab.home, ".kube"))
+    with open(os.path.join(lab.home, ".kube", "config"), "w") as f:
+        f.write(USER_KUBECONFIG)
+    lab.host_tables_before = host_nft_tables()
+    try:
+        lab.up()
+        yield lab
+    finally:
+        if not getattr(lab, "cleaned", False):
+            left = lab.cleanup()
+            assert not left, f"lab residue after down: {left}"
+
+
+def sup(lab: Lab) -> dict:
+    return state.read_json(os.path.join(lab.plan.lab_dir, state.SUPERVISOR_FILE))
+
+
+def comp(lab: Lab, node: str, name: str) -> dict:
+    return next(c for c in sup(lab)["components"] if c["spec"]["node"] == node and c["spec"]["name"] == name)
+
+
+def test_up_shows_progress_and_a_summary(lab):
+    out = lab.up_output
+    for what in ("host bridge kl-", "control-plane: etcd started", "control-plane: etcd healthy",
+                 "control-plane: apiserver healthy", "control-plane: controllers started",
+                 "control-plane: scheduler started", "worker-1: proxy healthy", "worker-2: proxy healthy"):
+        assert what in out, what
+    assert f"Lab '{lab.name}' is up in" in out
+    assert f"API server:  http://{lab.plan.control_plane.ip}:6443" in out
+    assert "Next:" in out and "kubectl" in out
+    # etcd was healthy before the API server started, which was healthy before the controllers
+    assert out.index("etcd healthy") < out.index("apiserver started") < out.index("apiserver healthy") \
+        < out.index("controllers started")
+
+
+def test_node_network(lab):
+    plan = lab.plan
+    assert plan.bridge in topology.existing_links()
+    for n in plan.nodes:
+        addrs = json.loads(topology.run(["ip", "-n", n.netns, "-j", "-4", "addr", "show", "eth0"]).stdout)
+        assert addrs[0]["addr_info"][0]["local"] == n.ip
+        lo = json.loads(topology.run(["ip", "-n", n.netns, "-j", "link", "show", "lo"]).stdout)
+        assert "UP" in lo[0]["flags"]
+        routes = topology.run(["ip", "-n", n.netns, "route", "show"]).stdout
+        assert "default" not in routes, f"{n.name} must not route out of the lab: {routes}"
+    # node to node over the bridge, from inside the namespaces
+    cp, w2 = plan.nodes[0], plan.nodes[-1]
+    p = topology.run(["ip", "netns", "exec", cp.netns, "ping", "-c1", "-W2", w2.ip], check=False)
+    assert p.returncode == 0, p.stdout + p.stderr
+    # the host reaches the API server through the bridge, with the real kubectl
+    ns = lab.kubectl("get", "namespaces", "-o", "name").stdout.split()
+    assert "namespace/kube-system" in ns and "namespace/default" in ns
+
+
+def test_status_reports_every_component_healthy(lab):
+    p = lab.run("status", *lab.lab_args())
+    names = {(c["spec"]["node"], c["spec"]["name"]) for c in sup(lab)["components"]}
+    assert {("control-plane", "etcd"), ("control-plane", "apiserver"), ("control-plane", "controllers"),
+            ("control-plane", "scheduler"), ("worker-1", "proxy"), ("worker-2", "proxy")} <= names
+    for node, name in names:
+        row = next(line for line in p.stdout.splitlines() if line.startswith(node) and f" {name} " in line)
+        assert "running" in row, row
+    assert "supervisor running" in p.stdout
+    js = json.loads(lab.run("status", *lab.lab_args(), "-o", "json").stdout)
+    assert all(r["alive"] for r in js["components"])
+    assert next(r for r in js["components"] if r["component"] == "etcd")["health"] == "ok"
+
+
+def test_up_again_reports_the_running_lab(lab):
+    before = sup(lab)["supervisor"]
+    p = lab.run("up", *lab.lab_args(), "--node-subnet", lab.subnet, timeout=60)
+    assert "already running" in p.stdout
+    assert sup(lab)["supervisor"] == before
+
+
+def test_proxy_rules_live_inside_the_worker_namespaces(lab):
+    for w in lab.plan.workers:
+        p = topology.run(["ip", "netns", "exec", w.netns, "nft", "-s", "list", "map", "ip", "kube-proxy",
+                          "service-ips"], check=False)
+        if lab.proxy_mode == "nftables":
+            assert "10.96.0.1 . tcp . 443" in p.stdout, p.stdout + p.stderr
+
+
+def test_a_killed_component_is_restarted(lab):
+    old = comp(lab, "control-plane", "apiserver")
+    assert state.signal_proc(old["pid"], signal.SIGKILL)
+    wait_until(lambda: (c := comp(lab, "control-plane", "apiserver"))["restarts"] >= 1 and c["pid"]
+               and c["pid"] != old["pid"], timeout=30, what="the supervisor to restart the API server")
+    wait_until(lambda: lab.kubectl("get", "ns", check=False).returncode == 0, timeout=30,
+               what="the restarted API server to answer")
+    p = lab.run("status", *lab.lab_args(), check=False)
+    row = next(line for line in p.stdout.splitlines() if " apiserver " in line)
+    assert row.split()[-2] == "1", row  # RESTARTS column
+    log = lab.run("logs", "apiserver", *lab.lab_args()).stdout
+    assert "(start #2)" in log
+
+
+def test_logs(lab):
+    p = lab.run("logs", "etcd", *lab.lab_args(), "--tail", "200")
+    assert "kubelab supervisor: starting control-plane/etcd" in p.stdout
+    p = lab.run("logs", "proxy", *lab.lab_args(), "--node", "worker-2")
+    assert "==>" not in p.stdout and "starting worker-2/proxy" in p.stdout
+    p = lab.run("logs", "proxy", *lab.lab_args())  # both workers, with headers
+    assert "==> worker-1/proxy" in p.stdout and "==> worker-2/proxy" in p.stdout
+    p = lab.run("logs", "nosuch", *lab.lab_args(), check=False)
+    assert p.returncode == 1 and "no log for 'nosuch'" in p.stderr and "apiserver" in p.stderr
+
+
+def test_timeline_shows_the_boot_order(lab):
+    out = lab.run("timeline", *lab.lab_args()).stdout
+    lines = out.splitlines()
+    assert lines[0].split()[:3] == ["+SECONDS", "WHO", "WHAT"]
+    etcd = next(i for i, line in enumerate(lines) if "control-plane/etcd" in line and "process started" in line)
+    api = next(i for i, line in enumerate(lines) if "control-plane/apiserver" in line and "process started" in line)
+    ready = next(i for i, line in enumerate(lines) if "all components healthy" in line)
+    assert etcd < api < ready
+    assert any("service/default/kubernetes" in line for line in lines)
+
+
+def test_user_kubeconfig_was_backed_up(lab):
+    kc = os.path.join(lab.home, ".kube", "config")
+    with open(kc) as f:
+        assert f"server: http://{lab.plan.control_plane.ip}:6443" in f.read()
+    backups = [f for f in os.listdir(os.path.dirname(kc)) if f.startswith("config.kubelab-backup-")]
+    assert len(backups) == 1
+    with open(os.path.join(os.path.dirname(kc), backups[0])) as f:
+        assert f.read() == USER_KUBECONFIG
+
+
+def test_a_half_started_lab_is_torn_down_and_rebuilt(lab):
+    s = sup(lab)
+    orphans = [c["pid"] for c in s["components"] if c["pid"]]
+    assert state.signal_proc(s["supervisor"], signal.SIGKILL)  # the supervisor dies, components linger
+    wait_until(lambda: not state.alive(s["supervisor"]), timeout=10, what="the supervisor to die")
+    p = lab.run("up", *lab.lab_args(), "--workers", str(lab.workers), "--node-subnet", lab.subnet, timeout=240)
+    assert "half-started" in p.stdout and f"Lab '{lab.name}' is up" in p.stdout
+    assert not any(state.alive(o) for o in orphans), "the old components must be gone"
+    assert state.alive(sup(lab)["supervisor"])
+    lab.remember_namespaces()
+    wait_until(lambda: lab.kubectl("get", "ns", check=False).returncode == 0, timeout=30, what="the API")
+
+
+def test_zz_down_leaves_no_residue(lab):
+    """Last in the module: `down` removes netns, links, routes, processes, mounts, the dir,
+    restores the user's kubeconfig, and leaves the host's nftables as they were."""
+    pids = [c["pid"] for c in sup(lab)["components"] if c["pid"]]
+    t0 = time.monotonic()
+    p = lab.down()
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "nothing of it is left" in p.stdout
+    left = lab.residue()
+    assert not left, f"residue after down: {left}"
+    assert time.monotonic() - t0 < 60
+    assert not any(state.alive(p) for p in pids)
+    with open(os.path.join(lab.home, ".kube", "config")) as f:
+        assert f.read() == USER_KUBECONFIG
+    lab.cleaned = True
+    assert lab.cleanup() == []
+    new_tables = host_nft_tables() - lab.host_tables_before
+    assert not any("kube-proxy" in t or "kubelab" in t for t in new_tables), new_tables
