@@ -65,6 +65,20 @@ class Context:
         self.factory = factory
         self.recorder = recorder
         self.options = options
+        self._recorders: dict[str, EventRecorder] = {}
+
+    def recorder_for(self, component: str | None) -> EventRecorder:
+        """Events carry the loop's own source.component (`deployment-controller`, ...) as upstream's."""
+        if not component:
+            return self.recorder
+        if component not in self._recorders:
+            self._recorders[component] = EventRecorder(self.client, component, host=self.recorder.host)
+        return self._recorders[component]
+
+    def close(self) -> None:
+        self.recorder.close()
+        for r in self._recorders.values():
+            r.close()
 
 
 class Controller:
@@ -72,12 +86,13 @@ class Controller:
     and implement `sync(key)`; raising from sync retries the key with backoff."""
 
     name = "controller"
+    component: str | None = None  # events' source.component
     workers = 2
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.client = ctx.client
-        self.recorder = ctx.recorder
+        self.recorder = ctx.recorder_for(self.component)
         self.queue = WorkQueue()
         self.log = logging.getLogger(f"kubelab.controllers.{self.name}")
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 import copy
 import json
 import math
+import time
 
 from kubelab.client import AlreadyExists, Conflict, NotFound
 
 from .base import Context, Controller
 from .replicaset import controller_index
-from .util import controller_ref, fnv32a, now_iso, owner_ref_for, pod_is_terminal, safe_encode
+from .util import controller_ref, fnv32a, now_iso, owner_ref_for, parse_time, pod_is_terminal, safe_encode
 
 REVISION = "deployment.kubernetes.io/revision"
 DESIRED_REPLICAS = "deployment.kubernetes.io/desired-replicas"
@@ -25,6 +26,10 @@ HASH_LABEL = "pod-template-hash"
 
 
 # ---- pure ------------------------------------------------------------------------------
+
+def micro(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
 
 def _int_or_percent(value, total: int, *, round_up: bool) -> int:
     if value is None:
@@ -168,9 +173,16 @@ def _condition(ctype: str, status: str, reason: str, message: str, old: dict | N
     return c
 
 
+def progress_deadline(deployment: dict) -> int:
+    pds = (deployment.get("spec") or {}).get("progressDeadlineSeconds")
+    return 600 if pds is None else int(pds)
+
+
 def deployment_status(deployment: dict, new_rs: dict | None, all_rss: list[dict], *, now: str,
-                      created_new: bool = False) -> dict:
-    """The status `kubectl rollout status` understands (pure)."""
+                      created_new: bool = False, now_ts: float | None = None) -> dict:
+    """The status `kubectl rollout status` understands (pure). A rollout that has not moved
+    (no replica count changed) for progressDeadlineSeconds gets Progressing=False,
+    ProgressDeadlineExceeded, which makes `kubectl rollout status` fail, as upstream."""
     def s(rs, f):
         return int((rs.get("status") or {}).get(f) or 0)
     replicas = replicas_of(deployment)
@@ -200,8 +212,21 @@ def deployment_status(deployment: dict, new_rs: dict | None, all_rss: list[dict]
         prog = _condition("Progressing", "True", "NewReplicaSetCreated", f'Created new replica set "{rs_name}"',
                           old.get("Progressing"), now)
     elif new_rs is not None:
-        prog = _condition("Progressing", "True", "ReplicaSetUpdated", f'ReplicaSet "{rs_name}" is progressing.',
-                          old.get("Progressing"), now)
+        old_status = deployment.get("status") or {}
+        moved = any(status[k] != old_status.get(k) for k in ("replicas", "updatedReplicas", "readyReplicas",
+                                                             "availableReplicas"))
+        prev = old.get("Progressing")
+        last = parse_time((prev or {}).get("lastUpdateTime"))
+        if prev and prev.get("reason") == "ProgressDeadlineExceeded" and not moved:
+            prog = prev
+        elif not moved and last is not None and now_ts is not None and now_ts - last > progress_deadline(deployment):
+            prog = _condition("Progressing", "False", "ProgressDeadlineExceeded",
+                              f'ReplicaSet "{rs_name}" has timed out progressing.', prev, now)
+        else:
+            prog = _condition("Progressing", "True", "ReplicaSetUpdated", f'ReplicaSet "{rs_name}" is progressing.',
+                              prev, now)
+            if moved:
+                prog["lastUpdateTime"] = now
     else:
         prog = old.get("Progressing")
     status["conditions"] = [c for c in (avail, prog) if c]
@@ -244,6 +269,7 @@ def new_replicaset(deployment: dict, *, revision: int, replicas: int, collision_
 
 class DeploymentController(Controller):
     name = "deployment"
+    component = "deployment-controller"
     workers = 2
 
     def __init__(self, ctx: Context) -> None:
@@ -306,12 +332,11 @@ class DeploymentController(Controller):
             else:
                 placeholder = {"metadata": {"name": ""}, "spec": {"replicas": 0}}
                 initial = new_rs_replicas(d, placeholder, old_rss)
-            new_rs = await self._create_rs(d, revision=max_old_rev + 1, replicas=initial)
+            new_rs, created_new = await self._create_rs(d, revision=max_old_rev + 1, replicas=initial)
             if new_rs is None:
                 return
-            created_new = True
             rss.append(new_rs)
-            if initial:
+            if initial and created_new:
                 self.recorder.event(d, "Normal", "ScalingReplicaSet",
                                     f"Scaled up replica set {new_rs['metadata']['name']} from 0 to {initial}")
         elif revision_of(new_rs) <= max_old_rev:  # a rollback to an older template: it becomes newest
@@ -341,7 +366,8 @@ class DeploymentController(Controller):
         await self._cleanup(d, old_rss)
         await self._write_status(d, new_rs, rss, created_new=created_new)
 
-    async def _create_rs(self, d: dict, *, revision: int, replicas: int) -> dict | None:
+    async def _create_rs(self, d: dict, *, revision: int, replicas: int) -> tuple[dict | None, bool]:
+        """(the new ReplicaSet, whether this call created it); (None, False) on a hash collision."""
         ns = d["metadata"]["namespace"]
         cc = int((d.get("status") or {}).get("collisionCount") or 0)
         body = new_replicaset(d, revision=revision, replicas=replicas, collision_count=cc)
@@ -352,13 +378,13 @@ class DeploymentController(Controller):
             ref = controller_ref(existing)
             if ref and ref.get("uid") == d["metadata"]["uid"] and \
                     templates_equal(existing["spec"].get("template") or {}, d["spec"]["template"]):
-                return existing  # ours; the informer had not shown it yet
+                return existing, False  # ours; the informer had not shown it yet
             await self.client.patch("deployments", d["metadata"]["name"], {"status": {"collisionCount": cc + 1}},
                                     namespace=ns, subresource="status")
-            return None  # retry with the new hash when the update comes back
-        self.recorder.event(d, "Normal", "ScalingReplicaSet",
-                            f"Created new replica set {rs['metadata']['name']}") if not replicas else None
-        return rs
+            return None, False  # retry with the new hash when the update comes back
+        if not replicas:
+            self.recorder.event(d, "Normal", "ScalingReplicaSet", f"Created new replica set {rs['metadata']['name']}")
+        return rs, True
 
     async def _cleanup(self, d: dict, old_rss: list[dict]) -> None:
         limit = (d.get("spec") or {}).get("revisionHistoryLimit")
@@ -372,7 +398,12 @@ class DeploymentController(Controller):
                 pass
 
     async def _write_status(self, d: dict, new_rs: dict | None, rss: list[dict], *, created_new: bool = False) -> None:
-        status = deployment_status(d, new_rs, rss, now=now_iso(), created_new=created_new)
+        now = time.time()
+        status = deployment_status(d, new_rs, rss, now=micro(now), created_new=created_new, now_ts=now)
+        prog = next((c for c in status["conditions"] if c["type"] == "Progressing"), None)
+        if prog and prog.get("reason") == "ReplicaSetUpdated":  # look again when the deadline would pass
+            self.queue.add_after(f"{d['metadata']['namespace']}/{d['metadata']['name']}",
+                                 progress_deadline(d) + 1.0)
         if not status_differs(d.get("status") or {}, status):
             return
         try:

@@ -98,6 +98,7 @@ def _pod_service_keys(pod: dict, services) -> list[str]:
 
 class EndpointsController(Controller):
     name = "endpoints"
+    component = "endpoint-controller"
     workers = 4
 
     def __init__(self, ctx: Context) -> None:

@@ -253,6 +253,7 @@ class SliceTracker:
 
 class EndpointSliceController(Controller):
     name = "endpointslice"
+    component = "endpoint-slice-controller"
     workers = 4
 
     def __init__(self, ctx: Context) -> None:
@@ -324,8 +325,12 @@ class EndpointSliceController(Controller):
                 pass
             self.tracker.written(key, s["metadata"]["name"], None)
 
+        # new and changed slices first, deletions after: a reader never sees an endpoint vanish
+        # in between (upstream orders its writes the same way)
         results = await asyncio.gather(*(do_update(s) for s in update), *(do_create(s) for s in create),
-                                       *(do_delete(s) for s in delete), return_exceptions=True)
+                                       return_exceptions=True)
+        if not any(isinstance(r, Exception) for r in results):
+            results += await asyncio.gather(*(do_delete(s) for s in delete), return_exceptions=True)
         errors = [r for r in results if isinstance(r, Exception)]
         if errors:
             if all(isinstance(e, Conflict) for e in errors):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 from kubelab.client import ApiClient, ApiError, NotFound
 
@@ -44,8 +45,10 @@ def make_event(obj: dict, *, type_: str, reason: str, message: str, component: s
 
 
 class EventRecorder:
-    def __init__(self, client: ApiClient, component: str, *, host: str | None = None, max_queue: int = 1000) -> None:
+    def __init__(self, client: ApiClient, component: str, *, host: str | None = None, max_queue: int = 1000,
+                 busy: Callable[[], bool] | None = None) -> None:
         self.client = client
+        self.busy = busy  # while it says True, events wait: they must not slow the work they describe
         self.component = component
         self.host = host
         self._queue: asyncio.Queue = asyncio.Queue(max_queue)
@@ -56,13 +59,16 @@ class EventRecorder:
         """Record an event (non-blocking; dropped when the queue is full)."""
         try:
             self._queue.put_nowait((obj, type_, reason, message))
-        except asyncio.QueueFull:
+        except asyncio.QueueFull:  # a full queue is drained even while busy, so this is rare
             log.debug("event queue full, dropping %s %s", reason, message)
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._drain())
 
     async def _drain(self) -> None:
         while not self._queue.empty():
+            if self.busy is not None and self.busy() and not self._queue.full():
+                await asyncio.sleep(0.05)
+                continue
             obj, type_, reason, message = self._queue.get_nowait()
             try:
                 await self._write(obj, type_, reason, message)

@@ -57,6 +57,7 @@ def owner_plan(owner: dict, dependents: list[dict]) -> str:
 
 class GarbageCollector(Controller):
     name = "garbagecollector"
+    component = "garbage-collector-controller"
     workers = 4
 
     def __init__(self, ctx: Context) -> None:

@@ -105,7 +105,7 @@ async def run_controllers(client, args, names: list[str], *, component: str = "k
                           identity: str | None = None) -> None:
     """Build the selected loops on shared informers, wait for the caches, run until cancelled."""
     factory = InformerFactory(client)
-    recorder = EventRecorder(client, component, host=identity)
+    recorder = EventRecorder(client, component)  # no source.host: kubectl would print the identity
     ctx = Context(client, factory, recorder, args)
     controllers = [CONTROLLERS[n](ctx) for n in names]
     factory.start()
@@ -115,7 +115,7 @@ async def run_controllers(client, args, names: list[str], *, component: str = "k
         await asyncio.gather(*(c.run() for c in controllers))
     finally:
         await factory.stop()
-        recorder.close()
+        ctx.close()
 
 
 async def amain(args) -> int:

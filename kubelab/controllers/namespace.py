@@ -20,6 +20,7 @@ def finalize_body(ns: dict) -> dict:
 
 class NamespaceController(Controller):
     name = "namespace"
+    component = "namespace-controller"
     workers = 2
 
     def __init__(self, ctx: Context) -> None:

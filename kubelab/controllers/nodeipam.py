@@ -47,6 +47,7 @@ def used_cidrs(nodes: list[dict]) -> set[str]:
 
 class NodeIpamController(Controller):
     name = "nodeipam"
+    component = "node-ipam-controller"
     workers = 1
 
     def __init__(self, ctx: Context) -> None:

@@ -83,6 +83,7 @@ def node_index(pod: dict) -> list[str]:
 
 class NodeLifecycleController(Controller):
     name = "nodelifecycle"
+    component = "node-controller"
     workers = 2
 
     def __init__(self, ctx: Context) -> None:

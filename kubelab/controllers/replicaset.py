@@ -20,6 +20,7 @@ from .util import (condition, controller_ref, owner_ref_for, parse_time, pod_is_
 
 EXPECTATIONS_TTL = 300.0
 BURST_REPLICAS = 500
+CREATE_CONCURRENCY = 16  # requests in flight per ReplicaSet: more only queues in the HTTP pool
 
 
 class Expectations:
@@ -125,6 +126,7 @@ def controller_index(obj: dict) -> list[str]:
 
 class ReplicaSetController(Controller):
     name = "replicaset"
+    component = "replicaset-controller"
     workers = 4
 
     def __init__(self, ctx: Context) -> None:
@@ -227,10 +229,14 @@ class ReplicaSetController(Controller):
         body = pod_from_template(rs)
         created, batch, remaining = 0, 1, n
         errors: list[Exception] = []
+        slots = asyncio.Semaphore(CREATE_CONCURRENCY)
+
+        async def create_one():
+            async with slots:
+                return await self.client.create("pods", body, namespace=ns)
         while remaining > 0 and not errors:  # slow start: 1, 2, 4, ... (a bad template fails once, not n times)
             size = min(batch, remaining)
-            results = await asyncio.gather(*(self.client.create("pods", body, namespace=ns) for _ in range(size)),
-                                           return_exceptions=True)
+            results = await asyncio.gather(*(create_one() for _ in range(size)), return_exceptions=True)
             for r in results:
                 if isinstance(r, Exception):
                     errors.append(r)

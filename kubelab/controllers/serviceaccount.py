@@ -13,6 +13,7 @@ def default_service_account(namespace: str) -> dict:
 
 class ServiceAccountController(Controller):
     name = "serviceaccount"
+    component = "service-account-controller"
     workers = 1
 
     def __init__(self, ctx: Context) -> None:

@@ -120,7 +120,10 @@ class FakeNodeAgent:
         ip = self._ip_for(pod)
         status = {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}], "hostIP": "192.168.56.11",
                   "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": now},
-                                 {"type": "ContainersReady", "status": "True", "lastTransitionTime": now}]}
+                                 {"type": "ContainersReady", "status": "True", "lastTransitionTime": now}],
+                  "containerStatuses": [{"name": c["name"], "image": c.get("image", ""), "ready": True, "started": True,
+                                         "restartCount": 0, "state": {"running": {"startedAt": now}}}
+                                        for c in pod["spec"].get("containers") or []]}
         try:
             await self.api.patch("pods", pod["metadata"]["name"], {"status": status},
                                  namespace=pod["metadata"]["namespace"], subresource="status", patch_type="strategic")

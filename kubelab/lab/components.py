@@ -77,6 +77,17 @@ def node_dir(plan: LabPlan, node: NodePlan) -> str:
     return os.path.join(plan.lab_dir, node.name)
 
 
+def node_resolv_conf(plan: LabPlan, node: NodePlan) -> str:
+    return os.path.join(node_dir(plan, node), "resolv.conf")
+
+
+NODE_RESOLV_CONF = """# kubelab: the node's resolv.conf. Nothing in the lab resolves through the machine's
+# real resolvers; names outside the cluster do not resolve (no upstream).
+nameserver 127.0.0.1
+options ndots:1
+"""
+
+
 def _optional(flags: dict[str, list[str]], helps: str) -> list[str]:
     out: list[str] = []
     for flag, argv in flags.items():
@@ -136,8 +147,14 @@ def worker_specs(plan: LabPlan, node: NodePlan, *, helps: dict[str, str] | None 
             argv=(py, "-m", MODULES["nodeagent"], "--kubeconfig", kc, "--node-name", node.name,
                   "--node-ip", node.ip, "--root-dir", os.path.join(node_dir(plan, node), "nodeagent"),
                   *_optional({"--cluster-dns": ["--cluster-dns", plan.dns_ip],
-                              "--cluster-domain": ["--cluster-domain", plan.cluster_domain]},
-                             helps.get("nodeagent", "")))))
+                              "--cluster-domain": ["--cluster-domain", plan.cluster_domain],
+                              "--cluster-cidr": ["--cluster-cidr", plan.pod_cidr],
+                              # pod namespaces carry the lab's name too: kl-<lab>-<node>-<pod uid>
+                              "--netns-prefix": ["--netns-prefix", f"{node.netns}-"],
+                              # dnsPolicy Default must not reach the machine's real resolvers
+                              "--resolv-conf": ["--resolv-conf", node_resolv_conf(plan, node)]},
+                             helps.get("nodeagent", ""))),
+            health=f"http://{node.ip}:10250/healthz"))
     if "proxy" in present:
         specs.append(ComponentSpec(
             name="proxy", node=node.name, netns=node.netns, stage=NODE_STAGE,

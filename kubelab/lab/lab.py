@@ -268,16 +268,31 @@ async def wait_nodes_ready(api: ApiClient, plan: LabPlan, names: list[str], *, t
     return await wait_for(ready, timeout=timeout, what=f"nodes Ready: {', '.join(names)}")
 
 
-def ensure_pod_routes(plan: LabPlan, nodes: dict[str, dict]) -> list[str]:
-    """Routes to other nodes' pod CIDRs, added only where the node agent has not (host-gw style)."""
+def missing_pod_routes(plan: LabPlan, nodes: dict[str, dict]) -> list[list[str]]:
     cidrs = {name: (n.get("spec") or {}).get("podCIDR") for name, n in nodes.items()}
-    added = []
+    missing = []
     for cmd in topology.pod_cidr_route_commands(plan, {k: v for k, v in cidrs.items() if v}):
         ns, cidr = cmd[2], cmd[5]
-        have = topology.run(["ip", "-n", ns, "route", "show", cidr], check=False).stdout.strip()
-        if not have:
-            topology.run(cmd)
-            added.append(topology.shell(cmd))
+        if not topology.run(["ip", "-n", ns, "route", "show", cidr], check=False).stdout.strip():
+            missing.append(cmd)
+    return missing
+
+
+async def ensure_pod_routes(plan: LabPlan, nodes: dict[str, dict], *, wait: float = 10.0) -> list[str]:
+    """Routes to other nodes' pod CIDRs (host-gw style). The node agent adds them itself; the lab
+    only fills in what is still missing after `wait` seconds (e.g. on the control plane, which
+    runs no node agent)."""
+    deadline = time.monotonic() + wait
+    while True:
+        missing = missing_pod_routes(plan, nodes)
+        workers_missing = [c for c in missing if c[2] != plan.control_plane.netns]
+        if not workers_missing or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.2)
+    added = []
+    for cmd in missing:
+        topology.run(cmd)
+        added.append(topology.shell(cmd))
     return added
 
 
@@ -358,6 +373,8 @@ async def up(opts: UpOptions, write: Write = _stdout) -> int:
             raise LabError(f"`{tool}` is not installed (apt-get install iproute2 util-linux etcd-server)")
     progress = Progress(write)
     existing = state.load_record(plan.lab_dir)
+    if existing and existing.get("phase") == "down" and not residue_by_name(plan):
+        existing = None  # stopped with --keep-data: start again on its data
     if existing:
         old = LabPlan.from_dict(existing["plan"])
         whole, problems = lab_health(old, existing)
@@ -398,6 +415,10 @@ async def up(opts: UpOptions, write: Write = _stdout) -> int:
         missing = sorted(set(components.MODULES) - present)
         for m in missing:
             progress.step(f"{m}: not built yet (no `python -m {components.MODULES[m]}`), skipped")
+        for node in plan.nodes:
+            os.makedirs(components.node_dir(plan, node), exist_ok=True)
+            with open(components.node_resolv_conf(plan, node), "w") as f:
+                f.write(components.NODE_RESOLV_CONF)
         kc_text = render(server=plan.api_url, name=f"kubelab-{plan.name}")
         kc_path = components.kubeconfig_path(plan)
         with open(kc_path, "w") as f:
@@ -454,7 +475,7 @@ async def settle(api: ApiClient, plan: LabPlan, present: set[str], opts: UpOptio
                 ns = {n["metadata"]["name"]: n for n in (await api.list("nodes"))["items"]}
                 return ns if all((ns[w].get("spec") or {}).get("podCIDR") for w in workers) else None
             nodes = await wait_for(have_cidrs, timeout=opts.timeout, what="pod CIDRs on every worker")
-            for line in ensure_pod_routes(plan, nodes):
+            for line in await ensure_pod_routes(plan, nodes):
                 progress.step(f"route added: {line}")
             progress.step("pod CIDRs: " + ", ".join(f"{w} {nodes[w]['spec']['podCIDR']}" for w in workers),
                           time.monotonic() - t)
@@ -545,11 +566,11 @@ def teardown(plan: LabPlan, record: dict | None, *, keep_data: bool, write: Writ
     node_ns = [n.netns for n in plan.nodes if n.netns in topology.existing_netns()]
     pod_ns = sorted({p for ns in node_ns for p in topology.pod_netns_of_node(ns)})
     inodes = {i for i in (topology.netns_inode(n) for n in node_ns + pod_ns) if i}
-    for pid in state.pids_in_netns(inodes):
-        p = state.proc_id(pid)
-        if p:
-            state.stop_proc(p, timeout=3.0)
-            write(f"  stopped pid {pid} (left running in a lab namespace)")
+    left_running = [p for p in (state.proc_id(pid) for pid in state.pids_in_netns(inodes)) if p]
+    if left_running:
+        state.stop_many(left_running, timeout=3.0)
+        write(f"  stopped {len(left_running)} process(es) left in the lab's namespaces (pods): "
+              f"{', '.join(str(p.pid) for p in left_running)}")
     for m in state.mounts_under(plan.lab_dir):
         topology.run(["umount", "-l", m], check=False)
         write(f"  unmounted {m}")
@@ -578,7 +599,8 @@ def teardown(plan: LabPlan, record: dict | None, *, keep_data: bool, write: Writ
             record["supervisor"] = None
             record["kubeconfig"] = None
             state.save_record(plan.lab_dir, record)
-        write(f"  kept {plan.lab_dir} (etcd data, logs)")
+        on_tmpfs = any(m.endswith("/etcd") for m in (record or {}).get("created", {}).get("mounts", []))
+        write(f"  kept {plan.lab_dir} (logs" + (", not etcd's data: it was on tmpfs)" if on_tmpfs else ", etcd data)"))
     elif os.path.isdir(plan.lab_dir):
         shutil.rmtree(plan.lab_dir, ignore_errors=True)
         write(f"  removed {plan.lab_dir}")

@@ -162,6 +162,20 @@ def stop_proc(p: ProcId | dict, *, timeout: float = 5.0) -> None:
         time.sleep(0.05)
 
 
+def stop_many(procs: list[ProcId | dict], *, timeout: float = 5.0) -> None:
+    """`stop_proc` for several at once: SIGTERM all, one shared wait, SIGKILL what is left."""
+    sent = [p for p in procs if signal_proc(p, signal.SIGTERM)]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(alive(p) for p in sent):
+        time.sleep(0.05)
+    for p in sent:
+        if alive(p):
+            signal_proc(p, signal.SIGKILL)
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline and any(alive(p) for p in sent):
+        time.sleep(0.05)
+
+
 def pids_in_netns(inodes: set[int]) -> list[int]:
     """Processes whose network namespace is one of `inodes`: everything running "on" a node.
     Nobody but the lab enters the lab's namespaces, so these are all ours."""

@@ -152,6 +152,9 @@ def node_commands(plan: LabPlan, node: NodePlan) -> list[list[str]]:
         ["ip", "link", "set", node.host_veth, "master", plan.bridge, "up"],
         ["ip", "-n", ns, "addr", "add", f"{node.ip}/{plan.prefixlen}", "dev", "eth0"],
         ["ip", "-n", ns, "link", "set", "eth0", "up"],
+        # no default route, so a node process talking to a ClusterIP needs a route for the
+        # lookup that precedes the proxy's DNAT in OUTPUT (VMs have it from their default route)
+        ["ip", "-n", ns, "route", "add", plan.service_cidr, "dev", "eth0"],
         ["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1"],
     ]
 

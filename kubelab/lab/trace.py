@@ -262,6 +262,11 @@ def _run(cmd: list[str], timeout: float = 10.0) -> str:
     return p.stdout if p.returncode == 0 else ""
 
 
+def first_line(text: str) -> str:
+    """`ip route get` prints a second line ("cache"): keep the route itself."""
+    return " ".join(text.strip().splitlines()[0].split()) if text.strip() else ""
+
+
 def pod_netns_with_ip(node_netns: str, ip: str) -> str | None:
     for ns in topology.pod_netns_of_node(node_netns):
         out = _run(["ip", "-n", ns, "-j", "-4", "addr", "show"])
@@ -280,13 +285,23 @@ def pod_resolv_conf(ns_name: str) -> tuple[str | None, str | None]:
     inode = topology.netns_inode(ns_name)
     if not inode:
         return None, f"namespace {ns_name} not found"
-    for pid in state.pids_in_netns({inode}):
+    def own_mounts(pid: int) -> bool:  # a container (own mount ns, resolv.conf bound in), not the pause
+        try:
+            return os.stat(f"/proc/{pid}/ns/mnt").st_ino != os.stat("/proc/self/ns/mnt").st_ino
+        except OSError:
+            return False
+    pids = sorted(state.pids_in_netns({inode}), key=lambda p: not own_mounts(p))
+    if not pids:
+        return None, f"no process running in {ns_name}"
+    for pid in pids:
+        if not own_mounts(pid):
+            break
         try:
             with open(f"/proc/{pid}/root/etc/resolv.conf") as f:
                 return f.read(), None
         except OSError:
             continue
-    return None, f"no process running in {ns_name}"
+    return None, f"no container process with its own /etc in {ns_name}"
 
 
 def veth_to(node_netns: str, pod_ns: str) -> tuple[str | None, str | None]:
@@ -403,7 +418,7 @@ async def capture(api: ApiClient, plan: LabPlan, *, pod: str, namespace: str, ta
                                 node=(dpod.get("spec") or {}).get("nodeName"))
     if node:
         cmd = ["ip", "-n", node.netns, "route", "get", dest_ip]
-        out = _run(cmd)
+        out = first_line(_run(cmd))
         c["route"] = {"node": node.name, "dst": dest_ip, "cmd": f"sudo {topology.shell(cmd)}", "output": out,
                       "parsed": parse_route_get(out)}
     dnode_name = c["destination"].get("node")
@@ -415,7 +430,7 @@ async def capture(api: ApiClient, plan: LabPlan, *, pod: str, namespace: str, ta
         cmd = ["ip", "-n", dnode.netns, "route", "get", dest_ip]
         dpod_ns = pod_netns_with_ip(dnode.netns, dest_ip)
         veth, bridge = veth_to(dnode.netns, dpod_ns) if dpod_ns else (None, None)
-        c["arrival"] = {"node": dnode.name, "route_cmd": f"sudo {topology.shell(cmd)}", "route_output": _run(cmd),
+        c["arrival"] = {"node": dnode.name, "route_cmd": f"sudo {topology.shell(cmd)}", "route_output": first_line(_run(cmd)),
                         "pod_netns": dpod_ns, "veth": veth, "bridge": bridge,
                         "veth_cmd": f"sudo ip -n {dnode.netns} link show master {bridge or 'cni0'}"}
     return c
@@ -442,16 +457,17 @@ def capture_rules(plan: LabPlan, netns: str, node: str, ip: str, proto: str, por
         rules["entry"], rules["endpoints"] = iptables_service(text, ip, proto, port)
     eps = rules.get("endpoints") or []
     if eps:
-        chosen, how = pick_endpoint(netns, ip, port, client_ip, [d for _, d in eps])
+        chosen, how = pick_endpoint(netns, ip, port, client_ip, [d for _, d in eps], proto=proto)
         rules["chosen"], rules["chosen_how"] = chosen, how
     return rules
 
 
-def pick_endpoint(netns: str, ip: str, port: int, client_ip: str | None, dests: list[str]) -> tuple[str, str]:
+def pick_endpoint(netns: str, ip: str, port: int, client_ip: str | None, dests: list[str], *,
+                  proto: str = "tcp") -> tuple[str, str]:
     """Which endpoint a connection from this pod went to: the node's conntrack says, if the pod
     talked to the Service recently; otherwise the random choice is not made yet."""
     if client_ip:
-        out = _run(["ip", "netns", "exec", netns, "conntrack", "-L", "-s", client_ip, "-d", ip,
+        out = _run(["ip", "netns", "exec", netns, "conntrack", "-L", "-p", proto, "-s", client_ip, "-d", ip,
                     "--dport", str(port)], timeout=5)
         for line in out.splitlines():
             srcs = re.findall(r"src=([\d.]+)", line)

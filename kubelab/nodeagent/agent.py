@@ -130,6 +130,22 @@ def should_restart(policy: str, exit_code: int | None) -> bool:
     return True
 
 
+def gc_veths(keep: set[str], bridge: str = "cni0") -> list[str]:
+    """Delete veths on `bridge` not named in `keep` (run in a thread: pyroute2 is sync)."""
+    from pyroute2 import IPRoute
+    removed = []
+    with IPRoute() as ipr:
+        br = ipr.link_lookup(ifname=bridge)
+        if not br:
+            return removed
+        for link in ipr.get_links():
+            name = link.get_attr("IFLA_IFNAME") or ""
+            if name.startswith("veth") and link.get_attr("IFLA_MASTER") == br[0] and name not in keep:
+                ipr.link("del", index=link["index"])
+                removed.append(name)
+    return removed
+
+
 class PodWorker:
     """Drives one pod (one UID) to its desired state."""
 
@@ -259,7 +275,8 @@ class PodWorker:
         os.makedirs(self.dir, exist_ok=True)
         sb = Sandbox(uid=self.uid, namespace=self.pod["metadata"].get("namespace", "default"),
                      name=self.pod["metadata"]["name"],
-                     netns=os.path.join(sandbox.NETNS_DIR, cfg.netns_prefix + self.uid))
+                     netns=os.path.join(sandbox.NETNS_DIR, cfg.netns_prefix + self.uid),
+                     grace=float((self.pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30)))
         await sandbox.start_pause(sb, hostname=sandbox.pod_hostname(self.pod),
                                   log_path=os.path.join(self.dir, "pause.log"))
         sb.save(self.dir)
@@ -454,6 +471,7 @@ class NodeAgent:
         self.pod_cidr: str | None = None
         self.status_writes = 0
         self.ready = asyncio.Event()
+        self._routes_dirty = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self.server = None
 
@@ -518,13 +536,22 @@ class NodeAgent:
                 log.warning("node status update failed: %s", e)
 
     def sync_routes(self) -> None:
-        try:
-            want = routes.desired_routes(self.node_informer.store.list(), self_name=self.cfg.node_name)
-            added, removed = routes.sync(want)
-            if added or removed:
-                log.info("routes: +%s -%s", added, removed)
-        except Exception as e:
-            log.warning("route sync failed: %s", e)
+        self._routes_dirty.set()
+
+    async def routes_loop(self) -> None:
+        """Debounced: informer events mark the routes dirty; pyroute2 works in a thread."""
+        while True:
+            await self._routes_dirty.wait()
+            self._routes_dirty.clear()
+            try:
+                want = routes.desired_routes(self.node_informer.store.list(), self_name=self.cfg.node_name)
+                added, removed = await asyncio.to_thread(routes.sync, want)
+                if added or removed:
+                    log.info("routes: +%s -%s", added, removed)
+            except Exception as e:
+                log.warning("route sync failed: %s", e)
+                await asyncio.sleep(1.0)
+                self._routes_dirty.set()
 
     # ---- pods ----------------------------------------------------------------------------
 
@@ -567,7 +594,8 @@ class NodeAgent:
             sb = Sandbox.load(d)
             pod = by_uid.get(uid)
             stub = pod or {"metadata": {"uid": uid, "name": sb.name if sb else uid,
-                                        "namespace": sb.namespace if sb else "default"}, "spec": {}}
+                                        "namespace": sb.namespace if sb else "default"},
+                             "spec": {"terminationGracePeriodSeconds": sb.grace if sb else 30}}
             adopted = {}
             for cs in (pod or {}).get("spec", {}).get("containers") or []:
                 c = ctr.Container.load(d, cs["name"])
@@ -627,16 +655,9 @@ class NodeAgent:
                         log.warning("GC CNI DEL %s: %s", cid, e)
         # veths on the bridge that belong to no known pod
         try:
-            from pyroute2 import IPRoute
             want = {host_veth_name(uid, self.cni.ifname) for uid in known}
-            with IPRoute() as ipr:
-                br = ipr.link_lookup(ifname="cni0")
-                if br:
-                    for link in ipr.get_links():
-                        name = link.get_attr("IFLA_IFNAME") or ""
-                        if name.startswith("veth") and link.get_attr("IFLA_MASTER") == br[0] and name not in want:
-                            log.info("GC orphan veth %s", name)
-                            ipr.link("del", index=link["index"])
+            for name in await asyncio.to_thread(gc_veths, want):
+                log.info("GC orphan veth %s", name)
         except Exception as e:
             log.warning("veth GC: %s", e)
 
@@ -667,6 +688,7 @@ class NodeAgent:
         self.node_informer.add_handler(on_add=lambda n: self.sync_routes(),
                                        on_update=lambda o, n: self.sync_routes(),
                                        on_delete=lambda n: self.sync_routes())
+        self._tasks.append(asyncio.create_task(self.routes_loop(), name="routes"))
         self._tasks.append(asyncio.create_task(self.node_informer.run(), name="node informer"))
         self._tasks.append(asyncio.create_task(self.pod_informer.run(), name="pod informer"))
         await self.pod_informer.wait_synced()

@@ -208,6 +208,7 @@ class Sandbox:
     pause_pid: int = 0              # the pause program, PID 1 of the pod's PID namespace
     pause_start: int = 0
     cni_result: dict[str, Any] | None = None
+    grace: float = 30.0             # terminationGracePeriodSeconds, for a pod deleted while we were down
     created: float = field(default_factory=time.time)
 
     @property

@@ -277,7 +277,7 @@ async def run_exec(ws: WebSocket, argv: list[str], *, env: dict[str, str], tty: 
 async def serve(agent: "NodeAgent") -> None:
     import uvicorn
     config = uvicorn.Config(create_app(agent), host=agent.cfg.address, port=agent.cfg.port, log_level="warning",
-                            lifespan="off", ws="websockets")
+                            lifespan="off", ws="websockets-sansio")
     server = uvicorn.Server(config)
     server.capture_signals = contextlib.nullcontext  # the agent owns SIGTERM
     agent.server = server

@@ -79,6 +79,8 @@ class NodeInfo:
     requested: Resources = Resources()
     pods: dict[str, dict] = field(default_factory=dict)  # pod key -> pod
     known: bool = True  # False: only pods told us of this node; the Node itself not seen yet
+    owners: dict[str, int] = field(default_factory=dict)  # controller uid -> pods here (for spreading)
+    _alloc: tuple = (None, None)
 
     @property
     def name(self) -> str:
@@ -86,7 +88,10 @@ class NodeInfo:
 
     @property
     def allocatable(self) -> Resources:
-        return node_allocatable(self.node)
+        """Parsed once per Node object (decisions run per pod per node: parsing shows in profiles)."""
+        if self._alloc[0] is not self.node:
+            self._alloc = (self.node, node_allocatable(self.node))
+        return self._alloc[1]
 
 
 # ---- filters ---------------------------------------------------------------------------

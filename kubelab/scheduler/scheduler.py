@@ -20,7 +20,7 @@ from kubelab.client.workqueue import ShutDown
 from kubelab.controllers.events import EventRecorder
 
 from .filters import NodeInfo, Resources, filter_node, fit_error_message, pod_requests
-from .scores import DEFAULT_MEMORY, DEFAULT_MILLI_CPU, score_nodes
+from .scores import DEFAULT_MEMORY, DEFAULT_MILLI_CPU, owner_uid, score_nodes
 
 log = logging.getLogger("kubelab.scheduler")
 
@@ -83,6 +83,9 @@ class SchedulerCache:
             self.nonzero.setdefault(node, Resources())
         ni.requested = ni.requested + req
         ni.pods[key] = pod
+        uid = owner_uid(pod)
+        if uid:
+            ni.owners[uid] = ni.owners.get(uid, 0) + 1
         self.nonzero[node] = self.nonzero.get(node, Resources()) + nz
 
     def remove_pod(self, key: str) -> None:
@@ -94,7 +97,12 @@ class SchedulerCache:
         ni = self.infos.get(node)
         if ni is not None:
             ni.requested = ni.requested - req
-            ni.pods.pop(key, None)
+            pod = ni.pods.pop(key, None)
+            uid = owner_uid(pod) if pod else None
+            if uid and ni.owners.get(uid):
+                ni.owners[uid] -= 1
+                if not ni.owners[uid]:
+                    del ni.owners[uid]
         self.nonzero[node] = self.nonzero.get(node, Resources()) - nz
 
     def assume(self, pod: dict, node: str) -> None:
@@ -127,14 +135,15 @@ def choose_node(pod: dict, cache: SchedulerCache, rng: random.Random | None = No
 
 
 class Scheduler:
-    def __init__(self, client: ApiClient, *, scheduler_name: str = DEFAULT_SCHEDULER, bind_concurrency: int = 32,
+    def __init__(self, client: ApiClient, *, scheduler_name: str = DEFAULT_SCHEDULER, bind_concurrency: int = 8,
                  retry_interval: float = 15.0) -> None:
         self.client = client
         self.name = scheduler_name
         self.cache = SchedulerCache()
         self.queue = WorkQueue(base_delay=0.1, max_delay=10.0)
         self.unschedulable: set[str] = set()
-        self.recorder = EventRecorder(client, scheduler_name)
+        self.recorder = EventRecorder(client, scheduler_name, max_queue=5000,
+                                      busy=lambda: len(self.queue) > 0 or len(self._binds) > 0)
         self.pods = Informer(client, "pods")
         self.nodes = Informer(client, "nodes")
         self._bind_slots = asyncio.Semaphore(bind_concurrency)

@@ -41,7 +41,7 @@ def spread_counts(pod: dict, infos: list[NodeInfo]) -> dict[str, int]:
     uid = owner_uid(pod)
     if uid is None:
         return {ni.name: 0 for ni in infos}
-    return {ni.name: sum(1 for p in ni.pods.values() if owner_uid(p) == uid) for ni in infos}
+    return {ni.name: ni.owners.get(uid, 0) for ni in infos}
 
 
 def spread_score(count: int, max_count: int) -> float:

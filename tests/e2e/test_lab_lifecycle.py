@@ -78,10 +78,11 @@ def test_node_network(lab):
         assert "UP" in lo[0]["flags"]
         routes = topology.run(["ip", "-n", n.netns, "route", "show"]).stdout
         assert "default" not in routes, f"{n.name} must not route out of the lab: {routes}"
-    # node to node over the bridge, from inside the namespaces
+    # node to node over the bridge, from inside the namespaces: a worker asks etcd's health
     cp, w2 = plan.nodes[0], plan.nodes[-1]
-    p = topology.run(["ip", "netns", "exec", cp.netns, "ping", "-c1", "-W2", w2.ip], check=False)
-    assert p.returncode == 0, p.stdout + p.stderr
+    p = topology.run(["ip", "netns", "exec", w2.netns, "curl", "-sS", "--noproxy", "*", "-m", "5",
+                      f"http://{cp.ip}:2379/health"], check=False)
+    assert p.returncode == 0 and '"health":"true"' in p.stdout.replace(" ", ""), p.stdout + p.stderr
     # the host reaches the API server through the bridge, with the real kubectl
     ns = lab.kubectl("get", "namespaces", "-o", "name").stdout.split()
     assert "namespace/kube-system" in ns and "namespace/default" in ns

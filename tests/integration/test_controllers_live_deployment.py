@@ -107,9 +107,12 @@ async def test_deployment_lifecycle(api, namespace, components):
         async def endpoints_are(ready, not_ready):
             return await addresses(api, ns, "web") == (ready, not_ready, ready, not_ready)
         await eventually(lambda: endpoints_are(want_ready, want_not), timeout=10, what="endpoints = ready IPs")
-        slice_ = (await api.list("endpointslices", namespace=ns, label_selector="kubernetes.io/service-name=web"))
-        assert len(slice_["items"]) == 1, slice_["items"]
-        (s,) = slice_["items"]
+
+        async def one_slice():  # the empty placeholder made before any pod was ready is gone
+            items = (await api.list("endpointslices", namespace=ns,
+                                    label_selector="kubernetes.io/service-name=web"))["items"]
+            return len(items) == 1 and items
+        (s,) = await eventually(one_slice, timeout=10, what="a single EndpointSlice")
         assert s["metadata"]["labels"]["endpointslice.kubernetes.io/managed-by"] == "endpointslice-controller.k8s.io"
         assert s["ports"] == [{"name": "http", "port": 8080, "protocol": "TCP"}]  # named targetPort resolved
         assert {e["nodeName"] for e in s["endpoints"]} <= set(nodes)
@@ -184,12 +187,16 @@ async def test_deployment_lifecycle(api, namespace, components):
         assert sorted(rs["spec"]["replicas"] for rs in rss) == [0, 3]
         assert {rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"] for rs in rss} == {"1", "2"}
 
-        events = (await api.list("events", namespace=ns))["items"]
-        reasons = {(e["involvedObject"]["kind"], e["reason"]) for e in events}
-        assert ("Deployment", "ScalingReplicaSet") in reasons and ("ReplicaSet", "SuccessfulCreate") in reasons
-        assert ("Pod", "Scheduled") in reasons
+        want = {("Deployment", "ScalingReplicaSet"), ("ReplicaSet", "SuccessfulCreate"), ("Pod", "Scheduled")}
+
+        async def events_recorded():  # events are best effort and asynchronous
+            events = (await api.list("events", namespace=ns))["items"]
+            return want <= {(e["involvedObject"]["kind"], e["reason"]) for e in events} and events
+        events = await eventually(events_recorded, timeout=10, what="events for what the controllers did")
         sample = next(e for e in events if e["reason"] == "ScalingReplicaSet")
-        assert sample["source"]["component"] and sample["count"] >= 1 and sample["firstTimestamp"]
+        assert sample["source"]["component"] == "deployment-controller"
+        assert sample["count"] >= 1 and sample["firstTimestamp"] and sample["type"] == "Normal"
+        assert next(e for e in events if e["reason"] == "Scheduled")["source"]["component"] == "default-scheduler"
 
         # delete the deployment: its ReplicaSets and pods go (the agent confirms pod deletions)
         await api.delete("deployments", "web", namespace=ns)

@@ -91,9 +91,11 @@ async def test_heartbeats_stop_node_unknown_pods_leave_endpoints_then_evicted(ap
             return bool(p["metadata"].get("deletionTimestamp"))
         await eventually(evicted, timeout=15, what="pod on the dead node evicted")
         assert not (await api.get("pods", "web-1", namespace=ns))["metadata"].get("deletionTimestamp")
-        events = (await api.list("events", namespace="default"))["items"] + \
-            (await api.list("events", namespace=ns))["items"]
-        assert any(e["reason"] == "NodeNotReady" for e in events)
+
+        async def node_event():
+            events = (await api.list("events", namespace="default"))["items"]
+            return any(e["reason"] == "NodeNotReady" and e["involvedObject"]["name"] == nodes[0] for e in events)
+        await eventually(node_event, timeout=10, what="a NodeNotReady event")
     finally:
         await agent.stop()
         for n in nodes:

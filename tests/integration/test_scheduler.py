@@ -100,8 +100,11 @@ async def test_spread_taints_selector_resources_and_retry(api, namespace, schedu
     assert cond["reason"] == "Unschedulable"
     assert cond["message"].startswith("0/3 nodes are available: 1 node(s) had untolerated taint "
                                       "{node-role.kubernetes.io/control-plane: }, 2 Insufficient cpu."), cond["message"]
-    events = (await api.list("events", namespace=ns))["items"]
-    assert any(e["reason"] == "FailedScheduling" and e["involvedObject"]["name"] == "big" for e in events)
+
+    async def failed_event():  # events are written when the scheduler is idle
+        events = (await api.list("events", namespace=ns))["items"]
+        return any(e["reason"] == "FailedScheduling" and e["involvedObject"]["name"] == "big" for e in events)
+    await eventually(failed_event, timeout=10, what="a FailedScheduling event")
 
     # a node that fits appears: the pod is retried and bound there
     w3 = await nodes(f"{ns}-w3", cpu="4", labels={"pool": pool})

@@ -68,6 +68,7 @@ def test_node_commands_never_route_out_of_the_lab():
             "kl-lab-worker-1"] in w1
     assert ["ip", "-n", "kl-lab-worker-1", "addr", "add", "192.168.56.11/24", "dev", "eth0"] in w1
     assert ["ip", "link", "set", "kl-lab-w1", "master", "kl-lab", "up"] in w1
+    assert ["ip", "-n", "kl-lab-worker-1", "route", "add", "10.96.0.0/12", "dev", "eth0"] in w1
 
 
 def test_pod_cidr_routes_go_to_the_other_nodes_only():
@@ -113,7 +114,9 @@ def test_missing_components_are_left_out_and_optional_flags_probed():
     plan = plan_lab(workers=1)
     specs = components.lab_specs(plan, present={"apiserver"})
     assert [s.name for s in specs] == ["etcd", "apiserver"]
-    helps = {"nodeagent": "  --cluster-dns CLUSTER_DNS\n  --node-ip X\n"}
+    helps = {"nodeagent": "  --cluster-dns CLUSTER_DNS\n  --node-ip X\n  [--netns-prefix NETNS_PREFIX]\n"}
     agent = components.worker_specs(plan, plan.workers[0], helps=helps, present={"nodeagent"})[0]
-    assert "--cluster-dns" in agent.argv and "10.96.0.10" in agent.argv
-    assert "--cluster-domain" not in agent.argv
+    a = list(agent.argv)
+    assert a[a.index("--cluster-dns") + 1] == "10.96.0.10"
+    assert a[a.index("--netns-prefix") + 1] == "kl-lab-worker-1-"  # pod netns carry the lab's name
+    assert "--cluster-domain" not in a and "--resolv-conf" not in a  # not in that agent's --help

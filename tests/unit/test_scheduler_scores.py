@@ -29,7 +29,7 @@ def test_least_requested_prefers_emptier():
 
 def test_spread_prefers_nodes_without_siblings():
     a, b = NodeInfo(node("a")), NodeInfo(node("b"))
-    a.pods["ns/x"] = pod("x")
+    a.owners["rs1"] = 1  # one sibling already on a
     s = score_nodes(pod("y"), [a, b], {})
     assert s["b"] > s["a"]
     assert spread_score(0, 0) == 100 and spread_score(2, 2) == 0
@@ -57,8 +57,9 @@ def test_cache_confirm_and_remove_keep_accounting():
     cache.assume(p, "a")
     cache.confirm({**p, "spec": {**p["spec"], "nodeName": "a"}})
     assert "ns/p0" not in cache.assumed and cache.infos["a"].requested.pods == 1
+    assert cache.infos["a"].owners == {"rs1": 1}
     cache.remove_pod("ns/p0")
-    assert cache.infos["a"].requested == Resources(0, 0, 0)
+    assert cache.infos["a"].requested == Resources(0, 0, 0) and cache.infos["a"].owners == {}
 
 
 def test_unschedulable_message_and_control_plane():

@@ -1,0 +1,102 @@
+"""`python -m kubelab.nodeagent`: kubelab's kubelet for one node.
+
+Several agents can share a host (the lab runs each inside its own node network namespace,
+e.g. `nsenter --net=/run/netns/<node> python -m kubelab.nodeagent ...`): every path is per
+node (root dir, netns name prefix, CNI conf dir, IPAM data dir). Stopping the agent leaves
+its pods running; the next agent re-adopts them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import logging
+import os
+import signal
+import sys
+
+from kubelab.client import KubeconfigError, add_connection_args, connect
+
+from .agent import Config, NodeAgent
+from .sandbox import DnsSettings
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m kubelab.nodeagent", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_connection_args(p)
+    p.add_argument("--node-name", required=True, help="this node's name (the Node object)")
+    p.add_argument("--node-ip", required=True, help="this node's InternalIP (other nodes route pods via it)")
+    p.add_argument("--root-dir", default=None, help="state dir (default /var/lib/kubelab/nodeagent/<node>)")
+    p.add_argument("--cni-conf-dir", default=None, help="CNI conf dir (default <root-dir>/cni/net.d; "
+                   "/etc/cni/net.d on VMs); the node's conflist is written there if absent")
+    p.add_argument("--cni-bin-dir", default=None, help="CNI plugin dir (default <root-dir>/cni/bin; "
+                   "kubelab-bridge and kubelab-ipam are linked in if missing)")
+    p.add_argument("--pod-cidr-from-node", action="store_true", default=True,
+                   help="take the pod CIDR from the Node's spec.podCIDR, waiting for it (the default)")
+    p.add_argument("--cluster-cidr", default="10.244.0.0/16", help="pod network, not masqueraded")
+    p.add_argument("--cluster-dns", default="10.96.0.10", help="nameserver for dnsPolicy ClusterFirst")
+    p.add_argument("--cluster-domain", default="cluster.local")
+    p.add_argument("--resolv-conf", default="/etc/resolv.conf", help="the node's resolv.conf (dnsPolicy Default)")
+    p.add_argument("--address", default="0.0.0.0", help="address of the logs/exec API")
+    p.add_argument("--port", type=int, default=10250, help="port of the logs/exec API")
+    p.add_argument("--netns-prefix", default=None, help="pod netns name prefix (default '<node>-')")
+    p.add_argument("--backoff-base", type=float, default=10.0, help="CrashLoopBackOff initial delay, seconds")
+    p.add_argument("--lease-seconds", type=float, default=10.0, help="Lease renewal interval")
+    p.add_argument("-v", "--verbose", action="store_true")
+    args = p.parse_args(argv)
+    try:
+        ipaddress.ip_address(args.node_ip)
+    except ValueError:
+        p.error(f"--node-ip {args.node_ip!r} is not an IP address")
+    return args
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    root = args.root_dir or os.path.join("/var/lib/kubelab/nodeagent", args.node_name)
+    return Config(node_name=args.node_name, node_ip=args.node_ip, root_dir=os.path.abspath(root),
+                  cni_conf_dir=args.cni_conf_dir or os.path.join(root, "cni", "net.d"),
+                  cni_bin_dir=args.cni_bin_dir or os.path.join(root, "cni", "bin"), port=args.port,
+                  address=args.address,
+                  netns_prefix=args.netns_prefix if args.netns_prefix is not None else f"{args.node_name}-",
+                  cluster_cidr=args.cluster_cidr or None, backoff_base=args.backoff_base,
+                  lease_seconds=args.lease_seconds,
+                  dns=DnsSettings(cluster_dns=args.cluster_dns, cluster_domain=args.cluster_domain,
+                                  node_resolv=args.resolv_conf))
+
+
+async def amain(args: argparse.Namespace) -> int:
+    client = await connect(args, user_agent=f"kubelab-nodeagent/{args.node_name}")
+    agent = NodeAgent(client, config_from_args(args))
+    main = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, main.cancel)
+    try:
+        await agent.run()
+    except asyncio.CancelledError:
+        logging.getLogger("kubelab.nodeagent").info("stopping (pods keep running)")
+    finally:
+        await agent.close()
+        await client.aclose()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    if os.geteuid() != 0:
+        print("kubelab.nodeagent: must run as root (network namespaces, mounts)", file=sys.stderr)
+        return 1
+    try:
+        return asyncio.run(amain(args))
+    except KubeconfigError as e:
+        print(f"kubelab.nodeagent: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
