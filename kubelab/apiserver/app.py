@@ -7,7 +7,6 @@ low. Every error leaves as a Kubernetes Status.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -15,14 +14,14 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.responses import PlainTextResponse, Response, StreamingResponse
 
-from kubelab.resources import RESOURCES, ResourceType
+from kubelab.resources import BY_PLURAL, RESOURCES, ResourceType
 
-from . import discovery
+from . import discovery, nodeproxy
 from . import status as st
 from .bootstrap import bootstrap
 from .metrics import Metrics
@@ -142,7 +141,7 @@ def decode_body(body: bytes, content_type: str) -> dict:
             raise st.bad_request(f"error decoding YAML: {e}") from None
     else:
         raise st.StatusError(415, "the body of the request was in an unknown format - accepted media types "
-                                  f"include: application/json, application/yaml, application/vnd.kubernetes.protobuf")
+                                  "include: application/json, application/yaml, application/vnd.kubernetes.protobuf")
     if not isinstance(obj, dict):
         raise st.bad_request("the body of the request was in an unknown format: expected a JSON object")
     return obj
@@ -306,9 +305,10 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
                                                               options=options))
             raise st.StatusError(405, "the server does not allow this method on the requested resource")
         # single object
-        if t.sub in ("log", "exec"):
-            raise st.StatusError(503, f"pods/{t.sub} needs a node agent API on the pod's node, which this "
-                                      f"cluster has not wired yet", reason="ServiceUnavailable")
+        if t.sub == "log" and method == "GET":
+            return await nodeproxy.pod_log(request, namespace=t.namespace, name=t.name, get_object=get_object)
+        if t.sub == "exec":
+            raise st.bad_request("pods/exec needs a WebSocket upgrade (subprotocol v5.channel.k8s.io)")
         if method == "GET":
             if t.sub == "scale":
                 return _json(await registry.get_scale(rt, t.namespace, t.name))
@@ -358,6 +358,13 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
                 await events.aclose()
 
         return StreamingResponse(stream(), media_type=JSON_CT)
+
+    async def get_object(plural: str, namespace: str | None, name: str) -> dict:
+        return await registry.get(BY_PLURAL[plural], namespace, name)
+
+    @app.websocket("/api/v1/namespaces/{namespace}/pods/{name}/exec")
+    async def pod_exec(websocket: WebSocket, namespace: str, name: str):
+        await nodeproxy.pod_exec(websocket, namespace=namespace, name=name, get_object=get_object)
 
     @app.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
     async def unknown(path: str):

@@ -17,7 +17,7 @@ from kubelab.client import AlreadyExists, Conflict, NotFound
 
 from .base import Context, Controller
 from .replicaset import controller_index
-from .util import controller_ref, fnv32a, now_iso, owner_ref_for, parse_time, pod_is_terminal, safe_encode
+from .util import controller_ref, fnv32a, owner_ref_for, parse_time, pod_is_terminal, safe_encode
 
 REVISION = "deployment.kubernetes.io/revision"
 DESIRED_REPLICAS = "deployment.kubernetes.io/desired-replicas"
@@ -282,6 +282,7 @@ class DeploymentController(Controller):
         self.rss.add_handler(on_add=self._rs_changed, on_update=lambda o, n: self._rs_changed(n),
                              on_delete=self._rs_changed)
         self.pods.add_handler(on_delete=self._pod_deleted)
+        self._deadlines: dict[str, float] = {}
 
     def _rs_changed(self, rs: dict) -> None:
         ref = controller_ref(rs)
@@ -401,9 +402,10 @@ class DeploymentController(Controller):
         now = time.time()
         status = deployment_status(d, new_rs, rss, now=micro(now), created_new=created_new, now_ts=now)
         prog = next((c for c in status["conditions"] if c["type"] == "Progressing"), None)
-        if prog and prog.get("reason") == "ReplicaSetUpdated":  # look again when the deadline would pass
-            self.queue.add_after(f"{d['metadata']['namespace']}/{d['metadata']['name']}",
-                                 progress_deadline(d) + 1.0)
+        key = f"{d['metadata']['namespace']}/{d['metadata']['name']}"
+        if prog and prog.get("reason") == "ReplicaSetUpdated" and self._deadlines.get(key, 0) < time.monotonic():
+            self._deadlines[key] = time.monotonic() + progress_deadline(d) + 1.0  # look again then
+            self.queue.add_after(key, progress_deadline(d) + 1.0)
         if not status_differs(d.get("status") or {}, status):
             return
         try:

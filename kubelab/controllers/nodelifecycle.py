@@ -96,9 +96,12 @@ class NodeLifecycleController(Controller):
         self.leases = ctx.factory.informer("leases", namespace=LEASE_NAMESPACE)
         self.pods = ctx.factory.informer("pods", indexers={"node": node_index})
         self.seen: dict[str, tuple[tuple, float]] = {}  # node -> (heartbeat, when we saw it change)
-        self.nodes.add_handler(on_add=self.enqueue, on_update=lambda o, n: self.enqueue(n),
-                               on_delete=lambda n: self.seen.pop(n["metadata"]["name"], None))
+        self.nodes.add_handler(on_add=self.enqueue, on_update=lambda o, n: self.enqueue(n), on_delete=self._node_deleted)
         self.leases.add_handler(on_add=self._lease, on_update=lambda o, n: self._lease(n))
+
+    def _node_deleted(self, node: dict) -> None:
+        self.seen.pop(node["metadata"]["name"], None)
+        self.enqueue(node)
 
     def _lease(self, lease: dict) -> None:
         if self.nodes.store.get(lease["metadata"]["name"]) is not None:
@@ -113,6 +116,7 @@ class NodeLifecycleController(Controller):
     async def sync(self, key: str) -> None:
         node = self.nodes.store.get(key)
         if node is None:
+            await self._orphaned_pods(key)
             return
         lease = self.leases.store.get(f"{LEASE_NAMESPACE}/{key}")
         beat = heartbeat_of(node, lease)
@@ -143,6 +147,18 @@ class NodeLifecycleController(Controller):
                 self.queue.add_after(key, max(self.eviction - (time.time() - since), 0.05))
         elif mono - prev[1] <= self.grace:
             self.queue.add_after(key, self.grace - (mono - prev[1]) + 0.05)
+
+    async def _orphaned_pods(self, node_name: str) -> None:
+        """Pods bound to a Node that no longer exists have no agent to confirm their deletion:
+        force-delete them, as upstream's pod GC does."""
+        for pod in self.pods.store.by_index("node", node_name):
+            try:
+                await self.client.delete("pods", pod["metadata"]["name"], namespace=pod["metadata"]["namespace"],
+                                         grace_period_seconds=0, preconditions={"uid": pod["metadata"]["uid"]})
+                self.log.info("deleted pod %s/%s: its node %s is gone", pod["metadata"]["namespace"],
+                              pod["metadata"]["name"], node_name)
+            except (NotFound, Conflict):
+                pass
 
     async def _mark_unknown(self, node: dict) -> dict | None:
         body = copy.deepcopy(node)

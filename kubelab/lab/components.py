@@ -156,18 +156,26 @@ def worker_specs(plan: LabPlan, node: NodePlan, *, helps: dict[str, str] | None 
                              helps.get("nodeagent", ""))),
             health=f"http://{node.ip}:10250/healthz"))
     if "proxy" in present:
-        specs.append(ComponentSpec(
-            name="proxy", node=node.name, netns=node.netns, stage=NODE_STAGE,
-            argv=(py, "-m", MODULES["proxy"], "--kubeconfig", kc, "--node-name", node.name,
-                  "--mode", plan.proxy_mode, "--cluster-cidr", plan.pod_cidr,
-                  "--service-cidr", plan.service_cidr),
-            health=f"http://{node.ip}:10256/healthz"))
+        specs.append(proxy_spec(plan, node))
     return specs
+
+
+def proxy_spec(plan: LabPlan, node: NodePlan) -> ComponentSpec:
+    return ComponentSpec(
+        name="proxy", node=node.name, netns=node.netns, stage=NODE_STAGE,
+        argv=(sys.executable, "-m", MODULES["proxy"], "--kubeconfig", kubeconfig_path(plan), "--node-name", node.name,
+              "--mode", plan.proxy_mode, "--cluster-cidr", plan.pod_cidr, "--service-cidr", plan.service_cidr),
+        health=f"http://{node.ip}:10256/healthz")
 
 
 def lab_specs(plan: LabPlan, *, helps: dict[str, str] | None = None,
               present: set[str] | None = None) -> list[ComponentSpec]:
+    """Control plane first; it also runs a proxy (as kube-proxy's DaemonSet does on kubeadm
+    control planes) so NodePorts answer on every node IP and ClusterIPs work from it."""
+    present = set(MODULES) if present is None else present
     specs = control_plane_specs(plan, helps=helps, present=present)
+    if "proxy" in present:
+        specs.append(proxy_spec(plan, plan.control_plane))
     for w in plan.workers:
         specs += worker_specs(plan, w, helps=helps, present=present)
     return specs

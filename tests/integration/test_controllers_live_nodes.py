@@ -8,6 +8,7 @@ import ipaddress
 
 import pytest
 
+from kubelab.client import NotFound
 from kubelab.controllers.simulation import FakeNodeAgent, create_node, spawn_component
 from kubelab.testing import eventually, start_apiserver, start_etcd
 
@@ -96,10 +97,26 @@ async def test_heartbeats_stop_node_unknown_pods_leave_endpoints_then_evicted(ap
             events = (await api.list("events", namespace="default"))["items"]
             return any(e["reason"] == "NodeNotReady" and e["involvedObject"]["name"] == nodes[0] for e in events)
         await eventually(node_event, timeout=10, what="a NodeNotReady event")
+
+        # the dead node is deleted: its pods have no agent left to confirm, they are force-deleted
+        await api.delete("nodes", nodes[0])
+        await eventually(lambda: _pod_gone(api, ns, "web-0"), timeout=10, what="pods of a deleted node removed")
+        assert (await api.get("pods", "web-1", namespace=ns))["spec"]["nodeName"] == nodes[1]
     finally:
         await agent.stop()
         for n in nodes:
-            await api.delete("nodes", n)
+            try:
+                await api.delete("nodes", n)
+            except NotFound:
+                pass
+
+
+async def _pod_gone(api, ns, name):
+    try:
+        await api.get("pods", name, namespace=ns)
+        return False
+    except NotFound:
+        return True
 
 
 async def _eq(coro, want):

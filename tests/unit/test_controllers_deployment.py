@@ -131,3 +131,22 @@ def test_status_in_progress():
     assert c2["Available"]["status"] == "False"
     assert c2["Available"]["lastTransitionTime"] == "later"
     assert c2["Progressing"]["lastTransitionTime"] == "t"  # still True: transition time kept
+
+
+def test_progress_deadline_exceeded_when_nothing_moves():
+    import time as _t
+    d = dep(3, 1, 0)
+    d["spec"]["progressDeadlineSeconds"] = 30
+    new, old = rs("web-new", 1, available=0), rs("web-old", 3)
+    t0 = 1_000_000.0
+    iso = lambda t: _t.strftime("%Y-%m-%dT%H:%M:%SZ", _t.gmtime(t))  # noqa: E731
+    st = deployment_status(d, new, [new, old], now=iso(t0), now_ts=t0)
+    d = {**d, "status": st}
+    same = deployment_status(d, new, [new, old], now=iso(t0 + 10), now_ts=t0 + 10)
+    assert {c["type"]: c for c in same["conditions"]}["Progressing"]["status"] == "True"
+    late = deployment_status(d, new, [new, old], now=iso(t0 + 31), now_ts=t0 + 31)
+    prog = {c["type"]: c for c in late["conditions"]}["Progressing"]
+    assert (prog["status"], prog["reason"]) == ("False", "ProgressDeadlineExceeded")
+    moved_new = rs("web-new", 1, available=1)
+    moving = deployment_status(d, moved_new, [moved_new, old], now=iso(t0 + 31), now_ts=t0 + 31)
+    assert {c["type"]: c for c in moving["conditions"]}["Progressing"]["status"] == "True"

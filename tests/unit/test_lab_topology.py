@@ -89,7 +89,7 @@ def test_component_specs_follow_the_vm_layout():
     where = [(s.node, s.name, s.stage) for s in specs]
     assert where == [
         ("control-plane", "etcd", 0), ("control-plane", "apiserver", 1),
-        ("control-plane", "controllers", 2), ("control-plane", "scheduler", 2),
+        ("control-plane", "controllers", 2), ("control-plane", "scheduler", 2), ("control-plane", "proxy", 3),
         ("worker-1", "nodeagent", 3), ("worker-1", "proxy", 3),
         ("worker-2", "nodeagent", 3), ("worker-2", "proxy", 3),
     ]
