@@ -304,22 +304,32 @@ class Registry:
 
     async def update(self, rt: ResourceType, namespace: str | None, name: str, body: dict, *,
                      subresource: str | None = None, dry_run: bool = False) -> dict:
-        self._check_type(rt, body) if subresource is None else None
-        if not isinstance(body, dict):
+        """PUT. With `metadata.resourceVersion` it is a compare-and-swap (stale → 409); without,
+        it replaces whatever is current, retrying if someone writes in between."""
+        if subresource is None:
+            self._check_type(rt, body)
+        elif not isinstance(body, dict):
             raise st.bad_request("the body of the request was in an unknown format")
         meta = body.get("metadata") or {}
         if meta.get("name") and meta["name"] != name:
             raise st.bad_request(f"the name of the object ({meta['name']}) does not match the name on the URL ({name})")
         expected = meta.get("resourceVersion") or None
-        entry = await self._get_entry(rt, namespace, name)
-        if expected is not None and _parse_rv(expected) != entry.mod_revision:
-            raise st.conflict(rt, name)
-        new = self._merge_update(rt, entry.obj, body, subresource)
-        return await self._write(rt, namespace, name, entry, new, dry_run=dry_run,
-                                 strict_revision=expected is not None)
+        for _ in range(_MAX_CAS_RETRIES):
+            entry = await self._get_entry(rt, namespace, name)
+            if expected is not None and _parse_rv(expected) != entry.mod_revision:
+                raise st.conflict(rt, name)
+            new = self._merge_update(rt, entry.obj, body, subresource)
+            try:
+                return await self._write(rt, namespace, name, entry, new, dry_run=dry_run)
+            except _CasLost:
+                if expected is not None:
+                    raise st.conflict(rt, name) from None
+        raise st.conflict(rt, name, "too many concurrent changes; try again")
 
     async def patch(self, rt: ResourceType, namespace: str | None, name: str, body: bytes, content_type: str, *,
                     subresource: str | None = None, dry_run: bool = False, field_manager: str | None = None) -> dict:
+        """PATCH: applied to the current object and written back, re-read and re-applied when
+        someone wrote in between (a patch carrying a resourceVersion is a 409 instead)."""
         for _ in range(_MAX_CAS_RETRIES):
             try:
                 entry = await self._get_entry(rt, namespace, name)
@@ -339,14 +349,12 @@ class Registry:
                 raise st.StatusError(422, "the patch produced an object that is not a JSON object")
             if subresource == "scale":
                 return await self._write_scale(rt, namespace, name, entry, patched, dry_run=dry_run)
-            pmeta = patched.get("metadata") or {}
-            strict = False
-            if pmeta.get("resourceVersion") and pmeta["resourceVersion"] != current["metadata"]["resourceVersion"]:
+            rv = (patched.get("metadata") or {}).get("resourceVersion")
+            if rv and rv != current["metadata"]["resourceVersion"]:
                 raise st.conflict(rt, name)
             new = self._merge_update(rt, current, patched, subresource)
             try:
-                return await self._write(rt, namespace, name, entry, new, dry_run=dry_run, strict_revision=strict,
-                                         retry=False)
+                return await self._write(rt, namespace, name, entry, new, dry_run=dry_run)
             except _CasLost:
                 continue
         raise st.conflict(rt, name, "too many concurrent changes; try again")
@@ -387,9 +395,10 @@ class Registry:
         return new
 
     async def _write(self, rt: ResourceType, namespace: str | None, name: str, entry: Entry, new: dict, *,
-                     dry_run: bool, strict_revision: bool, retry: bool = True) -> dict:
-        """Validate and compare-and-swap `new` over `entry`; deletes instead when the last
-        finalizer of a terminating object is gone."""
+                     dry_run: bool) -> dict:
+        """Validate and compare-and-swap `new` over `entry` (raising _CasLost when someone
+        wrote in between); deletes instead when the last finalizer of a terminating object
+        is gone."""
         old = entry.obj
         self._defaults.apply_defaults(rt, new)
         self._validate(rt, new, old)
@@ -398,30 +407,23 @@ class Registry:
         if dry_run:
             return new
         key = self.key(rt, namespace, name)
-        if new["metadata"].get("deletionTimestamp") and self._may_delete_now(rt, new):
-            release = tuple(allocators.service_reservations(old)) if rt.plural == "services" else ()
-            try:
-                rev = await self.storage.delete(key, expected_revision=entry.mod_revision, release=release)
-            except PreconditionFailed:
-                if strict_revision or not retry:
-                    raise (_CasLost() if not retry else st.conflict(rt, name)) from None
-                raise st.conflict(rt, name) from None
-            new["metadata"]["resourceVersion"] = str(rev)
-            return new
-        reserve = await self._allocate(rt, new, old) if rt.plural == "services" else {}
-        release = tuple(allocators.service_reservations(old) - allocators.service_reservations(new)) \
-            if rt.plural == "services" else ()
+        is_service = rt.plural == "services"
         try:
-            rev = await self.storage.update(key, new, expected_revision=entry.mod_revision,
-                                            reserve=reserve, release=release)
+            if new["metadata"].get("deletionTimestamp") and self._may_delete_now(rt, new):
+                release = tuple(allocators.service_reservations(old)) if is_service else ()
+                rev = await self.storage.delete(key, expected_revision=entry.mod_revision, release=release)
+            else:
+                reserve = await self._allocate(rt, new, old) if is_service else {}
+                release = tuple(allocators.service_reservations(old) - allocators.service_reservations(new)) \
+                    if is_service else ()
+                rev = await self.storage.update(key, new, expected_revision=entry.mod_revision,
+                                                reserve=reserve, release=release)
         except ReservationTaken as e:
             raise st.invalid(rt, name, [{"reason": "FieldValueInvalid", "field": "spec",
                                          "message": f"Invalid value: provided address or port is already allocated "
                                                     f"({e.key.rsplit('/', 1)[1]})"}]) from None
         except PreconditionFailed:
-            if not retry:
-                raise _CasLost() from None
-            raise st.conflict(rt, name) from None
+            raise _CasLost() from None
         new["metadata"]["resourceVersion"] = str(rev)
         return new
 
@@ -470,7 +472,10 @@ class Registry:
                                          "message": f"Invalid value: {replicas!r}: must be greater than or equal to 0"}])
         new = copy.deepcopy(entry.obj)
         new.setdefault("spec", {})["replicas"] = replicas
-        obj = await self._write(rt, namespace, name, entry, new, dry_run=dry_run, strict_revision=True)
+        try:
+            obj = await self._write(rt, namespace, name, entry, new, dry_run=dry_run)
+        except _CasLost:
+            raise st.conflict(rt, name) from None
         return self._to_scale(rt, obj)
 
     # ---- pods/binding -----------------------------------------------------------------------
