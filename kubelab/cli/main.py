@@ -21,7 +21,8 @@ from kubelab.client import ApiError
 
 from .context import CliError, Context, api_error_line, connection_error_line
 
-VERB_MODULES = ("get", "describe", "apply", "delete", "scale", "expose", "patch", "kubeconfig_cmd", "version")
+VERB_MODULES = ("get", "describe", "apply", "delete", "scale", "expose", "patch", "podio", "kubeconfig_cmd",
+                "version")
 OPTIONAL_MODULES = ("lab",)
 LAB_VERBS = {
     "up": "start the lab's VMs and cluster",

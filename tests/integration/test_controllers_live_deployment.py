@@ -213,3 +213,41 @@ async def test_deployment_lifecycle(api, namespace, components):
                 await api.delete("nodes", n)
             except Exception:
                 pass
+
+
+async def test_recreate_never_runs_old_and_new_together(api, namespace, components):
+    ns = namespace
+    nodes = [f"{ns}-r1"]
+    await create_node(api, nodes[0], labels={"pool": ns})
+    agent = FakeNodeAgent(api, nodes, auto_ready=True, confirm_deletions=True, ready_delay=0.1)
+    await agent.start()
+    inf = Informer(api, "pods", namespace=ns)
+    mixed: list[set] = []
+
+    def check(*_):
+        hashes = {p["metadata"]["labels"].get("pod-template-hash") for p in inf.store.list()}
+        if len(hashes) > 1:
+            mixed.append(hashes)
+    inf.add_handler(on_add=check, on_update=check, on_delete=check)
+    task = asyncio.create_task(inf.run())
+    try:
+        body = deployment("rc", ns, replicas=2)
+        body["spec"]["strategy"] = {"type": "Recreate"}
+        await api.create("deployments", body, namespace=ns)
+
+        async def done(image):
+            d = await api.get("deployments", "rc", namespace=ns)
+            st = d.get("status") or {}
+            pods = (await api.list("pods", namespace=ns))["items"]
+            return (st.get("observedGeneration", 0) >= d["metadata"]["generation"] and st.get("updatedReplicas") == 2
+                    and st.get("availableReplicas") == 2 and st.get("replicas") == 2 and len(pods) == 2
+                    and all(p["spec"]["containers"][0]["image"] == image for p in pods))
+        await eventually(lambda: done("nginx:1"), timeout=30, what="Recreate deployment available")
+        await api.patch("deployments", "rc", {"spec": {"template": {"spec": {"containers": [
+            {"name": "web", "image": "nginx:3"}]}}}}, namespace=ns, patch_type="strategic")
+        await eventually(lambda: done("nginx:3"), timeout=30, what="Recreate rollout done")
+        assert mixed == [], f"old and new pods existed together: {mixed[:3]}"
+    finally:
+        task.cancel()
+        await agent.stop()
+        await api.delete("nodes", nodes[0])

@@ -132,3 +132,21 @@ async def test_not_ready_node_is_skipped(api, namespace, scheduler, nodes):
         return all(p.values()) and len(p) == 4 and p
     placed = await eventually(done, timeout=15, what="pods bound")
     assert set(placed.values()) == {good} and bad not in placed.values()
+
+
+async def test_leader_elected_scheduler_binds(api, apiserver, namespace, nodes):
+    ns = namespace
+    s = spawn_component("kubelab.scheduler", apiserver.url, "--leader-elect", "--leader-elect-lease-duration", "3s",
+                        "--leader-elect-renew-deadline", "2s", "--leader-elect-retry-period", "0.5s",
+                        env={"KUBELAB_IDENTITY": "sched-a"})
+    try:
+        n = await nodes(f"{ns}-le", labels={"pool": ns})
+        await api.create("pods", pod("le", selector={"pool": ns}), namespace=ns)
+        await eventually(lambda: _bound_to(api, ns, "le", n), timeout=15, what="bound by the elected scheduler")
+        lease = await api.get("leases", "kube-scheduler", namespace="kube-system")
+        assert lease["spec"]["holderIdentity"] == "sched-a"
+    finally:
+        s.cleanup()
+    # a clean stop releases the lease so a successor need not wait it out
+    lease = await api.get("leases", "kube-scheduler", namespace="kube-system")
+    assert lease["spec"].get("holderIdentity") in ("", None)
