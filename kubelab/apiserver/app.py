@@ -45,6 +45,7 @@ class Settings:
     pod_cidr: str = "10.244.0.0/16"
     dns_domain: str = "cluster.local"
     bookmark_interval: float = 5.0
+    security: dict | None = None  # security.SecurityConfig fields (TLS client CA, tokens, authz, limits)
 
 
 SETTINGS_ENV = "KUBELAB_APISERVER_SETTINGS"
@@ -147,14 +148,19 @@ def decode_body(body: bytes, content_type: str) -> dict:
     return obj
 
 
-def _to_table(rt: ResourceType, objs: list[dict], rv: str) -> dict:
+def _to_table(rt: ResourceType, objs: list[dict], rv: str, include_object: str | None = None) -> dict:
     from . import tables
-    return tables.to_table(rt, objs, resource_version=rv)
+    return tables.to_table(rt, objs, resource_version=rv, include_object=include_object or "Metadata")
+
+
+def _etcd_unavailable(e: Exception) -> bool:
+    """etcd unreachable or timing out: a 503 the client retries, not an internal error."""
+    return type(e).__module__.split(".")[0] in ("aetcd", "grpc")
 
 
 def create_app(settings: Settings | None = None, *, storage: Storage | None = None) -> "ResourceRouter":
     settings = settings or Settings()
-    storage = storage or Storage(settings.etcd_servers)
+    storage = storage or Storage(settings.etcd_servers, **(settings.security or {}).get("etcd", {}))
     registry = Registry(storage, bookmark_interval=settings.bookmark_interval)
     metrics = Metrics()
 
@@ -264,6 +270,11 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
             code = e.code
             return _status(e)
         except Exception as e:
+            if _etcd_unavailable(e):
+                code = 503
+                log.warning("etcd unavailable on %s %s: %s", request.method, request.url.path, e)
+                return _status(st.StatusError(503, f"etcdserver: unavailable ({type(e).__name__}); try again",
+                                              reason="ServiceUnavailable", headers={"Retry-After": "1"}))
             log.exception("internal error on %s %s", request.method, request.url.path)
             return _status(st.StatusError(500, f"Internal error occurred: {type(e).__name__}"))
         finally:
@@ -289,7 +300,8 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
                                              continue_token=q.get("continue"),
                                              resource_version=q.get("resourceVersion"))
                 if wants_table(request):
-                    table = _to_table(rt, listed["items"], listed["metadata"]["resourceVersion"])
+                    table = _to_table(rt, listed["items"], listed["metadata"]["resourceVersion"],
+                                      q.get("includeObject"))
                     if "continue" in listed["metadata"]:
                         table["metadata"]["continue"] = listed["metadata"]["continue"]
                     return _json(table)
@@ -314,7 +326,7 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
                 return _json(await registry.get_scale(rt, t.namespace, t.name))
             obj = await registry.get(rt, t.namespace, t.name)
             if wants_table(request):
-                return _json(_to_table(rt, [obj], obj["metadata"]["resourceVersion"]))
+                return _json(_to_table(rt, [obj], obj["metadata"]["resourceVersion"], q.get("includeObject")))
             return _json(obj)
         if method == "POST" and t.sub == "binding":
             body = decode_body(await read_body(request), request.headers.get("content-type", ""))
@@ -350,7 +362,8 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
                     if table and ev["type"] in ("ADDED", "MODIFIED", "DELETED"):
                         obj = ev["object"]
                         ev = {"type": ev["type"],
-                              "object": _to_table(t.rt, [obj], obj["metadata"].get("resourceVersion", ""))}
+                              "object": _to_table(t.rt, [obj], obj["metadata"].get("resourceVersion", ""),
+                                                q.get("includeObject"))}
                     yield _dumps(ev) + b"\n"
             except st.StatusError as e:
                 yield _dumps({"type": "ERROR", "object": e.to_status()}) + b"\n"
@@ -370,7 +383,8 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
     async def unknown(path: str):
         raise st.StatusError(404, "the server could not find the requested resource")
 
-    return ResourceRouter(app, resource)
+    from .security import Guard, SecurityConfig  # imports this module: import here
+    return Guard(ResourceRouter(app, resource), SecurityConfig.from_dict(settings.security), registry)
 
 
 class ResourceRouter:

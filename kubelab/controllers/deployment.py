@@ -66,8 +66,25 @@ def resolve_fenceposts(deployment: dict) -> tuple[int, int]:
     return surge, min(unavailable, replicas)
 
 
+def semantic(value):
+    """Drop nulls and empty maps/lists, recursively: apimachinery's Semantic.DeepEqual treats
+    them as absent, and clients send them (kubectl rollout undo sends
+    `creationTimestamp: null` and `resources: {}`)."""
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            v = semantic(v)
+            if v is None or v == {} or v == []:
+                continue
+            out[k] = v
+        return out
+    if isinstance(value, list):
+        return [semantic(v) for v in value]
+    return value
+
+
 def template_hash(template: dict, collision_count: int = 0) -> str:
-    data = json.dumps(template, sort_keys=True, separators=(",", ":")).encode()
+    data = json.dumps(semantic(template), sort_keys=True, separators=(",", ":")).encode()
     if collision_count:
         data += str(collision_count).encode()
     return safe_encode(str(fnv32a(data)))
@@ -83,7 +100,7 @@ def _strip_hash(template: dict) -> dict:
 
 def templates_equal(a: dict, b: dict) -> bool:
     """Pod templates equal ignoring the pod-template-hash label (upstream EqualIgnoreHash)."""
-    return _strip_hash(a) == _strip_hash(b)
+    return semantic(_strip_hash(a)) == semantic(_strip_hash(b))
 
 
 def revision_of(rs: dict) -> int:
@@ -150,6 +167,37 @@ def old_rs_scale_down(deployment: dict, new_rs: dict, old_rss: list[dict]) -> di
         target[name] -= down
         room -= down
     return {n: v for n, v in target.items() if v != replicas_of(next(r for r in ordered if r["metadata"]["name"] == n))}
+
+
+def proportional_scale(deployment: dict, new_rs: dict, old_rss: list[dict]) -> dict[str, int]:
+    """A Deployment scaled in the middle of a rollout: spread the change over the active
+    ReplicaSets in proportion to their sizes (leftover to the largest), as upstream's
+    `scale()`, instead of piling it all on one. {} when this is not such a moment."""
+    active = [rs for rs in [new_rs, *old_rss] if replicas_of(rs) > 0]
+    if len(active) <= 1:
+        return {}
+    replicas = replicas_of(deployment)
+    if (new_rs["metadata"].get("annotations") or {}).get(DESIRED_REPLICAS) == str(replicas):
+        return {}  # not a scale event: the rollout itself moves the sets
+    surge, _ = resolve_fenceposts(deployment)
+    allowed = replicas + surge if replicas > 0 else 0
+    total = sum(replicas_of(rs) for rs in active)
+    to_add = allowed - total
+    if to_add == 0:
+        return {}
+    ordered = sorted(active, key=lambda rs: (replicas_of(rs), rs["metadata"].get("creationTimestamp") or ""),
+                     reverse=True)
+    target = {}
+    added = 0
+    for rs in ordered:
+        share = int(replicas_of(rs) * to_add / total)  # truncates toward zero, both directions
+        target[rs["metadata"]["name"]] = replicas_of(rs) + share
+        added += share
+    first = ordered[0]["metadata"]["name"]
+    target[first] += to_add - added
+    target = {n: max(v, 0) for n, v in target.items()}
+    return {n: v for n, v in target.items()
+            if v != replicas_of(next(rs for rs in active if rs["metadata"]["name"] == n))}
 
 
 def recreate_step(deployment: dict, new_rs: dict | None, old_rss: list[dict], old_pods_running: int) -> dict[str, int]:
@@ -354,6 +402,10 @@ class DeploymentController(Controller):
             running = sum(1 for uid in old_uids for p in self.pods.store.by_index("controller", uid)
                           if not pod_is_terminal(p))
             for name, n in recreate_step(d, new_rs, old_rss, running).items():
+                rs = next(r for r in rss if r["metadata"]["name"] == name)
+                await self._scale(d, rs, n)
+        elif changes := proportional_scale(d, new_rs, old_rss):
+            for name, n in changes.items():
                 rs = next(r for r in rss if r["metadata"]["name"] == name)
                 await self._scale(d, rs, n)
         else:

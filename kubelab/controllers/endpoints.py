@@ -134,8 +134,9 @@ class EndpointsController(Controller):
             except NotFound:
                 pass
             return
-        if not (service.get("spec") or {}).get("selector"):
-            return  # Endpoints of selector-less Services belong to their users
+        spec = service.get("spec") or {}
+        if not spec.get("selector") or spec.get("type") == "ExternalName":
+            return  # Endpoints of selector-less Services belong to their users; ExternalName has none
         pods = self.pods.store.by_index("namespace", ns)
         desired = desired_endpoints(service, pods)
         current = self.endpoints.store.get(key)

@@ -13,7 +13,6 @@ until the informer has caught up with them: a sync on a stale cache would create
 from __future__ import annotations
 
 import asyncio
-import copy
 
 from kubelab.client import Conflict, NotFound
 
@@ -114,6 +113,15 @@ def _sorted_eps(eps: list[dict]) -> list[dict]:
     return sorted(eps, key=_ep_id)
 
 
+def _rewritten(s: dict, *, labels: dict, endpoints: list[dict], ports: list | None = None) -> dict:
+    """A new version of slice `s` sharing its unchanged parts (inputs are never mutated;
+    a deep copy of 100 endpoints per sync shows in the latency)."""
+    out = {**s, "metadata": {**s["metadata"], "labels": dict(labels)}, "endpoints": endpoints}
+    if ports is not None:
+        out["ports"] = ports
+    return out
+
+
 def desired_endpoint_slices(service: dict, pods: list[dict], existing_slices: list[dict], *,
                             max_per_slice: int = MAX_ENDPOINTS_PER_SLICE) -> tuple[list[dict], list[dict], list[dict]]:
     """(slices to create, slices to update, slices to delete) to make `existing_slices`
@@ -150,10 +158,7 @@ def desired_endpoint_slices(service: dict, pods: list[dict], existing_slices: li
                 delete.append(s)
                 continue
             if changed:
-                ns = copy.deepcopy(s)
-                ns["metadata"]["labels"] = dict(labels)
-                ns["endpoints"] = kept
-                to_update.append(ns)
+                to_update.append(_rewritten(s, labels=labels, endpoints=kept))
             else:
                 unchanged.append(s)
         remaining = [wanted[k] for k in sorted(wanted)]
@@ -171,8 +176,7 @@ def desired_endpoint_slices(service: dict, pods: list[dict], existing_slices: li
                 if fits:
                     target = max(fits, key=lambda s: len(s.get("endpoints") or []))
                     unchanged.remove(target)
-                    target = copy.deepcopy(target)
-                    target["endpoints"] = list(target.get("endpoints") or [])
+                    target = _rewritten(target, labels=labels, endpoints=list(target.get("endpoints") or []))
                     to_update.append(target)
             if target is None:
                 target = new_slice(service, ports, [])
@@ -199,14 +203,9 @@ def desired_endpoint_slices(service: dict, pods: list[dict], existing_slices: li
                     update.remove(s)
                 delete.append(s)
         if keep in unchanged_all and keep.get("ports"):
-            ph = copy.deepcopy(keep)
-            ph["ports"] = []
-            update.append(ph)
+            update.append(_rewritten(keep, labels=labels, endpoints=[], ports=[]))
     elif delete:
-        ph = copy.deepcopy(delete.pop(0))
-        ph["endpoints"], ph["ports"] = [], []
-        ph["metadata"]["labels"] = dict(labels)
-        update.append(ph)
+        update.append(_rewritten(delete.pop(0), labels=labels, endpoints=[], ports=[]))
     else:
         create.append(new_slice(service, [], []))
     for s in create + update:
@@ -293,7 +292,8 @@ class EndpointSliceController(Controller):
         ns, name = key.split("/", 1)
         service = self.services.store.get(key)
         existing = self.slices.store.by_index("service", key)
-        if service is None or not (service.get("spec") or {}).get("selector"):
+        spec = (service or {}).get("spec") or {}
+        if service is None or not spec.get("selector") or spec.get("type") == "ExternalName":
             # ownerReferences let the GC remove slices too; deleting here is faster
             for s in existing:
                 try:

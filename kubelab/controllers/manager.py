@@ -45,10 +45,11 @@ CONTROLLERS: dict[str, type[Controller]] = {
 
 
 def select_controllers(spec: str) -> list[str]:
-    """`*`, `a,b`, `*,-c` as kube-controller-manager's --controllers (pure)."""
+    """`*`, `a,b`, `*,-c` as kube-controller-manager's --controllers (pure); a list of only
+    `-c` items means `*,-c` (upstream would run nothing, which surprises everyone)."""
     names: list[str] = []
     items = [s.strip() for s in spec.split(",") if s.strip()] or ["*"]
-    star = "*" in items
+    star = "*" in items or all(i.startswith("-") for i in items)
     for item in items:
         name = item.lstrip("-")
         if item != "*" and name not in CONTROLLERS:

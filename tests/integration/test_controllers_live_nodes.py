@@ -72,10 +72,13 @@ async def test_heartbeats_stop_node_unknown_pods_leave_endpoints_then_evicted(ap
 
         agent.stopped_heartbeats.add(nodes[0])
         await eventually(lambda: _eq(condition(api, nodes[0]), "Unknown"), timeout=10, what="node a Ready=Unknown")
-        node = await api.get("nodes", nodes[0])
-        taints = {(t["key"], t["effect"]) for t in node["spec"].get("taints") or []}
-        assert ("node.kubernetes.io/unreachable", "NoExecute") in taints
-        assert ("node.kubernetes.io/unreachable", "NoSchedule") in taints
+
+        async def tainted():  # a second write after the status one
+            node = await api.get("nodes", nodes[0])
+            taints = {(t["key"], t["effect"]) for t in node["spec"].get("taints") or []}
+            return {("node.kubernetes.io/unreachable", "NoExecute"),
+                    ("node.kubernetes.io/unreachable", "NoSchedule")} <= taints and node
+        node = await eventually(tainted, timeout=10, what="unreachable taints")
         ready = next(c for c in node["status"]["conditions"] if c["type"] == "Ready")
         assert ready["reason"] == "NodeStatusUnknown"
         assert await condition(api, nodes[1]) == "True", "the node still heartbeating stays Ready"

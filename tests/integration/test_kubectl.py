@@ -123,6 +123,10 @@ def test_apply_get_scale_describe_delete(kubectl):
     assert any(line.split()[:2] == ["default", "kubernetes"] for line in everywhere)
     assert any(line.split()[:2] == [kubectl.namespace, "demo"] for line in everywhere)
 
+    by_name = kubectl("get", "svc", "-A", "--sort-by=.metadata.name", ns=False).stdout.splitlines()
+    assert len(by_name) > 2 and [line.split()[1] for line in by_name[1:]] == \
+        sorted(line.split()[1] for line in by_name[1:])
+
     assert "deployment.apps/demo scaled" in kubectl("scale", "deployment", "demo", "--replicas=5").stdout
     assert json.loads(kubectl("get", "deploy", "demo", "-o", "json").stdout)["spec"]["replicas"] == 5
 

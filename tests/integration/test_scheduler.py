@@ -74,7 +74,7 @@ async def placement(api, ns):
 async def test_spread_taints_selector_resources_and_retry(api, namespace, scheduler, nodes):
     ns = namespace
     pool = ns
-    cp = await nodes(f"{ns}-cp", taints=[CP], labels={"pool": pool})
+    await nodes(f"{ns}-cp", taints=[CP], labels={"pool": pool})  # the control plane: never used
     w1 = await nodes(f"{ns}-w1", cpu="2", labels={"pool": pool})
     w2 = await nodes(f"{ns}-w2", cpu="2", labels={"pool": pool})
     owner = str(uuid.uuid4())

@@ -2,7 +2,7 @@
 
 import pytest
 
-from kubelab.controllers.deployment import (HASH_LABEL, REVISION, deployment_status, new_replicaset, new_rs_replicas,
+from kubelab.controllers.deployment import (DESIRED_REPLICAS, HASH_LABEL, REVISION, proportional_scale, deployment_status, new_replicaset, new_rs_replicas,
                                             old_rs_scale_down, recreate_step, resolve_fenceposts, template_hash,
                                             templates_equal)
 
@@ -150,3 +150,29 @@ def test_progress_deadline_exceeded_when_nothing_moves():
     moved_new = rs("web-new", 1, available=1)
     moving = deployment_status(d, moved_new, [moved_new, old], now=iso(t0 + 31), now_ts=t0 + 31)
     assert {c["type"]: c for c in moving["conditions"]}["Progressing"]["status"] == "True"
+
+
+def test_templates_equal_semantically_as_after_kubectl_rollout_undo():
+    stored = {"metadata": {"labels": {"app": "web", HASH_LABEL: "abc"}},
+              "spec": {"containers": [{"name": "c", "image": "nginx"}], "securityContext": {}}}
+    from_undo = {"metadata": {"creationTimestamp": None, "labels": {"app": "web"}},
+                 "spec": {"containers": [{"name": "c", "image": "nginx", "resources": {}}]}}
+    assert templates_equal(stored, from_undo)
+    assert template_hash(from_undo) == template_hash({"metadata": {"labels": {"app": "web"}},
+                                                      "spec": {"containers": [{"name": "c", "image": "nginx"}]}})
+    assert not templates_equal(stored, {**from_undo, "spec": {"containers": [{"name": "c", "image": "nginx:2"}]}})
+
+
+def test_proportional_scale_mid_rollout():
+    d = dep(20, "25%", "25%")
+    new = rs("new", 3, created="2026-01-02T00:00:00Z")
+    new["metadata"]["annotations"] = {DESIRED_REPLICAS: "10"}  # the sets were sized for 10
+    old = rs("old", 8)
+    out = proportional_scale(d, new, [old])
+    assert out == {"old": 19, "new": 6}  # 25 allowed (20 + surge 5): +14 split 8:3, leftover to the largest
+    assert sum(out.values()) == 25
+    down = proportional_scale(dep(4, "25%", "25%"), new, [old])  # 4 + 1 allowed: -6 split
+    assert sum(down.values()) == 5 and all(v >= 0 for v in down.values())
+    new["metadata"]["annotations"] = {DESIRED_REPLICAS: "20"}
+    assert proportional_scale(d, new, [old]) == {}  # not a scale event
+    assert proportional_scale(d, new, [rs("old", 0)]) == {}  # one active set: the normal path

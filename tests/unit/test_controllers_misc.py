@@ -32,6 +32,8 @@ def test_lease_spec_counts_transitions():
 
 def test_select_controllers():
     assert "garbagecollector" not in select_controllers("*,-garbagecollector")
+    assert select_controllers("-garbagecollector") == select_controllers("*,-garbagecollector")
+    assert "endpoints" in select_controllers("-garbagecollector")
     assert select_controllers("endpoints,replicaset") == ["endpoints", "replicaset"]
     with pytest.raises(ValueError, match="unknown controller"):
         select_controllers("nope")
