@@ -223,6 +223,28 @@ async def test_restart_policy_never_fails_pod(cluster, capi, ns):
         return p if p.get("status", {}).get("phase") == "Failed" else None
     p = await eventually(failed, timeout=20, what="phase Failed")
     assert p["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 2
+    assert p["status"]["podIP"]  # kept in the status after the sandbox is gone
+    # a finished pod gives back its sandbox: no netns, no IP allocation, no pause
+    uid = p["metadata"]["uid"]
+    await eventually(lambda: not os.path.exists(netns_of(cluster, 0, p)), timeout=10, what="sandbox released")
+    assert not any(uid in x for x in leftovers(cluster)[cluster.nodes[0].name] if not x.startswith("pod dir"))
+
+
+async def test_status_written_only_on_change(cluster, capi, ns):
+    await capi.create("pods", pod("steady", cluster.nodes[0].name, [{
+        "name": "c", "image": "busybox", "readinessProbe": {"exec": {"command": ["true"]}, "periodSeconds": 1}}]),
+        namespace=ns)
+    p = await wait_ready(capi, ns, "steady")
+    events = []
+
+    async def watch():
+        async for ev in capi.watch("pods", namespace=ns, resource_version=p["metadata"]["resourceVersion"]):
+            if ev["object"]["metadata"]["name"] == "steady":
+                events.append(ev["type"])
+    t = asyncio.create_task(watch())
+    await asyncio.sleep(3.5)  # a window with 3 probe runs: the observation itself needs the time
+    t.cancel()
+    assert events == []
 
 
 async def test_delete_leaves_nothing_behind(cluster, capi, ns):
@@ -327,6 +349,11 @@ async def test_kubectl_exec_shows_resolv_conf_and_hostname(cluster, capi, ns, pr
     r = kubectl(proxy, "-n", ns, "exec", "shell", "--", "sh", "-c", "cat /etc/hostname; hostname; tr '\\0' ' ' < /proc/1/cmdline")
     # the pod's UTS namespace, and the container's own PID namespace (PID 1 = its command)
     assert r.stdout.split() == ["shell", "shell", "sleep", "infinity"], r.stderr
+    # `kill 1` in a container reaches only the container's own PID 1 (which ignores it)
+    r = kubectl(proxy, "-n", ns, "exec", "shell", "--", "sh", "-c", "kill 1; kill -9 1; echo alive")
+    assert r.stdout == "alive\n"
+    p = await capi.get("pods", "shell", namespace=ns)
+    assert p["status"]["containerStatuses"][0]["restartCount"] == 0 and os.path.exists("/proc/1")
     r = kubectl(proxy, "-n", ns, "exec", "shell", "--", "sh", "-c", "echo out; echo err >&2; exit 3")
     assert r.returncode == 3 and r.stdout == "out\n" and "err" in r.stderr
     # stdin reaches the command
@@ -396,8 +423,19 @@ async def test_agent_restart_readopts_and_cleans(cluster, capi, ns):
     cluster.stop_agent(n0)
     # force-delete while the agent is down: the API object is gone at once
     await capi.delete("pods", "goes", namespace=ns, grace_period_seconds=0)
+    # debris of a crash: a netns with this node's prefix, a veth on the bridge, an IP file
+    orphan_ns = f"{n0.prefix}0rphan-{uuid.uuid4().hex[:6]}"
+    subprocess.run(["ip", "netns", "add", orphan_ns], check=True)
+    n0.run("ip", "link", "add", "vethdead0001", "type", "veth", "peer", "name", "xdead0001")
+    n0.run("ip", "link", "set", "vethdead0001", "master", "cni0")
+    ipfile = os.path.join(n0.root_dir, "cni", "networks", "kubelab", "10.244.1.250")
+    with open(ipfile, "w") as f:
+        f.write("0rphan-container\r\neth0")
     cluster.start_agent(n0)
     cluster.wait_agent(n0)
+    assert not os.path.exists(f"/run/netns/{orphan_ns}")
+    assert "vethdead0001" not in n0.run("ip", "link").stdout
+    assert not os.path.exists(ipfile)
 
     async def goes_cleaned():
         return not os.path.exists(netns_of(cluster, 0, goes)) and \
@@ -414,3 +452,65 @@ async def test_agent_restart_readopts_and_cleans(cluster, capi, ns):
     async def stays_gone():
         return not os.path.exists(netns_of(cluster, 0, stays))
     await eventually(stays_gone, timeout=20, what="re-adopted pod deleted")
+
+
+async def test_init_containers_run_first_in_order(cluster, capi, ns, tmp_path):
+    out = tmp_path / "order"
+    await capi.create("pods", pod("inits", cluster.nodes[1].name, [
+        {"name": "main", "image": "busybox", "command": ["sh", "-c", f"echo main >> {out}; exec sleep infinity"]}],
+        initContainers=[{"name": "one", "image": "busybox", "command": ["sh", "-c", f"echo one >> {out}"]},
+                        {"name": "two", "image": "busybox", "command": ["sh", "-c", f"sleep 0.3; echo two >> {out}"]}]),
+        namespace=ns)
+    p = await wait_ready(capi, ns, "inits")
+    assert cond(p, "Initialized") == "True"
+    assert [s["state"]["terminated"]["exitCode"] for s in p["status"]["initContainerStatuses"]] == [0, 0]
+    await eventually(lambda: out.exists() and out.read_text() == "one\ntwo\nmain\n", timeout=10, what="order")
+
+
+async def test_shared_pid_namespace_pause_reaps_orphans(cluster, capi, ns):
+    # the subshell exits at once, orphaning its sleep: only the pod's PID 1 (pause) can reap it
+    await capi.create("pods", pod("shared", cluster.nodes[0].name, [{
+        "name": "c", "image": "busybox", "command": ["sh", "-c", "(sleep 0.2 &); exec sleep infinity"]}],
+        shareProcessNamespace=True), namespace=ns)
+    p = await wait_ready(capi, ns, "shared")
+    n0 = cluster.nodes[0]
+
+    def init_pid() -> int:
+        with open(os.path.join(n0.root_dir, "pods", p["metadata"]["uid"], "containers", "c.json")) as f:
+            return json.load(f)["init_pid"]
+    init = await eventually(init_pid, timeout=5, what="container pid recorded")
+    with open(f"/proc/{init}/status") as f:
+        nspid = [line.split()[1:] for line in f if line.startswith("NSpid:")][0]
+    assert nspid[-1] != "1"  # not PID 1: the pause is, in the shared namespace
+
+    def pod_procs() -> list[tuple[str, str]]:
+        out = []
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                if os.readlink(f"/proc/{pid}/ns/pid") != os.readlink(f"/proc/{init}/ns/pid"):
+                    continue
+                with open(f"/proc/{pid}/stat") as f:
+                    st = f.read()
+                out.append((st[st.index("(") + 1:st.rindex(")")], st[st.rindex(")") + 2]))
+            except OSError:
+                pass
+        return out
+    # eventually: just the pause and `sleep infinity` — the orphan was reaped, no zombie left
+    await eventually(lambda: sorted(pod_procs()) == [("kubelab-pause", "S"), ("sleep", "S")], timeout=10,
+                     what="orphan reaped by pause")
+
+
+async def test_exec_with_tty(cluster, capi, ns, proxy):
+    from websockets.asyncio.client import connect
+    await capi.create("pods", pod("tty", cluster.nodes[1].name, [{"name": "c", "image": "busybox"}]), namespace=ns)
+    await wait_ready(capi, ns, "tty")
+    url = proxy.replace("http", "ws") + f"/api/v1/namespaces/{ns}/pods/tty/exec?command=sh&stdin=true&stdout=true&tty=true"
+    async with connect(url, subprotocols=["v5.channel.k8s.io"]) as ws:
+        await ws.send(b'\x04{"Width":100,"Height":30}')
+        await ws.send(b"\x00stty size; tty; exit 7\n")
+        frames = [m async for m in ws]
+    out = b"".join(f[1:] for f in frames if f[0] == 1).decode(errors="replace")
+    assert "30 100" in out and "/dev/pts/" in out
+    assert json.loads(frames[-1][1:])["details"]["causes"][0]["message"] == "7"

@@ -9,42 +9,18 @@ import time
 
 import pytest
 
-from kubelab.controllers.simulation import spawn_component
-from kubelab.testing import eventually, start_apiserver, start_etcd
+from kubelab.testing import eventually
 
 LEASE = ["--leader-elect=true", "--leader-elect-lease-duration", "3s", "--leader-elect-renew-deadline", "2s",
          "--leader-elect-retry-period", "0.5s", "--controllers=replicaset"]
 
 
-@pytest.fixture(scope="module")
-def apiserver():
-    e = start_etcd()
-    try:
-        a = start_apiserver(e.url)
-        try:
-            yield a
-        finally:
-            a.stop()
-    finally:
-        e.stop()
-
-
 @pytest.fixture
-def spawned(apiserver):
-    procs = []
-
-    def spawn(identity: str, *extra: str):
-        c = spawn_component("kubelab.controllers", apiserver.url, *LEASE, "--leader-elect-resource-name",
-                            f"kcm-{identity.split('-')[0]}", *extra, env={"KUBELAB_IDENTITY": identity})
-        procs.append(c)
-        return c
-    try:
-        yield spawn
-    finally:
-        for c in procs:
-            c.stop()
-            print(f"--- {c.popen.args[-1]} ---\n", c.log()[-2000:])
-            c.cleanup()
+def spawned(spawn):
+    def start(identity: str, *extra: str):
+        return spawn("kubelab.controllers", *LEASE, "--leader-elect-resource-name", f"kcm-{identity.split('-')[0]}",
+                     *extra, env={"KUBELAB_IDENTITY": identity})
+    return start
 
 
 def replicaset(name: str, replicas: int) -> dict:

@@ -9,36 +9,14 @@ import asyncio
 import pytest
 
 from kubelab.client import Informer
-from kubelab.controllers.simulation import FakeNodeAgent, create_node, spawn_component
-from kubelab.testing import eventually, start_apiserver, start_etcd
-
-
-@pytest.fixture(scope="module")
-def apiserver():
-    """A private API server: the controllers act cluster-wide, so keep other tests' state out."""
-    e = start_etcd()
-    try:
-        a = start_apiserver(e.url)
-        try:
-            yield a
-        finally:
-            a.stop()
-    finally:
-        e.stop()
+from kubelab.controllers.simulation import FakeNodeAgent, create_node
+from kubelab.testing import eventually
 
 
 @pytest.fixture
-def components(apiserver):
-    cm = spawn_component("kubelab.controllers", apiserver.url, "--leader-elect=false", "--node-monitor-period", "1s")
-    sched = spawn_component("kubelab.scheduler", apiserver.url)
-    try:
-        yield cm, sched
-    finally:
-        cm.stop()
-        sched.stop()
-        print("--- controller-manager log ---\n", cm.log()[-3000:], "\n--- scheduler log ---\n", sched.log()[-2000:])
-        cm.cleanup()
-        sched.cleanup()
+def components(spawn):
+    return (spawn("kubelab.controllers", "--leader-elect=false", "--node-monitor-period", "1s"),
+            spawn("kubelab.scheduler"))
 
 
 def deployment(name: str, pool: str, *, replicas: int = 3, image: str = "nginx:1") -> dict:

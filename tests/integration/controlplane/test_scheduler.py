@@ -9,34 +9,15 @@ from collections import Counter
 
 import pytest
 
-from kubelab.controllers.simulation import create_node, spawn_component
-from kubelab.testing import eventually, start_apiserver, start_etcd
+from kubelab.controllers.simulation import create_node
+from kubelab.testing import eventually
 
 CP = {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
 
 
-@pytest.fixture(scope="module")
-def apiserver():
-    e = start_etcd()
-    try:
-        a = start_apiserver(e.url)
-        try:
-            yield a
-        finally:
-            a.stop()
-    finally:
-        e.stop()
-
-
 @pytest.fixture
-def scheduler(apiserver):
-    s = spawn_component("kubelab.scheduler", apiserver.url)
-    try:
-        yield s
-    finally:
-        s.stop()
-        print(s.log()[-3000:])
-        s.cleanup()
+def scheduler(spawn):
+    return spawn("kubelab.scheduler")
 
 
 @pytest.fixture
@@ -134,19 +115,17 @@ async def test_not_ready_node_is_skipped(api, namespace, scheduler, nodes):
     assert set(placed.values()) == {good} and bad not in placed.values()
 
 
-async def test_leader_elected_scheduler_binds(api, apiserver, namespace, nodes):
+async def test_leader_elected_scheduler_binds(api, spawn, namespace, nodes):
     ns = namespace
-    s = spawn_component("kubelab.scheduler", apiserver.url, "--leader-elect", "--leader-elect-lease-duration", "3s",
-                        "--leader-elect-renew-deadline", "2s", "--leader-elect-retry-period", "0.5s",
-                        env={"KUBELAB_IDENTITY": "sched-a"})
-    try:
-        n = await nodes(f"{ns}-le", labels={"pool": ns})
-        await api.create("pods", pod("le", selector={"pool": ns}), namespace=ns)
-        await eventually(lambda: _bound_to(api, ns, "le", n), timeout=15, what="bound by the elected scheduler")
-        lease = await api.get("leases", "kube-scheduler", namespace="kube-system")
-        assert lease["spec"]["holderIdentity"] == "sched-a"
-    finally:
-        s.cleanup()
+    s = spawn("kubelab.scheduler", "--leader-elect", "--leader-elect-lease-duration", "3s",
+              "--leader-elect-renew-deadline", "2s", "--leader-elect-retry-period", "0.5s",
+              env={"KUBELAB_IDENTITY": "sched-a"})
+    n = await nodes(f"{ns}-le", labels={"pool": ns})
+    await api.create("pods", pod("le", selector={"pool": ns}), namespace=ns)
+    await eventually(lambda: _bound_to(api, ns, "le", n), timeout=15, what="bound by the elected scheduler")
+    lease = await api.get("leases", "kube-scheduler", namespace="kube-system")
+    assert lease["spec"]["holderIdentity"] == "sched-a"
+    s.stop()
     # a clean stop releases the lease so a successor need not wait it out
     lease = await api.get("leases", "kube-scheduler", namespace="kube-system")
     assert lease["spec"].get("holderIdentity") in ("", None)

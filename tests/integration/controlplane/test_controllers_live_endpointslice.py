@@ -6,33 +6,13 @@ import asyncio
 
 import pytest
 
-from kubelab.controllers.simulation import spawn_component
-from kubelab.testing import eventually, start_apiserver, start_etcd
-
-
-@pytest.fixture(scope="module")
-def apiserver():
-    e = start_etcd()
-    try:
-        a = start_apiserver(e.url)
-        try:
-            yield a
-        finally:
-            a.stop()
-    finally:
-        e.stop()
+from kubelab.testing import eventually
 
 
 @pytest.fixture
-def controllers(apiserver):
-    cm = spawn_component("kubelab.controllers", apiserver.url, "--leader-elect=false",
+def controllers(spawn):
+    return spawn("kubelab.controllers", "--leader-elect=false",
                          "--controllers=endpoints,endpointslice")
-    try:
-        yield cm
-    finally:
-        cm.stop()
-        print(cm.log()[-3000:])
-        cm.cleanup()
 
 
 async def make_ready_pods(api, ns: str, n: int, app: str) -> list[dict]:
