@@ -147,25 +147,42 @@ class ApiServer:
 
 
 def start_apiserver(etcd_url: str, *, port: int | None = None, bind_address: str = "127.0.0.1",
-                    args: list[str] | None = None, timeout: float = 60.0) -> ApiServer:
+                    args: list[str] | None = None, timeout: float = 60.0, ca_file: str | None = None,
+                    client_cert: str | None = None, client_key: str | None = None) -> ApiServer:
     """An API server on `bind_address` (give an address on a test bridge to reach it from
-    other network namespaces)."""
+    other network namespaces). With `--tls-cert-file` in `args` it serves HTTPS: pass the
+    CA (`ca_file`) and an admin client certificate for the readiness probe and kubeconfig."""
     port = port or free_port()
     work = tempfile.mkdtemp(prefix="kubelab-apiserver-")
-    url = f"http://{bind_address}:{port}"
+    args = list(args or [])
+    tls = "--tls-cert-file" in args
+    if not tls and bind_address not in ("127.0.0.1", "localhost", "::1") and "--allow-insecure-http" not in args:
+        args.append("--allow-insecure-http")  # test bridges: plain HTTP off loopback, on purpose
+    url = f"{'https' if tls else 'http'}://{bind_address}:{port}"
     cmd = [sys.executable, "-m", "kubelab.apiserver", "--etcd-servers", etcd_url, "--bind-address", bind_address,
-           "--port", str(port), *(args or [])]
+           "--port", str(port), *args]
     proc = _spawn(cmd, os.path.join(work, "apiserver.log"))
     kubeconfig = os.path.join(work, "kubeconfig")
     with open(kubeconfig, "w") as f:
-        f.write(render(server=url))
+        f.write(render(server=url, ca_file=ca_file, client_cert=client_cert, client_key=client_key))
     a = ApiServer(url, kubeconfig, proc, work)
+    probe: dict = dict(timeout=1)
+    if tls:
+        import ssl
+        ctx = ssl.create_default_context(cafile=ca_file) if ca_file else ssl._create_unverified_context()
+        if client_cert:
+            ctx.load_cert_chain(client_cert, client_key)
+        probe["verify"] = ctx
 
     def ready() -> bool:
         if proc.popen.poll() is not None:
             raise RuntimeError(f"API server exited: {proc.log()}")
-        return httpx.get(f"{url}/readyz", timeout=1).status_code == 200 and \
-            httpx.get(f"{url}/api/v1/namespaces/kube-system/configmaps/kubeadm-config", timeout=1).status_code == 200
+        if httpx.get(f"{url}/readyz", **probe).status_code != 200:
+            return False
+        if tls and not client_cert:
+            return True
+        return httpx.get(f"{url}/api/v1/namespaces/kube-system/configmaps/kubeadm-config",
+                         **probe).status_code == 200
 
     try:
         wait_until(ready, timeout=timeout, what="API server /readyz")

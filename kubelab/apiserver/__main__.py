@@ -13,6 +13,7 @@ from dataclasses import asdict
 import uvicorn
 
 from .app import SETTINGS_ENV, Settings, create_app
+from .flags import add_security_args, security_settings
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -35,6 +36,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=1,
                    help="server processes sharing the port (each with its own watch cache; default: %(default)s)")
     p.add_argument("-v", "--verbose", action="store_true", help="log every request")
+    add_security_args(p)
     return p.parse_args(argv)
 
 
@@ -53,6 +55,12 @@ def main(argv: list[str] | None = None) -> int:
                         dns_domain=args.cluster_domain, bookmark_interval=args.bookmark_interval)
     common = dict(host=args.bind_address, port=args.port, log_level="info" if args.verbose else "warning",
                   access_log=args.verbose)
+    try:
+        settings.security, tls = security_settings(args)
+    except (ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    common.update(tls)
     if args.workers > 1:
         # Worker processes import the app by name; they read the settings from the environment.
         os.environ[SETTINGS_ENV] = json.dumps(asdict(settings))

@@ -132,12 +132,16 @@ def decode_body(body: bytes, content_type: str) -> dict:
     if ct in ("", JSON_CT, "*/*", "text/plain"):
         try:
             obj = json.loads(body or b"null")
+        except RecursionError:
+            raise st.bad_request("error decoding JSON: nested too deeply") from None
         except (ValueError, UnicodeDecodeError) as e:
             raise st.bad_request(f"error decoding JSON: {e}") from None
     elif ct in ("application/yaml", "application/x-yaml", "text/yaml"):
         import yaml
         try:
             obj = yaml.safe_load(body)
+        except RecursionError:
+            raise st.bad_request("error decoding YAML: nested too deeply") from None
         except yaml.YAMLError as e:
             raise st.bad_request(f"error decoding YAML: {e}") from None
     else:
@@ -145,6 +149,9 @@ def decode_body(body: bytes, content_type: str) -> dict:
                                   "include: application/json, application/yaml, application/vnd.kubernetes.protobuf")
     if not isinstance(obj, dict):
         raise st.bad_request("the body of the request was in an unknown format: expected a JSON object")
+    from .shapes import MAX_DEPTH, too_deep
+    if too_deep(obj):
+        raise st.bad_request(f"the request body is nested deeper than {MAX_DEPTH} levels")
     return obj
 
 

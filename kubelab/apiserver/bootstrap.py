@@ -53,6 +53,7 @@ async def bootstrap(registry: Registry, *, advertise_address: str, secure_port: 
                     service_cidr: str, pod_cidr: str, dns_domain: str) -> None:
     for ns in NAMESPACES:
         await _ensure(registry, "namespaces", None, {"metadata": {"name": ns}})
+    await bootstrap_policy(registry)
     first_ip = str(ipaddress.ip_network(service_cidr).network_address + 1)
     await _ensure(registry, "services", "default", {
         "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
@@ -82,3 +83,13 @@ async def bootstrap(registry: Registry, *, advertise_address: str, secure_port: 
         "metadata": {"name": "kubeadm-config"},
         "data": {"ClusterConfiguration": yaml.safe_dump(cluster_config, sort_keys=False)},
     }, replace=True)
+
+
+async def bootstrap_policy(registry: Registry) -> None:
+    """The default RBAC roles and bindings (cluster-admin, admin, edit, view, the components'),
+    brought back to their defaults at every start, as Kubernetes' autoupdate does."""
+    from .rbac import default_cluster_role_bindings, default_cluster_roles
+    for role in default_cluster_roles():
+        await _ensure(registry, "clusterroles", None, role, replace=True)
+    for binding in default_cluster_role_bindings():
+        await _ensure(registry, "clusterrolebindings", None, binding, replace=True)

@@ -32,7 +32,8 @@ def _unset(obj: dict, key: str) -> bool:
 
 
 def _default(obj: dict, key: str, value) -> None:
-    if _unset(obj, key):
+    # "" stands for unset only where a string belongs: `replicas: ""` is a type error, not 1
+    if obj.get(key) is None or (obj.get(key) == "" and isinstance(value, str)):
         obj[key] = value
 
 

@@ -99,10 +99,13 @@ def apply_patch(obj: dict, body: bytes, content_type: str, *, kind: str | None =
     if ctype not in CONTENT_TYPES:
         raise PatchError(f"the body of the request was in an unknown format - accepted media "
                          f"types include: {', '.join(CONTENT_TYPES)}", 415)
-    if ctype == APPLY_PATCH:
-        patch = _decode_yaml(body)
-    else:
-        patch = _decode_json(body)
+    try:
+        patch = _decode_yaml(body) if ctype == APPLY_PATCH else _decode_json(body)
+    except RecursionError:
+        raise PatchError("error decoding patch: nested too deeply", 400) from None
+    from .shapes import MAX_DEPTH, too_deep
+    if too_deep(patch) or too_deep(obj):
+        raise PatchError(f"the patch or the object is nested deeper than {MAX_DEPTH} levels", 400)
 
     if ctype == JSON_PATCH:
         return json_patch(obj, patch)

@@ -135,6 +135,27 @@ _MESSAGES: dict[str, list[tuple]] = {
                        ("template", 3, "PodTemplateSpec", ""),
                        ("minReadySeconds", 4, _I32, "")],
     "ReplicaSet": [("metadata", 1, "ObjectMeta", ""), ("spec", 2, "ReplicaSetSpec", "")],
+    # authorization/v1 (`kubectl auth can-i` posts a SelfSubjectAccessReview)
+    "ResourceAttributes": [("namespace", 1, _S, ""), ("verb", 2, _S, ""), ("group", 3, _S, ""),
+                           ("version", 4, _S, ""), ("resource", 5, _S, ""), ("subresource", 6, _S, ""),
+                           ("name", 7, _S, "")],
+    "NonResourceAttributes": [("path", 1, _S, ""), ("verb", 2, _S, "")],
+    "SelfSubjectAccessReviewSpec": [("resourceAttributes", 1, "ResourceAttributes", "ptr"),
+                                    ("nonResourceAttributes", 2, "NonResourceAttributes", "ptr")],
+    "SelfSubjectAccessReview": [("metadata", 1, "ObjectMeta", ""), ("spec", 2, "SelfSubjectAccessReviewSpec", "")],
+    "SelfSubjectRulesReviewSpec": [("namespace", 1, _S, "")],
+    "SelfSubjectRulesReview": [("metadata", 1, "ObjectMeta", ""), ("spec", 2, "SelfSubjectRulesReviewSpec", "")],
+    # rbac/v1 (`kubectl create role|clusterrole|rolebinding|clusterrolebinding`)
+    "PolicyRule": [("verbs", 1, _S, "repeated"), ("apiGroups", 2, _S, "repeated"), ("resources", 3, _S, "repeated"),
+                   ("resourceNames", 4, _S, "repeated"), ("nonResourceURLs", 5, _S, "repeated")],
+    "Role": [("metadata", 1, "ObjectMeta", ""), ("rules", 2, "PolicyRule", "repeated")],
+    "ClusterRole": [("metadata", 1, "ObjectMeta", ""), ("rules", 2, "PolicyRule", "repeated")],
+    "Subject": [("kind", 1, _S, ""), ("apiGroup", 2, _S, ""), ("name", 3, _S, ""), ("namespace", 4, _S, "")],
+    "RoleRef": [("apiGroup", 1, _S, ""), ("kind", 2, _S, ""), ("name", 3, _S, "")],
+    "RoleBinding": [("metadata", 1, "ObjectMeta", ""), ("subjects", 2, "Subject", "repeated"),
+                    ("roleRef", 3, "RoleRef", "")],
+    "ClusterRoleBinding": [("metadata", 1, "ObjectMeta", ""), ("subjects", 2, "Subject", "repeated"),
+                           ("roleRef", 3, "RoleRef", "")],
 }
 
 # (apiVersion, kind) -> message name of the object inside `raw`.
@@ -147,6 +168,12 @@ KINDS: dict[tuple[str, str], str] = {
     ("v1", "Pod"): "Pod",
     ("apps/v1", "Deployment"): "Deployment",
     ("apps/v1", "ReplicaSet"): "ReplicaSet",
+    ("authorization.k8s.io/v1", "SelfSubjectAccessReview"): "SelfSubjectAccessReview",
+    ("authorization.k8s.io/v1", "SelfSubjectRulesReview"): "SelfSubjectRulesReview",
+    ("rbac.authorization.k8s.io/v1", "Role"): "Role",
+    ("rbac.authorization.k8s.io/v1", "ClusterRole"): "ClusterRole",
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"): "RoleBinding",
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): "ClusterRoleBinding",
 }
 
 _F = descriptor_pb2.FieldDescriptorProto

@@ -31,6 +31,7 @@ _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 # Resources whose status is written only through the /status subresource.
 _STATUS_RESET_ON_CREATE = {"pods", "services", "deployments", "replicasets"}
 _MAX_CAS_RETRIES = 16
+MAX_OBJECT_BYTES = 1536 * 1024  # etcd's default --max-request-bytes
 
 
 def now() -> str:
@@ -181,6 +182,10 @@ class Registry:
         causes = self._validation.validate(rt, obj, old=old)
         if causes:
             raise st.invalid(rt, obj["metadata"].get("name") or obj["metadata"].get("generateName", ""), causes)
+        size = len(json.dumps(obj, separators=(",", ":")))
+        if size > MAX_OBJECT_BYTES:  # etcd would refuse it (a 500); say why instead
+            raise st.StatusError(413, f"Request entity too large: the object is {size} bytes, the limit is "
+                                      f"{MAX_OBJECT_BYTES}")
 
     async def create(self, rt: ResourceType, namespace: str | None, body: dict, *, dry_run: bool = False) -> dict:
         self._check_type(rt, body)
@@ -347,6 +352,11 @@ class Registry:
                 raise st.StatusError(e.code, str(e)) from None
             if not isinstance(patched, dict):
                 raise st.StatusError(422, "the patch produced an object that is not a JSON object")
+            if subresource != "scale":  # a patch may not rename or re-type the object
+                self._check_type(rt, patched)
+                if patched["metadata"].get("name") not in (None, name):
+                    raise st.bad_request(f"the name of the object ({patched['metadata']['name']}) does not match "
+                                         f"the name on the URL ({name})")
             if subresource == "scale":
                 return await self._write_scale(rt, namespace, name, entry, patched, dry_run=dry_run)
             rv = (patched.get("metadata") or {}).get("resourceVersion")
@@ -688,6 +698,8 @@ def _load_apply_body(body: bytes) -> dict:
     import yaml
     try:
         obj = yaml.safe_load(body)
+    except RecursionError:
+        raise st.bad_request("error decoding YAML: nested too deeply") from None
     except yaml.YAMLError as e:
         raise st.bad_request(f"error decoding YAML: {e}") from None
     if not isinstance(obj, dict):

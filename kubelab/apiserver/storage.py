@@ -73,12 +73,55 @@ def encode(obj: dict) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
 
 
+class _TLSClient(aetcd.Client):
+    """aetcd opens only insecure gRPC channels; this one opens a mutual-TLS channel
+    (etcd with --client-cert-auth). The rest of `connect` is aetcd's, minus user/password."""
+
+    def __init__(self, *, credentials, **kw) -> None:
+        super().__init__(**kw)
+        self._credentials = credentials
+
+    async def connect(self) -> None:
+        if self._connected.is_set():
+            return
+        if self._is_connecting:
+            await asyncio.wait_for(self._connected.wait(), self._connect_wait_timeout)
+            return
+        from aetcd import watcher
+        try:
+            self._is_connecting = True
+            self.channel = rpc.secure_channel(f"{self._host}:{self._port}", self._credentials,
+                                              options=self._options.items())
+            self.kvstub = rpc.KVStub(self.channel)
+            self.clusterstub = rpc.ClusterStub(self.channel)
+            self.leasestub = rpc.LeaseStub(self.channel)
+            self.maintenancestub = rpc.MaintenanceStub(self.channel)
+            self._watcher = watcher.Watcher(rpc.WatchStub(self.channel), timeout=self._timeout,
+                                            metadata=self.metadata)
+            self._connected.set()
+        finally:
+            self._is_connecting = False
+
+
 class Storage:
-    def __init__(self, url: str, *, timeout: float = 10.0) -> None:
+    def __init__(self, url: str, *, timeout: float = 10.0, ca_file: str | None = None,
+                 cert_file: str | None = None, key_file: str | None = None) -> None:
         first = url.split(",")[0].strip()
         u = urlparse(first if "://" in first else f"http://{first}")
         self.url = first
-        self._client = aetcd.Client(host=u.hostname or "127.0.0.1", port=u.port or 2379, timeout=timeout)
+        host, port = u.hostname or "127.0.0.1", u.port or 2379
+        if u.scheme == "https" or ca_file or cert_file:
+            import grpc
+
+            def read(path):
+                with open(path, "rb") as f:
+                    return f.read()
+            creds = grpc.ssl_channel_credentials(root_certificates=read(ca_file) if ca_file else None,
+                                                 private_key=read(key_file) if key_file else None,
+                                                 certificate_chain=read(cert_file) if cert_file else None)
+            self._client = _TLSClient(credentials=creds, host=host, port=port, timeout=timeout)
+        else:
+            self._client = aetcd.Client(host=host, port=port, timeout=timeout)
 
     async def connect(self) -> None:
         await self._client.connect()

@@ -247,7 +247,12 @@ PROTOCOLS = ("TCP", "UDP", "SCTP")
 _TOTAL_ANNOTATION_SIZE = 256 * 1024
 
 
+RBAC_KINDS = ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")
+
+
 def _name_errors(kind: str, name: str) -> list[str]:
+    if kind in RBAC_KINDS:
+        return []  # path-segment names (`system:node`), checked for '/', '%', '.', '..' above
     if kind == "Service":
         return dns1035_label_errors(name)
     if kind in LABEL_NAMES:
@@ -891,7 +896,66 @@ def _validate_event(errs: Causes, obj: dict) -> None:
         errs.nonneg("count", obj["count"])
 
 
+def _string_list(errs: Causes, value, path: str, *, required: bool = False) -> None:
+    if value is None:
+        if required:
+            errs.required(path)
+        return
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        errs.type_error(path, value, "a list of strings")
+    elif required and not value:
+        errs.required(path)
+
+
+def _validate_rules(errs: Causes, obj: dict) -> None:
+    rules = obj.get("rules")
+    if rules is None:
+        return
+    if not isinstance(rules, list):
+        errs.type_error("rules", rules, "a list of PolicyRules")
+        return
+    for i, r in enumerate(rules):
+        p = f"rules[{i}]"
+        if not isinstance(r, dict):
+            errs.type_error(p, r, "a PolicyRule object")
+            continue
+        _string_list(errs, r.get("verbs"), f"{p}.verbs", required=True)
+        for f in ("apiGroups", "resources", "resourceNames", "nonResourceURLs"):
+            _string_list(errs, r.get(f), f"{p}.{f}")
+        if r.get("nonResourceURLs") and obj.get("kind") == "Role":
+            errs.invalid(f"{p}.nonResourceURLs", r["nonResourceURLs"], "namespaced rules cannot apply to "
+                                                                     "non-resource URLs")
+        elif not r.get("nonResourceURLs") and not r.get("resources"):
+            errs.required(f"{p}.resources", "resource rules must supply at least one resource")
+
+
+def _validate_binding(errs: Causes, obj: dict) -> None:
+    ref = obj.get("roleRef")
+    if not isinstance(ref, dict):
+        errs.required("roleRef") if ref is None else errs.type_error("roleRef", ref, "a RoleRef object")
+    else:
+        kinds = ("Role", "ClusterRole") if obj.get("kind") == "RoleBinding" else ("ClusterRole",)
+        errs.enum("roleRef.kind", ref.get("kind"), kinds)
+        if not isinstance(ref.get("name"), str) or not ref.get("name"):
+            errs.required("roleRef.name")
+    subjects = obj.get("subjects")
+    if subjects is None:
+        return
+    if not isinstance(subjects, list):
+        errs.type_error("subjects", subjects, "a list of Subjects")
+        return
+    for i, sj in enumerate(subjects):
+        if not isinstance(sj, dict):
+            errs.type_error(f"subjects[{i}]", sj, "a Subject object")
+            continue
+        errs.enum(f"subjects[{i}].kind", sj.get("kind"), ("User", "Group", "ServiceAccount"))
+        if not isinstance(sj.get("name"), str) or not sj.get("name"):
+            errs.required(f"subjects[{i}].name")
+
+
 _VALIDATORS = {
+    "Role": _validate_rules, "ClusterRole": _validate_rules,
+    "RoleBinding": _validate_binding, "ClusterRoleBinding": _validate_binding,
     "Pod": _validate_pod, "Service": _validate_service, "Deployment": _validate_deployment,
     "ReplicaSet": _validate_replicaset, "Namespace": _validate_namespace, "Node": _validate_node,
     "EndpointSlice": _validate_endpointslice, "Endpoints": _validate_endpoints,
@@ -1004,6 +1068,10 @@ def validate(rt: ResourceType, obj: dict, *, old: dict | None = None) -> list[di
     if not isinstance(obj, dict):
         errs.type_error("", obj, "an object")
         return errs
+    from .shapes import type_causes
+    wrong = type_causes(rt.kind, obj)
+    if wrong:  # the checks below assume the JSON types (as Go's decoder guarantees upstream)
+        return wrong
     validate_metadata(errs, rt, obj.get("metadata"))
     check = _VALIDATORS.get(rt.kind)
     if check:

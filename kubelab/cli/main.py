@@ -23,7 +23,7 @@ from .context import CliError, Context, api_error_line, connection_error_line
 
 VERB_MODULES = ("get", "describe", "apply", "delete", "scale", "expose", "patch", "podio", "kubeconfig_cmd",
                 "version")
-OPTIONAL_MODULES = ("lab",)
+OPTIONAL_MODULES = ("lab", "pki", "auth")
 LAB_VERBS = {
     "up": "start the lab's VMs and cluster",
     "down": "stop the lab",

@@ -34,6 +34,22 @@ def _resource(resource: str | ResourceType) -> ResourceType:
         raise ValueError(f'the server doesn\'t have a resource type "{resource}"') from None
 
 
+def tls_context(conn: Connection):
+    """The TLS settings for httpx: one SSLContext with the CA and the client certificate.
+    (httpx 0.28 ignores `cert=` when `verify` is a CA path, so the certificate was never sent.)"""
+    if not conn.server.startswith("https://"):
+        return True  # plain HTTP: nothing to verify (httpx's default, no context built)
+    import ssl
+    if conn.insecure:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    else:
+        ctx = ssl.create_default_context(cafile=conn.ca_file)
+    if conn.client_cert:
+        ctx.load_cert_chain(conn.client_cert, conn.client_key)
+    return ctx
+
+
 class ApiClient:
     """One connection pool to one API server; cheap to share across tasks."""
 
@@ -44,9 +60,7 @@ class ApiClient:
         headers = {"User-Agent": user_agent, "Accept": "application/json"}
         if conn.token:
             headers["Authorization"] = f"Bearer {conn.token}"
-        cert = (conn.client_cert, conn.client_key) if conn.client_cert else None
-        verify: bool | str = False if conn.insecure else (conn.ca_file or True)
-        self._http = httpx.AsyncClient(base_url=conn.server, headers=headers, cert=cert, verify=verify,
+        self._http = httpx.AsyncClient(base_url=conn.server, headers=headers, verify=tls_context(conn),
                                        timeout=httpx.Timeout(timeout, connect=5.0),
                                        limits=httpx.Limits(max_connections=200, max_keepalive_connections=50))
 

@@ -4,7 +4,6 @@ by the real kubectl, the kubelab client and raw TLS sockets."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 import os
@@ -79,6 +78,7 @@ def _start_tls_etcd(d: str) -> tuple[Proc, str, str]:
     except Exception:
         proc.stop()
         shutil.rmtree(data, ignore_errors=True)
+        os.unlink(data + ".log")
         raise
     return proc, url, data
 
@@ -120,6 +120,8 @@ def cluster():
         etcd_proc.stop()
         shutil.rmtree(etcd_data, ignore_errors=True)
         shutil.rmtree(d, ignore_errors=True)
+        if os.path.exists(etcd_data + ".log"):
+            os.unlink(etcd_data + ".log")
 
 
 def kubectl(kubeconfig: str, *args: str, input: str | None = None) -> subprocess.CompletedProcess:
@@ -136,6 +138,15 @@ def test_real_kubectl_works_with_the_admin_kubeconfig(cluster):
     assert "namespace/kube-system" in r.stdout
     r = kubectl(cluster.admin_kubeconfig, "auth", "can-i", "delete", "pods", "-n", "kube-system")
     assert (r.returncode, r.stdout.strip()) == (0, "yes")
+    # impersonation: the admin may ask as someone else; a viewer may not impersonate
+    r = kubectl(cluster.admin_kubeconfig, "auth", "can-i", "create", "pods", "--as=viewer")
+    assert r.stdout.strip() == "no", r.stderr
+    r = kubectl(cluster.admin_kubeconfig, "get", "pods", "--as=jane")
+    assert r.returncode != 0 and 'User "jane" cannot list resource "pods"' in r.stderr
+    r = kubectl(cluster.kubeconfig("user-viewer"), "get", "pods", "--as=admin", "--as-group=system:masters")
+    assert r.returncode != 0 and 'cannot impersonate resource "users"' in r.stderr, r.stderr
+    r = kubectl(cluster.admin_kubeconfig, "auth", "can-i", "--list", "--as=viewer")
+    assert r.returncode == 0 and "deployments.apps" in r.stdout and "secrets" not in r.stdout
 
 
 @pytest.mark.skipif(KUBECTL is None, reason="kubectl not installed")
@@ -264,6 +275,10 @@ def test_view_user_reads_but_cannot_create_or_exec(cluster):
         assert r.status_code == 403 and 'cannot create resource "pods/exec"' in r.json()["message"]
         assert h.get("/api/v1/namespaces/default/secrets").status_code == 403
         assert h.delete(f"/api/v1/namespaces/default/pods/{name}").status_code == 403
+    if KUBECTL:  # the real kubectl exec (websocket, then SPDY fallback) prints the denial
+        r = kubectl(cluster.kubeconfig("user-viewer"), "exec", name, "--", "true")
+        assert r.returncode != 0
+        assert f'pods "{name}" is forbidden: User "viewer" cannot create resource "pods/exec"' in r.stderr, r.stderr
     with cluster.http("user-jane") as h:  # no bindings at all
         assert h.get("/api/v1/namespaces/default/pods").status_code == 403
         assert h.get("/api").status_code == 200  # discovery for every authenticated user
@@ -323,6 +338,16 @@ def test_object_larger_than_etcd_limit_is_413(cluster):
         r = h.post("/api/v1/namespaces/default/configmaps", json=big)
         assert r.status_code == 413 and r.json()["kind"] == "Status"
         assert h.get("/api/v1/namespaces/default/configmaps/big").status_code == 404
+        # a patch that grows an object past the limit is refused too (etcd would refuse it later)
+        name = f"grow-{uuid.uuid4().hex[:6]}"
+        path = "/apis/rbac.authorization.k8s.io/v1/clusterroles"
+        rule = {"verbs": ["get"], "apiGroups": [""], "resources": ["pods"]}
+        assert h.post(path, json={"metadata": {"name": name}, "rules": [rule]}).status_code == 201
+        huge = [{**rule, "resourceNames": ["n" * 1000] * 1700}]  # ~1.7 MB: under the 3 MiB body limit
+        r = h.patch(f"{path}/{name}", content=json.dumps({"rules": huge}),
+                    headers={"Content-Type": "application/merge-patch+json"})
+        assert r.status_code == 413 and "the limit is 1572864" in r.json()["message"]
+        assert h.get(f"{path}/{name}").json()["rules"] == [rule]
 
 
 async def test_watch_count_cap_per_client_is_429_with_retry_after(cluster):

@@ -1,0 +1,152 @@
+"""Authorization: the `--authorization-mode` chain (AlwaysAllow, AlwaysDeny, RBAC, Node).
+
+Each authorizer answers allow, deny, or no opinion; the first allow or deny wins, and a
+request nobody allowed is forbidden (Kubernetes' union authorizer). The Node authorizer
+is Kubernetes' idea cut down: a node (`system:node:<name>` in `system:nodes`) may write only
+its own Node and Lease and the pods bound to it, and read the secrets/configmaps/service
+accounts only its pods use. Pod lookups go through an injected `NodeGraph`, so the
+decisions stay testable without a server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from .rbac import Attributes, Policy, UserInfo, node_rules, rule_allows
+
+ALLOW, DENY, NO_OPINION = "allow", "deny", "no-opinion"
+MODES = ("AlwaysAllow", "AlwaysDeny", "RBAC", "Node")
+NODE_PREFIX = "system:node:"
+NODES_GROUP = "system:nodes"
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: str
+    reason: str = ""
+
+    @property
+    def allowed(self) -> bool:
+        return self.verdict == ALLOW
+
+
+def parse_modes(text: str) -> tuple[str, ...]:
+    modes = tuple(m.strip() for m in text.split(",") if m.strip())
+    bad = [m for m in modes if m not in MODES]
+    if bad or not modes:
+        raise ValueError(f"unknown authorization mode {', '.join(bad) or repr(text)} (use {', '.join(MODES)})")
+    return modes
+
+
+def node_of(user: UserInfo) -> str | None:
+    if NODES_GROUP in user.groups and user.name.startswith(NODE_PREFIX):
+        return user.name[len(NODE_PREFIX):] or None
+    return None
+
+
+class NodeGraph(Protocol):
+    async def pod(self, namespace: str, name: str) -> dict | None: ...
+    async def pods_on_node(self, node: str) -> list[dict]: ...
+
+
+def pod_references(pod: dict) -> dict[str, set[str]]:
+    """The secrets, configmaps and service account a pod uses (what its node may read)."""
+    spec = pod.get("spec") or {}
+    refs: dict[str, set[str]] = {"secrets": set(), "configmaps": set(), "serviceaccounts": set()}
+    refs["serviceaccounts"].add(spec.get("serviceAccountName") or "default")
+    for v in spec.get("volumes") or []:
+        if (v.get("secret") or {}).get("secretName"):
+            refs["secrets"].add(v["secret"]["secretName"])
+        if (v.get("configMap") or {}).get("name"):
+            refs["configmaps"].add(v["configMap"]["name"])
+        for src in (v.get("projected") or {}).get("sources") or []:
+            if (src.get("secret") or {}).get("name"):
+                refs["secrets"].add(src["secret"]["name"])
+            if (src.get("configMap") or {}).get("name"):
+                refs["configmaps"].add(src["configMap"]["name"])
+    for s in spec.get("imagePullSecrets") or []:
+        if s.get("name"):
+            refs["secrets"].add(s["name"])
+    for c in (spec.get("containers") or []) + (spec.get("initContainers") or []):
+        for ef in c.get("envFrom") or []:
+            if (ef.get("secretRef") or {}).get("name"):
+                refs["secrets"].add(ef["secretRef"]["name"])
+            if (ef.get("configMapRef") or {}).get("name"):
+                refs["configmaps"].add(ef["configMapRef"]["name"])
+        for e in c.get("env") or []:
+            vf = e.get("valueFrom") or {}
+            if (vf.get("secretKeyRef") or {}).get("name"):
+                refs["secrets"].add(vf["secretKeyRef"]["name"])
+            if (vf.get("configMapKeyRef") or {}).get("name"):
+                refs["configmaps"].add(vf["configMapKeyRef"]["name"])
+    return refs
+
+
+_OWN_WRITE = {"create", "update", "patch", "delete"}
+
+
+async def node_authorize(a: Attributes, graph: NodeGraph) -> Decision:
+    node = node_of(a.user)
+    if node is None or not a.resource_request:
+        return Decision(NO_OPINION)
+    r, sub, g = a.resource, a.subresource, a.api_group
+    if g == "" and r == "nodes":
+        if a.verb in ("get", "list", "watch") and not sub:
+            return Decision(ALLOW)
+        if a.verb in _OWN_WRITE and (a.name == node or (a.verb == "create" and not a.name)):
+            return Decision(ALLOW)
+        return Decision(NO_OPINION, f"node '{node}' cannot modify node '{a.name}'")
+    if g == "coordination.k8s.io" and r == "leases":
+        if a.namespace == "kube-node-lease" and a.verb in _OWN_WRITE | {"get"} and \
+                (a.name == node or (a.verb == "create" and not a.name)):
+            return Decision(ALLOW)
+        return Decision(NO_OPINION, f"node '{node}' can only access its own lease in kube-node-lease")
+    if g == "" and r == "pods" and (a.verb in _OWN_WRITE - {"create"}) and a.name and sub in ("", "status"):
+        pod = await graph.pod(a.namespace, a.name)
+        if pod is not None and (pod.get("spec") or {}).get("nodeName") == node:
+            return Decision(ALLOW)
+        return Decision(NO_OPINION, f"node '{node}' can only modify pods bound to it")
+    if g == "" and r in ("secrets", "configmaps", "serviceaccounts") and a.verb == "get" and a.name and not sub:
+        for pod in await graph.pods_on_node(node):
+            if (pod.get("metadata") or {}).get("namespace") == a.namespace and a.name in pod_references(pod)[r]:
+                return Decision(ALLOW)
+        return Decision(NO_OPINION, f"no relationship found between node '{node}' and this object")
+    if any(rule_allows(rule, a) for rule in node_rules()):
+        return Decision(ALLOW)
+    return Decision(NO_OPINION)
+
+
+def rbac_authorize(a: Attributes, policy: Policy) -> Decision:
+    ok, why = policy.allows(a)
+    return Decision(ALLOW, why) if ok else Decision(NO_OPINION)
+
+
+class Authorizer:
+    """The chain for `--authorization-mode`. `policy` returns the current RBAC snapshot."""
+
+    def __init__(self, modes: tuple[str, ...], *, policy: Callable[[], Awaitable[Policy]] | None = None,
+                 graph: NodeGraph | None = None) -> None:
+        self.modes = modes
+        self._policy = policy
+        self._graph = graph
+
+    async def authorize(self, a: Attributes) -> Decision:
+        reasons = []
+        for mode in self.modes:
+            if mode == "AlwaysAllow":
+                return Decision(ALLOW)
+            if mode == "AlwaysDeny":
+                return Decision(DENY, "everything is denied")
+            if mode == "RBAC" and self._policy is not None:
+                d = rbac_authorize(a, await self._policy())
+            elif mode == "Node" and self._graph is not None:
+                d = await node_authorize(a, self._graph)
+            else:
+                continue
+            if d.verdict != NO_OPINION:
+                return d
+            if d.reason:
+                reasons.append(d.reason)
+        return Decision(DENY, "; ".join(reasons))

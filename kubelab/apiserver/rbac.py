@@ -1,0 +1,303 @@
+"""RBAC: who may do what, from Role/ClusterRole rules and their bindings. Pure.
+
+The same rule semantics as Kubernetes (`rbac.authorization.k8s.io/v1`): a request is allowed
+when some binding that names the user (User), one of its groups (Group) or its service
+account (ServiceAccount) points at a role with a rule matching the request's verb, API
+group, resource[/subresource] and name. A RoleBinding grants only in its own namespace;
+a ClusterRoleBinding everywhere. There are no deny rules.
+
+Also here: the default roles the API server creates at start (cluster-admin, admin, edit,
+view, and the components' roles), as in Kubernetes' bootstrap policy, cut down to the
+resources kubelab serves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+READ = ["get", "list", "watch"]
+WRITE = ["create", "delete", "deletecollection", "patch", "update"]
+
+
+@dataclass(frozen=True)
+class UserInfo:
+    name: str
+    groups: tuple[str, ...] = ()
+    uid: str = ""
+
+
+@dataclass(frozen=True)
+class Attributes:
+    """One request as the authorizers see it (Kubernetes' authorizer.Attributes)."""
+
+    user: UserInfo
+    verb: str
+    resource_request: bool = True
+    api_group: str = ""
+    resource: str = ""
+    subresource: str = ""
+    namespace: str = ""
+    name: str = ""
+    path: str = ""
+
+    def describe_resource(self) -> str:
+        return self.resource + (f"/{self.subresource}" if self.subresource else "")
+
+
+def forbidden_message(a: Attributes, reason: str = "") -> str:
+    """Kubernetes' wording, which people grep for:
+    `pods "x" is forbidden: User "jane" cannot delete resource "pods" in API group "" in the namespace "default"`."""
+    if not a.resource_request:
+        msg = f'forbidden: User "{a.user.name}" cannot {a.verb} path "{a.path}"'
+    else:
+        gr = a.resource + (f".{a.api_group}" if a.api_group else "")
+        head = f'{gr} "{a.name}" is forbidden' if a.name else f"{gr} is forbidden"
+        msg = (f'{head}: User "{a.user.name}" cannot {a.verb} resource "{a.describe_resource()}" '
+               f'in API group "{a.api_group}"')
+        msg += f' in the namespace "{a.namespace}"' if a.namespace else " at the cluster scope"
+    return msg + (f": {reason}" if reason else "")
+
+
+# ---- rule matching -----------------------------------------------------------------------
+
+def _has(items, value: str) -> bool:
+    if not isinstance(items, list):
+        return False
+    return "*" in items or value in items
+
+
+def _resource_matches(rule_resources, resource: str, subresource: str) -> bool:
+    combined = f"{resource}/{subresource}" if subresource else resource
+    if not isinstance(rule_resources, list):
+        return False
+    for r in rule_resources:
+        if r == "*" or r == combined:
+            return True
+        if subresource and r == f"*/{subresource}":
+            return True
+    return False
+
+
+def _path_matches(urls, path: str) -> bool:
+    if not isinstance(urls, list):
+        return False
+    for u in urls:
+        if not isinstance(u, str):
+            continue
+        if u == "*" or u == path or (u.endswith("*") and path.startswith(u[:-1])):
+            return True
+    return False
+
+
+def rule_allows(rule: dict, a: Attributes) -> bool:
+    if not isinstance(rule, dict) or not _has(rule.get("verbs"), a.verb):
+        return False
+    if not a.resource_request:
+        return _path_matches(rule.get("nonResourceURLs"), a.path)
+    if rule.get("nonResourceURLs") and not rule.get("resources"):
+        return False
+    if not _has(rule.get("apiGroups"), a.api_group):
+        return False
+    if not _resource_matches(rule.get("resources"), a.resource, a.subresource):
+        return False
+    names = rule.get("resourceNames")
+    return not names or (isinstance(names, list) and a.name in names)
+
+
+def subject_matches(subject: dict, user: UserInfo, binding_namespace: str = "") -> bool:
+    if not isinstance(subject, dict):
+        return False
+    kind, name = subject.get("kind"), subject.get("name")
+    if kind == "User":
+        return name == user.name
+    if kind == "Group":
+        return name in user.groups
+    if kind == "ServiceAccount":
+        ns = subject.get("namespace") or binding_namespace
+        return user.name == f"system:serviceaccount:{ns}:{name}"
+    return False
+
+
+@dataclass
+class Policy:
+    """A snapshot of the RBAC objects: name → object (namespaced ones keyed `ns/name`)."""
+
+    roles: dict[str, dict] = field(default_factory=dict)
+    cluster_roles: dict[str, dict] = field(default_factory=dict)
+    role_bindings: list[dict] = field(default_factory=list)
+    cluster_role_bindings: list[dict] = field(default_factory=list)
+
+    @classmethod
+    def from_objects(cls, *, roles=(), cluster_roles=(), role_bindings=(), cluster_role_bindings=()) -> "Policy":
+        def key(o):
+            m = o.get("metadata") or {}
+            return f"{m.get('namespace', '')}/{m.get('name', '')}"
+        return cls({key(o): o for o in roles},
+                   {(o.get("metadata") or {}).get("name", ""): o for o in cluster_roles},
+                   list(role_bindings), list(cluster_role_bindings))
+
+    def _role_rules(self, ref: dict, namespace: str) -> list:
+        if not isinstance(ref, dict):
+            return []
+        if ref.get("kind") == "ClusterRole":
+            role = self.cluster_roles.get(ref.get("name", ""))
+        elif ref.get("kind") == "Role":
+            role = self.roles.get(f"{namespace}/{ref.get('name', '')}")
+        else:
+            role = None
+        rules = (role or {}).get("rules") or []
+        return rules if isinstance(rules, list) else []
+
+    def rules_for(self, user: UserInfo, namespace: str) -> list[dict]:
+        """Every rule granted to `user` in `namespace` (what `kubectl auth can-i --list` shows)."""
+        out: list[dict] = []
+        for b in self.cluster_role_bindings:
+            if any(subject_matches(s, user) for s in b.get("subjects") or []):
+                out += [r for r in self._role_rules(b.get("roleRef"), "") if isinstance(r, dict)]
+        for b in self.role_bindings:
+            ns = (b.get("metadata") or {}).get("namespace", "")
+            if ns == namespace and any(subject_matches(s, user, ns) for s in b.get("subjects") or []):
+                out += [r for r in self._role_rules(b.get("roleRef"), ns) if isinstance(r, dict)]
+        return out
+
+    def allows(self, a: Attributes) -> tuple[bool, str]:
+        """(allowed, why): why names the binding and role that allowed it."""
+        for b in self.cluster_role_bindings:
+            if any(subject_matches(s, a.user) for s in b.get("subjects") or []):
+                for rule in self._role_rules(b.get("roleRef"), ""):
+                    if rule_allows(rule, a):
+                        return True, f'RBAC: allowed by ClusterRoleBinding "{b["metadata"]["name"]}"'
+        if a.namespace and a.resource_request:
+            for b in self.role_bindings:
+                ns = (b.get("metadata") or {}).get("namespace", "")
+                if ns != a.namespace:
+                    continue
+                if any(subject_matches(s, a.user, ns) for s in b.get("subjects") or []):
+                    for rule in self._role_rules(b.get("roleRef"), ns):
+                        if rule_allows(rule, a):
+                            return True, f'RBAC: allowed by RoleBinding "{b["metadata"]["name"]}/{ns}"'
+        return False, ""
+
+
+# ---- the default policy --------------------------------------------------------------------
+
+def _rule(groups, resources, verbs, **extra) -> dict:
+    return {"apiGroups": list(groups), "resources": list(resources), "verbs": list(verbs), **extra}
+
+
+_WORKLOADS = ["pods", "pods/log", "pods/status", "services", "services/status", "endpoints", "configmaps",
+              "serviceaccounts", "events"]
+_APPS = ["deployments", "deployments/scale", "deployments/status", "replicasets", "replicasets/scale",
+         "replicasets/status"]
+_DISCOVERY_URLS = ["/api", "/api/*", "/apis", "/apis/*", "/openapi", "/openapi/*", "/version", "/version/",
+                   "/healthz", "/livez", "/readyz"]
+
+
+def _cluster_role(name: str, rules: list[dict], *, labels: dict | None = None) -> dict:
+    meta: dict = {"name": name, "labels": {"kubernetes.io/bootstrapping": "rbac-defaults", **(labels or {})},
+                  "annotations": {"rbac.authorization.kubernetes.io/autoupdate": "true"}}
+    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": meta, "rules": rules}
+
+
+def _crb(name: str, role: str, subjects: list[dict]) -> dict:
+    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": name, "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"},
+                         "annotations": {"rbac.authorization.kubernetes.io/autoupdate": "true"}},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+            "subjects": subjects}
+
+
+def _user(name: str) -> dict:
+    return {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": name}
+
+
+def _group(name: str) -> dict:
+    return {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": name}
+
+
+def default_cluster_roles() -> list[dict]:
+    view = [
+        _rule([""], ["pods", "pods/log", "pods/status", "services", "services/status", "endpoints", "configmaps",
+                     "serviceaccounts", "events", "namespaces", "namespaces/status"], READ),
+        _rule(["apps"], _APPS, READ),
+        _rule(["discovery.k8s.io"], ["endpointslices"], READ),
+    ]
+    edit = [
+        _rule([""], ["pods", "pods/exec", "pods/attach", "pods/portforward", "services", "endpoints", "configmaps",
+                     "secrets", "serviceaccounts", "persistentvolumeclaims"], READ + WRITE),
+        _rule(["apps"], ["deployments", "deployments/scale", "replicasets", "replicasets/scale"], READ + WRITE),
+        _rule(["discovery.k8s.io"], ["endpointslices"], READ + WRITE),
+        _rule(["coordination.k8s.io"], ["leases"], READ + WRITE),
+        _rule([""], ["events"], ["create", "patch", "update"]),
+        *view,
+    ]
+    admin = [
+        _rule(["rbac.authorization.k8s.io"], ["roles", "rolebindings"], READ + WRITE),
+        *edit,
+    ]
+    return [
+        _cluster_role("cluster-admin", [_rule(["*"], ["*"], ["*"]), {"nonResourceURLs": ["*"], "verbs": ["*"]}]),
+        _cluster_role("admin", admin, labels={"kubernetes.io/bootstrapping": "rbac-defaults"}),
+        _cluster_role("edit", edit),
+        _cluster_role("view", view),
+        _cluster_role("system:discovery", [{"nonResourceURLs": _DISCOVERY_URLS, "verbs": ["get"]}]),
+        _cluster_role("system:basic-user", [
+            _rule(["authorization.k8s.io"], ["selfsubjectaccessreviews", "selfsubjectrulesreviews"], ["create"])]),
+        _cluster_role("system:kube-controller-manager", [
+            _rule(["", "apps", "discovery.k8s.io", "coordination.k8s.io"], ["*"], ["*"]),
+            _rule(["rbac.authorization.k8s.io"], ["*"], READ),
+        ]),
+        _cluster_role("system:kube-scheduler", [
+            _rule([""], ["pods", "nodes", "namespaces", "services", "replicationcontrollers",
+                         "persistentvolumeclaims", "persistentvolumes", "configmaps"], READ),
+            _rule([""], ["pods/binding", "bindings"], ["create"]),
+            _rule([""], ["pods/status"], ["patch", "update"]),
+            _rule([""], ["pods"], ["delete"]),
+            _rule([""], ["events"], ["create", "patch", "update"]),
+            _rule(["apps"], ["replicasets"], READ),
+            _rule(["coordination.k8s.io"], ["leases"], ["create"]),
+            _rule(["coordination.k8s.io"], ["leases"], ["get", "update", "patch"], resourceNames=["kube-scheduler"]),
+        ]),
+        _cluster_role("system:node-proxier", [
+            _rule([""], ["services", "endpoints", "nodes"], READ),
+            _rule(["discovery.k8s.io"], ["endpointslices"], READ),
+            _rule([""], ["events"], ["create", "patch", "update"]),
+        ]),
+        _cluster_role("system:kube-dns", [
+            _rule([""], ["services", "endpoints", "namespaces", "pods"], READ),
+            _rule(["discovery.k8s.io"], ["endpointslices"], READ),
+        ]),
+        # What a node needs beyond what the Node authorizer grants per node (as Kubernetes'
+        # `system:node`, unbound by default: the Node authorizer carries it).
+        _cluster_role("system:node", node_rules()),
+    ]
+
+
+def node_rules() -> list[dict]:
+    """The static part of a node's rights; the Node authorizer narrows the writes to the
+    node's own objects and the reads of secrets/configmaps to its pods'."""
+    return [
+        _rule([""], ["nodes", "pods", "services", "endpoints", "namespaces"], READ),
+        _rule(["discovery.k8s.io"], ["endpointslices"], READ),
+        _rule([""], ["events"], ["create", "patch", "update"]),
+    ]
+
+
+def default_cluster_role_bindings() -> list[dict]:
+    return [
+        _crb("cluster-admin", "cluster-admin", [_group("system:masters")]),
+        _crb("system:discovery", "system:discovery", [_group("system:authenticated")]),
+        _crb("system:basic-user", "system:basic-user", [_group("system:authenticated")]),
+        _crb("system:kube-controller-manager", "system:kube-controller-manager",
+             [_user("system:kube-controller-manager")]),
+        _crb("system:kube-scheduler", "system:kube-scheduler", [_user("system:kube-scheduler")]),
+        _crb("system:node-proxier", "system:node-proxier", [_user("system:kube-proxy")]),
+        _crb("system:kube-dns", "system:kube-dns",
+             [_user("system:kube-dns"), {"kind": "ServiceAccount", "name": "coredns", "namespace": "kube-system"}]),
+        _crb("system:node", "system:node", []),
+    ]
+
+
+def default_policy() -> Policy:
+    return Policy.from_objects(cluster_roles=default_cluster_roles(),
+                               cluster_role_bindings=default_cluster_role_bindings())

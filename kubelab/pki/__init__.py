@@ -1,0 +1,1 @@
+"""The lab PKI: a CA, one certificate per component, service-account token keys."""
