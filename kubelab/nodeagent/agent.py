@@ -20,9 +20,12 @@ import signal
 import time
 from dataclasses import dataclass, field
 
+import httpx
+
 from kubelab.client import AlreadyExists, ApiClient, ApiError, Conflict, Informer, NotFound
 from kubelab.cni.bridge import host_veth_name
 from kubelab.cni.spec import CniError
+from kubelab.controllers.events import EventRecorder
 
 from . import containers as ctr
 from . import images, podstatus, procs, routes, sandbox
@@ -163,8 +166,10 @@ class PodWorker:
         self.gone = False              # the API object no longer exists
         self.last_status: dict | None = pod.get("status") or None
         self.error: str = ""
+        self.last_ip: str | None = ((pod.get("status") or {}).get("podIP"))
         self.retry_at = 0.0
         self.done = False
+        self.check_network = False     # CNI CHECK once, for a sandbox found again after a restart
         self.wake = asyncio.Event()
         self.task: asyncio.Task | None = None
 
@@ -178,6 +183,11 @@ class PodWorker:
         self.pod = pod
         self.wake.set()
 
+    def event(self, type_: str, reason: str, message: str) -> None:
+        """An Event about this pod, as the kubelet records them (`kubectl describe pod`)."""
+        if self.agent.recorder is not None and not self.gone:
+            self.agent.recorder.event({"kind": "Pod", "apiVersion": "v1", **self.pod}, type_, reason, message)
+
     def deleted(self) -> None:
         self.gone = True
         self.wake.set()
@@ -186,11 +196,59 @@ class PodWorker:
     def spec_containers(self) -> list[dict]:
         return (self.pod.get("spec") or {}).get("containers") or []
 
+    @property
+    def init_specs(self) -> list[dict]:
+        return (self.pod.get("spec") or {}).get("initContainers") or []
+
     def container_spec(self, name: str) -> dict:
-        for c in self.spec_containers:
+        for c in self.spec_containers + self.init_specs:
             if c.get("name") == name:
                 return c
         return {}
+
+    def init_state(self) -> str:
+        """"done" when every init container exited 0, "failed" when one failed for good
+        (restartPolicy Never), else "running"."""
+        policy = (self.pod.get("spec") or {}).get("restartPolicy", "Always")
+        for cs in self.init_specs:
+            c = self.containers.get(cs["name"])
+            if c is None or c.state != "terminated" or c.exit_code != 0:
+                if c is not None and c.state == "terminated" and policy == "Never":
+                    return "failed"
+                return "running"
+        return "done"
+
+    def finished(self) -> bool:
+        """Nothing will run in this pod again (its phase is Succeeded or Failed)."""
+        policy = (self.pod.get("spec") or {}).get("restartPolicy", "Always")
+        if self.init_state() == "failed":
+            return True
+        cs = [self.containers.get(c["name"]) for c in self.spec_containers]
+        return bool(cs) and all(c is not None and c.state == "terminated" and not should_restart(policy, c.exit_code)
+                                for c in cs)
+
+    def step(self, c: ctr.Container, cs: dict, *, restart_policy: str, now: float) -> None:
+        """Start, restart (after back-off) or leave one container, by its restart policy."""
+        meta = self.pod["metadata"]
+        if c.running:
+            return
+        restarting = c.state == "terminated" or c.last_terminated is not None or c.reason == "CrashLoopBackOff"
+        if c.state == "terminated" and not should_restart(restart_policy, c.exit_code):
+            return
+        if c.state == "terminated":
+            c.last_terminated = c.terminated()  # becomes lastState once the container restarts
+        if restarting and now < c.next_start:
+            if c.reason != "CrashLoopBackOff":
+                self.event("Warning", "BackOff", f"Back-off restarting failed container {c.name} in pod "
+                                                 f"{meta['name']}_{meta.get('namespace')}({self.uid})")
+            c.state, c.reason = "waiting", "CrashLoopBackOff"
+            delay = c.next_start - c.finished_at if c.finished_at else 0
+            c.message = (f"back-off {delay:.0f}s restarting failed container={c.name} "
+                         f"pod={meta['name']}_{meta.get('namespace')}({self.uid})")
+            return
+        if c.reason == "ErrImagePull" and now < c.next_start:
+            return
+        self.start_container(c, cs)
 
     # ---- the loop ----------------------------------------------------------------------
 
@@ -227,6 +285,20 @@ class PodWorker:
             await self.terminate()
             return True
         now = time.time()
+        if self.finished():
+            # like the kubelet: a pod that will run nothing more gives back its sandbox (IP,
+            # netns, pause) and keeps its logs and status until it is deleted
+            if self.sandbox is not None:
+                await self.teardown_sandbox()
+            await self.write_status()
+            return False
+        if self.check_network and self.sandbox is not None and self.sandbox.alive() and not self.sandbox.host_network:
+            self.check_network = False
+            try:
+                await sandbox.cni_check(self.sandbox, self.pod, self.agent.cni)
+                log.info("pod %s: re-adopted, CNI CHECK passed", self.key)
+            except (CniError, OSError) as e:
+                log.warning("pod %s: re-adopted, CNI CHECK failed: %s", self.key, e)
         if self.sandbox is None or not self.sandbox.alive():
             if now < self.retry_at:
                 return False
@@ -240,6 +312,7 @@ class PodWorker:
             except Exception as e:
                 log.warning("pod %s: sandbox: %s", self.key, e)
                 self.error = f"failed to create pod sandbox: {e}"
+                self.event("Warning", "FailedCreatePodSandBox", self.error)
                 self.retry_at = time.time() + 2.0
                 for cs in self.spec_containers:
                     c = self.containers.setdefault(cs["name"], ctr.Container(cs["name"], cs.get("image", "")))
@@ -247,24 +320,25 @@ class PodWorker:
                 await self.write_status()
                 return False
         policy = (self.pod.get("spec") or {}).get("restartPolicy", "Always")
-        for cs in self.spec_containers:
-            name = cs["name"]
-            c = self.containers.get(name)
-            if c is None:
-                c = self.containers[name] = ctr.Container(name, cs.get("image", ""))
-            if c.running:
-                continue
-            restarting = c.state == "terminated" or c.last_terminated is not None or c.reason == "CrashLoopBackOff"
-            if c.state == "terminated" and not should_restart(policy, c.exit_code):
-                continue
-            if restarting and now < c.next_start:
-                c.state, c.reason = "waiting", "CrashLoopBackOff"
-                delay = c.next_start - c.finished_at if c.finished_at else 0
-                c.message = f"back-off {delay:.0f}s restarting failed container={name} pod={meta['name']}_{meta.get('namespace')}({self.uid})"
-                continue
-            if c.reason == "ErrImagePull" and now < c.next_start:
-                continue
-            self.start_container(c, cs)
+        init = self.init_state()
+        if init == "running":  # init containers one at a time, in order; each must exit 0
+            for cs in self.init_specs:
+                c = self.containers.get(cs["name"])
+                if c is None:
+                    c = self.containers[cs["name"]] = ctr.Container(cs["name"], cs.get("image", ""))
+                if c.state == "terminated" and c.exit_code == 0:
+                    continue
+                self.step(c, cs, restart_policy="OnFailure" if policy == "Always" else policy, now=now)
+                break
+            for cs in self.spec_containers:
+                c = self.containers.setdefault(cs["name"], ctr.Container(cs["name"], cs.get("image", "")))
+                c.reason = "PodInitializing"
+        elif init == "done":
+            for cs in self.spec_containers:
+                c = self.containers.get(cs["name"])
+                if c is None:
+                    c = self.containers[cs["name"]] = ctr.Container(cs["name"], cs.get("image", ""))
+                self.step(c, cs, restart_policy=policy, now=now)
         await self.write_status()
         return False
 
@@ -273,32 +347,45 @@ class PodWorker:
     async def create_sandbox(self) -> None:
         cfg = self.agent.cfg
         os.makedirs(self.dir, exist_ok=True)
+        host_network = bool((self.pod.get("spec") or {}).get("hostNetwork"))
         sb = Sandbox(uid=self.uid, namespace=self.pod["metadata"].get("namespace", "default"),
-                     name=self.pod["metadata"]["name"],
-                     netns=os.path.join(sandbox.NETNS_DIR, cfg.netns_prefix + self.uid),
+                     name=self.pod["metadata"]["name"], host_ip=cfg.node_ip,
+                     netns="" if host_network else os.path.join(sandbox.NETNS_DIR, cfg.netns_prefix + self.uid),
                      grace=float((self.pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30)))
+        t0 = time.perf_counter()
         await sandbox.start_pause(sb, hostname=sandbox.pod_hostname(self.pod),
                                   log_path=os.path.join(self.dir, "pause.log"))
         sb.save(self.dir)
         self.sandbox = sb
+        t1 = time.perf_counter()
         try:
-            sb.cni_result = await sandbox.cni_add(sb, self.pod, self.agent.cni)
+            if not sb.host_network:
+                sb.cni_result = await sandbox.cni_add(sb, self.pod, self.agent.cni)
         except Exception:
             await self.teardown_sandbox()
             raise
         sb.save(self.dir)
         self.etc = sandbox.write_pod_files(self.dir, self.pod, sb.pod_ip, cfg.dns)
+        log.info("pod %s: sandbox %s ready in %.0f ms (pause %.0f ms, CNI ADD %.0f ms), IP %s", self.key,
+                 os.path.basename(sb.netns) or "(host network)", (time.perf_counter() - t0) * 1000, (t1 - t0) * 1000,
+                 (time.perf_counter() - t1) * 1000, sb.pod_ip)
 
     async def teardown_sandbox(self) -> None:
         sb = self.sandbox
         if sb is None:
             return
         try:
-            await sandbox.cni_del(sb, self.agent.cni)
+            if not sb.host_network:
+                await sandbox.cni_del(sb, self.agent.cni)
         except (CniError, OSError) as e:
             log.warning("pod %s: CNI DEL: %s", self.key, e)
         await sandbox.stop_pause(sb)
+        self.last_ip = sb.pod_ip or self.last_ip
         self.sandbox = None
+        try:
+            os.unlink(os.path.join(self.dir, "sandbox.json"))
+        except FileNotFoundError:
+            pass
 
     # ---- containers ----------------------------------------------------------------------
 
@@ -316,6 +403,8 @@ class PodWorker:
             ctr.start(c, cs, pod=self.pod, pod_dir=self.dir, netns=sb.netns, pause_pid=sb.pause_pid,
                       etc=self.etc, env=env)
         except images.ImageError as e:
+            if c.reason != "ErrImagePull":
+                self.event("Warning", "Failed", f'Failed to pull image "{cs.get("image", "")}": {e}')
             c.state, c.reason, c.message = "waiting", "ErrImagePull", str(e)
             c.next_start = time.time() + 5.0
             c.save(self.dir)
@@ -328,6 +417,9 @@ class PodWorker:
         c.started = "startupProbe" not in cs
         c.ready = c.started and "readinessProbe" not in cs
         c.save(self.dir)
+        self.event("Normal", "Pulled", f'Container image "{c.image}" already present on machine')
+        self.event("Normal", "Created", f"Created container {c.name}")
+        self.event("Normal", "Started", f"Started container {c.name}")
         self.start_probes(c)
 
     def start_probes(self, c: ctr.Container) -> None:
@@ -357,6 +449,8 @@ class PodWorker:
     def on_probe(self, c: ctr.Container, kind: str, ok: bool, message: str) -> None:
         if not c.running or c.stopping:
             return
+        if not ok:
+            self.event("Warning", "Unhealthy", f"{kind.capitalize()} probe failed: {message.strip()}"[:1024])
         if kind == "readiness":
             c.ready = ok
         elif kind == "startup" and ok:
@@ -365,6 +459,7 @@ class PodWorker:
         elif not ok:  # liveness or startup failed: restart the container
             log.info("pod %s: container %s failed %s probe (%s), restarting", self.key, c.name, kind, message.strip())
             c.ready = False
+            self.event("Normal", "Killing", f"Container {c.name} failed {kind} probe, will be restarted")
             asyncio.create_task(self.stop_container(c, self.grace()))
         c.save(self.dir)
         self.wake.set()
@@ -374,7 +469,6 @@ class PodWorker:
         self.stop_probes(c.name)
         c.stopping = False
         ran = (c.finished_at or 0) - (c.started_at or 0)
-        c.last_terminated = c.terminated()
         if ran >= 600:
             c.next_start = 0.0
         else:
@@ -405,6 +499,8 @@ class PodWorker:
 
     async def kill_containers(self, grace: float) -> None:
         running = [c for c in self.containers.values() if c.running]
+        for c in running:
+            self.event("Normal", "Killing", f"Stopping container {c.name}")
         await asyncio.gather(*(self.stop_container(c, grace) for c in running))
         for c in running:
             if ctr.poll_exit(c, self.dir):
@@ -435,16 +531,16 @@ class PodWorker:
 
     def status(self) -> dict:
         sb = self.sandbox
-        start = podstatus.rfc3339(sb.created) if sb else (self.last_status or {}).get("startTime")
-        view = podstatus.SandboxView(ready=sb is not None and sb.cni_result is not None,
-                                     pod_ip=sb.pod_ip if sb else None, host_ip=self.agent.cfg.node_ip,
+        start = (self.last_status or {}).get("startTime") or (podstatus.rfc3339(sb.created) if sb else None)
+        view = podstatus.SandboxView(ready=sb is not None and sb.network_ready,
+                                     pod_ip=sb.pod_ip if sb else self.last_ip, host_ip=self.agent.cfg.node_ip,
                                      start_time=start)
-        cviews = []
-        for cs in self.spec_containers:
-            c = self.containers.get(cs["name"]) or ctr.Container(cs["name"], cs.get("image", ""))
-            cviews.append(c.view())
+        def views(specs: list[dict]) -> list[podstatus.ContainerView]:
+            return [(self.containers.get(cs["name"]) or ctr.Container(cs["name"], cs.get("image", ""))).view()
+                    for cs in specs]
         prev = self.last_status or self.pod.get("status") or {}
-        return podstatus.compute(self.pod, view, cviews, now=podstatus.rfc3339(), previous=prev)
+        return podstatus.compute(self.pod, view, views(self.spec_containers), now=podstatus.rfc3339(),
+                                 previous=prev, init_containers=views(self.init_specs) if self.init_specs else None)
 
     async def write_status(self) -> None:
         st = self.status()
@@ -474,6 +570,7 @@ class NodeAgent:
         self._routes_dirty = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self.server = None
+        self.recorder: EventRecorder | None = EventRecorder(client, "kubelet", host=cfg.node_name)
 
     # ---- node ----------------------------------------------------------------------------
 
@@ -597,11 +694,12 @@ class NodeAgent:
                                         "namespace": sb.namespace if sb else "default"},
                              "spec": {"terminationGracePeriodSeconds": sb.grace if sb else 30}}
             adopted = {}
-            for cs in (pod or {}).get("spec", {}).get("containers") or []:
+            pspec = (pod or {}).get("spec") or {}
+            for cs in (pspec.get("initContainers") or []) + (pspec.get("containers") or []):
                 c = ctr.Container.load(d, cs["name"])
                 if c is not None:
                     if c.running and ctr.poll_exit(c, d):
-                        c.last_terminated = c.terminated()
+                        log.info("container %s of pod %s exited while the agent was down", c.name, uid)
                     adopted[c.name] = c
             if pod is None and os.path.isdir(os.path.join(d, "containers")):
                 for fn in os.listdir(os.path.join(d, "containers")):
@@ -612,8 +710,9 @@ class NodeAgent:
             w = PodWorker(self, stub, sb=sb if sb and sb.alive() else None, adopted=adopted)
             if sb is not None and w.sandbox is None:
                 w.sandbox = sb  # dead sandbox: sync() recreates it, terminate() tears it down
-            if w.sandbox is not None and w.sandbox.cni_result is not None:
+            if w.sandbox is not None and w.sandbox.network_ready:
                 w.etc = {n: os.path.join(d, "etc", n) for n in ("resolv.conf", "hosts", "hostname")}
+                w.check_network = pod is not None
             if pod is None:
                 w.gone = True
             self.workers[uid] = w
@@ -668,8 +767,8 @@ class NodeAgent:
             sandbox.reap_children()
             for w in list(self.workers.values()):
                 for c in list(w.containers.values()):
-                    if c.running and not c.init_pid:
-                        ctr.find_init(c)
+                    if c.running and not c.init_pid and ctr.find_init(c):
+                        c.save(w.dir)  # a restarted agent signals and execs by this pid
                     if c.running and ctr.poll_exit(c, w.dir):
                         w.on_exit(c)
             await asyncio.sleep(0.1)
@@ -679,7 +778,21 @@ class NodeAgent:
     async def run(self) -> None:
         cfg = self.cfg
         os.makedirs(cfg.pods_dir, exist_ok=True)
-        await self.register()
+        try:
+            if os.readlink("/proc/self/ns/mnt") != os.readlink("/proc/1/ns/mnt"):
+                log.warning("running in a private mount namespace (ip netns exec?): the pods' /run/netns "
+                            "files will be invisible outside it; run under `nsenter --net=...` instead")
+        except OSError:
+            pass
+        delay = 0.2
+        while True:  # the API server may not be up yet (boot order is not guaranteed)
+            try:
+                await self.register()
+                break
+            except (ApiError, OSError, httpx.HTTPError) as e:
+                log.warning("registering node %s failed: %s; retrying in %.1fs", cfg.node_name, e, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
         log.info("node %s registered (InternalIP %s)", cfg.node_name, cfg.node_ip)
         self._tasks.append(asyncio.create_task(self.lease_loop(), name="lease"))
         self.pod_cidr = await self.wait_pod_cidr()
@@ -706,6 +819,8 @@ class NodeAgent:
         await asyncio.gather(*self._tasks)
 
     async def close(self) -> None:
+        if self.recorder is not None:
+            self.recorder.close()
         for t in self._tasks:
             t.cancel()
         for w in list(self.workers.values()):

@@ -9,7 +9,9 @@ A container is this chain of processes (all from util-linux and sh, nothing to c
 
 so the container has the pod's network/UTS/IPC namespaces, its own mount namespace with the
 pod's resolv.conf, hosts and hostname bind-mounted over /etc, and its own PID namespace: a
-`kill 1` in it reaches only its own PID 1. stdout and stderr go to a log file per attempt.
+`kill 1` in it reaches only its own PID 1. With `shareProcessNamespace: true` it joins the
+pod's PID namespace instead (nsenter --pid), where the pause is PID 1 and reaps orphans.
+stdout and stderr go to a log file per attempt.
 """
 
 from __future__ import annotations
@@ -181,8 +183,8 @@ class Container:
     def terminated(self) -> dict[str, Any]:
         code = self.exit_code if self.exit_code is not None else 137
         t: dict[str, Any] = {"exitCode": code, "reason": self.reason or ("Completed" if code == 0 else "Error"),
-                             "startedAt": rfc3339(self.started_at) if self.started_at else None,
-                             "finishedAt": rfc3339(self.finished_at) if self.finished_at else None}
+                             "startedAt": rfc3339(self.started_at) if self.started_at is not None else None,
+                             "finishedAt": rfc3339(self.finished_at) if self.finished_at is not None else None}
         if self.message:
             t["message"] = self.message
         if self.container_id:
@@ -249,9 +251,15 @@ def start(c: Container, spec: dict, *, pod: dict, pod_dir: str, netns: str, paus
     except FileNotFoundError:
         pass
     workdir = spec.get("workingDir") or "/"
-    cmd = ["sh", "-c", RECORD_SCRIPT, "kubelab-container", ep,
-           "nsenter", f"--net={netns}", f"--uts=/proc/{pause_pid}/ns/uts", f"--ipc=/proc/{pause_pid}/ns/ipc", "--",
-           "unshare", "--mount", "--pid", "--fork", "--mount-proc", "--kill-child", "--",
+    enter = ["nsenter", f"--ipc=/proc/{pause_pid}/ns/ipc"]
+    if netns:  # not a hostNetwork pod: the pod's own network and UTS namespaces
+        enter += [f"--net={netns}", f"--uts=/proc/{pause_pid}/ns/uts"]
+    if (pod.get("spec") or {}).get("shareProcessNamespace"):
+        # the pod's PID namespace: the pause is PID 1 there and reaps every orphan
+        isolate = [*enter, f"--pid=/proc/{pause_pid}/ns/pid", "--", "unshare", "--mount", "--mount-proc", "--"]
+    else:
+        isolate = [*enter, "--", "unshare", "--mount", "--pid", "--fork", "--mount-proc", "--kill-child", "--"]
+    cmd = ["sh", "-c", RECORD_SCRIPT, "kubelab-container", ep, *isolate,
            "sh", "-c", INIT_SCRIPT, "kubelab-init", etc["resolv.conf"], etc["hosts"], etc["hostname"], workdir,
            *argv]
     fd = os.open(lp, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -311,14 +319,17 @@ def poll_exit(c: Container, pod_dir: str) -> bool:
 
 def signal_container(c: Container, sig: int) -> bool:
     """Signal the container's PID 1 (never the host's: its pid is a host pid > 1 we started).
-    SIGKILL also goes to the unshare parent, whose --kill-child takes PID 1 down with it."""
-    pid = find_init(c)
-    sent = procs.kill(pid, sig, c.init_start) if pid else False
-    if sig == signal.SIGKILL or not pid:
+
+    SIGKILL goes first to the `unshare` parent, whose --kill-child then takes PID 1 down:
+    killed that way the recorder sees 137, whereas unshare reports a PID 1 killed under it
+    as exit 1 (util-linux fails to re-raise the signal)."""
+    sent = False
+    if sig == signal.SIGKILL:
         for u in procs.children(c.wrapper_pid):
-            if sig == signal.SIGKILL:
-                procs.kill(u, signal.SIGKILL)
-                sent = True
+            sent = procs.kill(u, signal.SIGKILL) or sent
+    pid = find_init(c)
+    if pid:
+        sent = procs.kill(pid, sig, c.init_start) or sent
     return sent
 
 

@@ -107,21 +107,36 @@ def _condition(ctype: str, ok: bool, now: str, previous: dict[str, dict], *, rea
     return c
 
 
+def init_phase(restart_policy: str, inits: list[ContainerView]) -> str:
+    """"done" (all exited 0), "failed" (one failed and will not restart), or "running"."""
+    for c in inits:
+        t = c.state.get("terminated")
+        if t is None or t.get("exitCode") != 0:
+            return "failed" if t is not None and restart_policy == "Never" else "running"
+    return "done"
+
+
 def compute(pod: dict, sandbox: SandboxView, containers: list[ContainerView], *, now: str,
-            previous: dict | None = None) -> dict[str, Any]:
+            previous: dict | None = None, init_containers: list[ContainerView] | None = None) -> dict[str, Any]:
     """The full `status` for `pod`. `previous` (the status last written) keeps condition
     transition times stable, so an unchanged pod yields an identical dict."""
     previous = previous or {}
     prev_conds = {c.get("type"): c for c in previous.get("conditions") or []}
     spec = pod.get("spec") or {}
-    ph = phase(spec.get("restartPolicy", "Always"), containers)
+    policy = spec.get("restartPolicy", "Always")
+    init = init_phase(policy, init_containers or [])
+    ph = {"running": "Pending", "failed": "Failed"}.get(init) or phase(policy, containers)
     unready = [c.name for c in containers if not c.ready]
     terminal = ph in ("Succeeded", "Failed")
     ready_reason = "PodCompleted" if terminal else ("ContainersNotReady" if unready else "")
     ready_msg = "" if terminal or not unready else f"containers with unready status: [{' '.join(unready)}]"
     conds = [
         _condition("PodReadyToStartContainers", sandbox.ready, now, prev_conds),
-        _condition("Initialized", True, now, prev_conds, reason="PodCompleted" if terminal else ""),
+        _condition("Initialized", init == "done", now, prev_conds,
+                   reason="PodCompleted" if terminal and init == "done" else
+                   ("" if init == "done" else "ContainersNotInitialized"),
+                   message="" if init == "done" else
+                   f"containers with incomplete status: [{' '.join(c.name for c in init_containers or [] if 'terminated' not in c.state or c.state['terminated'].get('exitCode') != 0)}]"),
         _condition("Ready", not unready and not terminal, now, prev_conds, reason=ready_reason, message=ready_msg),
         _condition("ContainersReady", not unready and not terminal, now, prev_conds, reason=ready_reason,
                    message=ready_msg),
@@ -136,6 +151,8 @@ def compute(pod: dict, sandbox: SandboxView, containers: list[ContainerView], *,
         status["podIPs"] = [{"ip": sandbox.pod_ip}]
     if sandbox.start_time:
         status["startTime"] = sandbox.start_time
+    if init_containers:
+        status["initContainerStatuses"] = [c.to_status() for c in init_containers]
     status["containerStatuses"] = [c.to_status() for c in containers]
     return status
 

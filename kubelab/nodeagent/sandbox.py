@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -36,7 +37,7 @@ PAUSE_SCRIPT = r"""
 $0 = "kubelab-pause";
 $SIG{TERM} = $SIG{INT} = sub { exit 0 };
 $SIG{CHLD} = sub { 1 while waitpid(-1, 1) > 0 };
-if (open(my $h, ">", "/proc/sys/kernel/hostname")) { print $h $ARGV[0]; close $h }
+if ($ARGV[0] ne "" && open(my $h, ">", "/proc/sys/kernel/hostname")) { print $h $ARGV[0]; close $h }
 sleep while 1;
 """
 
@@ -62,6 +63,8 @@ def resolv_conf(pod: dict, dns: DnsSettings, node_resolv_text: str) -> str:
     policy = spec.get("dnsPolicy") or "ClusterFirst"
     if policy == "ClusterFirstWithHostNet" and not spec.get("hostNetwork"):
         policy = "ClusterFirst"
+    elif policy == "ClusterFirst" and spec.get("hostNetwork"):
+        policy = "Default"  # the kubelet's rule: host-network pods resolve like the node
     servers: list[str] = []
     searches: list[str] = []
     options: list[str] = []
@@ -202,21 +205,30 @@ class Sandbox:
     uid: str
     namespace: str
     name: str
-    netns: str                      # /run/netns/<prefix><uid>
+    netns: str                      # /run/netns/<prefix><uid>; "" for a hostNetwork pod
     holder_pid: int = 0             # `unshare` (parent of pause, in the host PID namespace)
     holder_start: int = 0
     pause_pid: int = 0              # the pause program, PID 1 of the pod's PID namespace
     pause_start: int = 0
     cni_result: dict[str, Any] | None = None
+    host_ip: str = ""               # the node's IP: a hostNetwork pod's IP
     grace: float = 30.0             # terminationGracePeriodSeconds, for a pod deleted while we were down
     created: float = field(default_factory=time.time)
 
     @property
+    def host_network(self) -> bool:
+        return not self.netns
+
+    @property
     def pod_ip(self) -> str | None:
-        return pod_ip_of(self.cni_result)
+        return self.host_ip if self.host_network else pod_ip_of(self.cni_result)
+
+    @property
+    def network_ready(self) -> bool:
+        return self.host_network or self.cni_result is not None
 
     def alive(self) -> bool:
-        return procs.alive(self.pause_pid, self.pause_start) and os.path.exists(self.netns)
+        return procs.alive(self.pause_pid, self.pause_start) and (self.host_network or os.path.exists(self.netns))
 
     def save(self, pod_dir: str) -> None:
         tmp = os.path.join(pod_dir, "sandbox.json.tmp")
@@ -242,9 +254,16 @@ def write_pod_files(pod_dir: str, pod: dict, pod_ip: str | None, dns: DnsSetting
             node_resolv = f.read()
     except OSError:
         node_resolv = ""
-    contents = {"resolv.conf": resolv_conf(pod, dns, node_resolv),
-                "hosts": hosts_file(pod, pod_ip, dns.cluster_domain),
-                "hostname": pod_hostname(pod) + "\n"}
+    if (pod.get("spec") or {}).get("hostNetwork"):
+        try:
+            with open("/etc/hosts") as f:
+                hosts = f.read()
+        except OSError:
+            hosts = hosts_file(pod, None, dns.cluster_domain)
+        hostname = socket.gethostname()
+    else:
+        hosts, hostname = hosts_file(pod, pod_ip, dns.cluster_domain), pod_hostname(pod)
+    contents = {"resolv.conf": resolv_conf(pod, dns, node_resolv), "hosts": hosts, "hostname": hostname + "\n"}
     paths = {}
     for name, text in contents.items():
         path = os.path.join(etc, name)
@@ -270,16 +289,21 @@ async def _wait_for(cond, timeout: float, what: str):
 
 
 async def start_pause(sb: Sandbox, *, hostname: str, log_path: str) -> None:
-    """Create the pod's namespaces with the pause process in them; bind the netns file."""
-    os.makedirs(NETNS_DIR, exist_ok=True)
-    if procs.is_nsfs(sb.netns):
-        procs.umount(sb.netns)
-    with open(sb.netns, "a"):
-        pass
+    """Create the pod's namespaces with the pause process in them; bind the netns file.
+    A hostNetwork pod (no netns) keeps the node's network and UTS namespaces."""
+    if sb.netns:
+        os.makedirs(NETNS_DIR, exist_ok=True)
+        if procs.is_nsfs(sb.netns):
+            procs.umount(sb.netns)
+        with open(sb.netns, "a"):
+            pass
+        spaces = [f"--net={sb.netns}", "--uts"]
+    else:
+        spaces, hostname = [], ""
     log = open(log_path, "ab")
     try:
         proc = subprocess.Popen(
-            ["unshare", f"--net={sb.netns}", "--uts", "--ipc", "--pid", "--fork", "--kill-child",
+            ["unshare", *spaces, "--ipc", "--pid", "--fork", "--kill-child",
              "perl", "-e", PAUSE_SCRIPT, hostname],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, close_fds=True)
     finally:
@@ -292,7 +316,7 @@ async def start_pause(sb: Sandbox, *, hostname: str, log_path: str) -> None:
         if proc.poll() is not None:
             raise RuntimeError(f"pause exited with {proc.returncode} (see {log_path})")
         kids = procs.children(proc.pid)
-        return kids[0] if kids and procs.is_nsfs(sb.netns) else None
+        return kids[0] if kids and (not sb.netns or procs.is_nsfs(sb.netns)) else None
     sb.pause_pid = await _wait_for(ready, 10.0, "the pause process")
     sb.pause_start = procs.start_time(sb.pause_pid) or 0
 
@@ -329,6 +353,15 @@ async def cni_del(sb: Sandbox, cni: CniSettings) -> None:
                             prev_result=sb.cni_result)
 
 
+async def cni_check(sb: Sandbox, pod: dict, cni: CniSettings) -> None:
+    """CHECK the pod's network against the ADD result (what a runtime does for a sandbox it
+    finds again); raises CniError with the plugin's complaint."""
+    conflist = cni.load_conflist()
+    await asyncio.to_thread(invoke.conflist_check, conflist, container_id=sb.uid, netns=sb.netns,
+                            ifname=cni.ifname, cni_path=[cni.bin_dir], args=cni_args(pod),
+                            prev_result=sb.cni_result or {})
+
+
 async def stop_pause(sb: Sandbox, timeout: float = 5.0) -> None:
     """Stop the pause (the whole pod PID namespace goes with it) and release the netns file."""
     procs.kill(sb.pause_pid, signal.SIGTERM, sb.pause_start)
@@ -342,7 +375,8 @@ async def stop_pause(sb: Sandbox, timeout: float = 5.0) -> None:
         reap_children()
         await asyncio.sleep(0.01)
     reap_children()
-    release_netns(sb.netns)
+    if sb.netns:
+        release_netns(sb.netns)
 
 
 def release_netns(path: str) -> None:

@@ -123,11 +123,10 @@ def create_app(agent: "NodeAgent") -> Starlette:
         tail = int(q["tailLines"]) if (q.get("tailLines") or "").lstrip("-").isdigit() else None
         limit = int(q["limitBytes"]) if (q.get("limitBytes") or "").isdigit() else None
         if previous:
-            if c.restart_count == 0 and not (c.state == "terminated" and c.last_terminated):
+            if c.restart_count == 0:
                 return PlainTextResponse(f'previous terminated container "{c.name}" in pod "{p["pod"]}" not found',
                                          status_code=400)
-            index = c.restart_count - 1 if c.running or c.state == "waiting" else c.restart_count - 1
-            path = ctr.log_path(w.dir, c.name, max(index, 0))
+            path = ctr.log_path(w.dir, c.name, c.restart_count - 1)
             follow = False
         else:
             path = ctr.log_path(w.dir, c.name, c.restart_count)
@@ -152,22 +151,21 @@ def create_app(agent: "NodeAgent") -> Starlette:
             if not command:
                 raise LookupError("you must specify at least one command for the container")
             w, c = lookup(p["namespace"], p["pod"], p["container"])
-            argv = ctr.exec_argv(c, command)
+            tty = _flag(q.get("tty"))
+            # with a terminal, the session and its controlling tty must belong to the
+            # container's PID namespace (a shell sets its foreground process group there)
+            argv = ctr.exec_argv(c, ["setsid", "-w", "-c", *command] if tty else command)
         except (LookupError, RuntimeError) as e:
             await ws.send_bytes(bytes([STATUS]) + json.dumps(error_status(str(e))).encode())
             await ws.close()
             return
-        await run_exec(ws, argv, env=c.env, tty=_flag(q.get("tty")), want_stdin=_flag(q.get("stdin")))
+        await run_exec(ws, argv, env=c.env, tty=tty, want_stdin=_flag(q.get("stdin")))
 
     return Starlette(routes=[
         Route("/healthz", healthz), Route("/pods", pods),
         Route("/containerLogs/{namespace}/{pod}/{container}", logs),
         WebSocketRoute("/exec/{namespace}/{pod}/{container}", exec_ws),
     ])
-
-
-def _set_ctty() -> None:
-    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 
 async def run_exec(ws: WebSocket, argv: list[str], *, env: dict[str, str], tty: bool, want_stdin: bool) -> None:
@@ -177,7 +175,7 @@ async def run_exec(ws: WebSocket, argv: list[str], *, env: dict[str, str], tty: 
     if tty:
         master, slave = pty.openpty()
         proc = await asyncio.create_subprocess_exec(*argv, stdin=slave, stdout=slave, stderr=slave, env=env,
-                                                    start_new_session=True, preexec_fn=_set_ctty)
+                                                    start_new_session=True)
         os.close(slave)
     else:
         proc = await asyncio.create_subprocess_exec(

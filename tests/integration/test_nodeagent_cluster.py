@@ -213,6 +213,13 @@ async def test_crashing_container_backs_off(cluster, capi, ns):
     p = await capi.get("pods", "crash", namespace=ns)
     assert p["status"]["phase"] == "Running"  # restartPolicy Always
 
+    async def reasons():  # what `kubectl describe pod` lists
+        evs = (await capi.list("events", namespace=ns))["items"]
+        got = {e["reason"] for e in evs if e["involvedObject"].get("name") == "crash"
+               and e["source"]["component"] == "kubelet"}
+        return got if {"Created", "Started", "BackOff"} <= got else None
+    await eventually(reasons, timeout=10, what="kubelet events")
+
 
 async def test_restart_policy_never_fails_pod(cluster, capi, ns):
     await capi.create("pods", pod("once", cluster.nodes[0].name, [{
@@ -441,6 +448,8 @@ async def test_agent_restart_readopts_and_cleans(cluster, capi, ns):
         return not os.path.exists(netns_of(cluster, 0, goes)) and \
             not os.path.exists(os.path.join(n0.root_dir, "pods", goes["metadata"]["uid"]))
     await eventually(goes_cleaned, timeout=20, what="deleted pod cleaned after restart")
+    await eventually(lambda: "stays: re-adopted, CNI CHECK passed" in n0.proc.log(), timeout=10,
+                     what="CNI CHECK of the re-adopted sandbox")
     p = await capi.get("pods", "stays", namespace=ns)
     cs = p["status"]["containerStatuses"][0]
     assert cs["containerID"] == cid and cs["restartCount"] == 0 and cond(p, "Ready") == "True"
@@ -512,5 +521,107 @@ async def test_exec_with_tty(cluster, capi, ns, proxy):
         await ws.send(b"\x00stty size; tty; exit 7\n")
         frames = [m async for m in ws]
     out = b"".join(f[1:] for f in frames if f[0] == 1).decode(errors="replace")
-    assert "30 100" in out and "/dev/pts/" in out
-    assert json.loads(frames[-1][1:])["details"]["causes"][0]["message"] == "7"
+    assert "30 100" in out and "/dev/pts/" in out, out
+    assert json.loads(frames[-1][1:])["details"]["causes"][0]["message"] == "7", out
+
+
+@needs_kubectl
+async def test_kubectl_exec_it_shell(cluster, capi, ns, proxy):
+    """`kubectl exec -it pod -- sh` on a real terminal (a pty here)."""
+    import pty
+    await capi.create("pods", pod("it", cluster.nodes[0].name, [{"name": "c", "image": "busybox"}]), namespace=ns)
+    await wait_ready(capi, ns, "it")
+
+    def session() -> tuple[bytes, int]:
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.execvp("kubectl", ["kubectl", "--server", proxy, "-n", ns, "exec", "-it", "it", "--", "sh"])
+        os.write(fd, b"echo $((6*7)); hostname; exit 5\n")
+        out = b""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        _, status = os.waitpid(pid, 0)
+        return out, os.waitstatus_to_exitcode(status)
+    out, code = await asyncio.to_thread(session)
+    assert b"42" in out and b"it" in out and code == 5, out
+
+
+async def test_host_network_pod(cluster, capi, ns):
+    n0, n1 = cluster.nodes
+    await capi.create("pods", pod("hostnet", n1.name, [{
+        "name": "c", "image": "agnhost", "args": ["netexec", "--http-port=18080", "--udp-port=0"],
+        "readinessProbe": {"httpGet": {"port": 18080, "path": "/healthz"}, "periodSeconds": 1}}],
+        hostNetwork=True), namespace=ns)
+    p = await wait_ready(capi, ns, "hostnet")
+    assert p["status"]["podIP"] == n1.ip
+    assert not os.path.exists(netns_of(cluster, 1, p))  # no pod netns: the node's network
+    out = n0.run("curl", "-s", "--max-time", "5", f"http://{n1.ip}:18080/hostname").stdout
+    assert out == os.uname().nodename  # the node's UTS namespace too
+
+
+async def test_graceful_termination_sigterm_then_sigkill(cluster, capi, ns):
+    n1 = cluster.nodes[1]
+    # traps SIGTERM (as PID 1 of its namespace, only a handled signal reaches it) and exits
+    await capi.create("pods", pod("polite", n1.name, [{
+        "name": "c", "image": "busybox",
+        "command": ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.1; done"]}],
+        terminationGracePeriodSeconds=30), namespace=ns)
+    # ignores SIGTERM: killed when the grace period ends
+    await capi.create("pods", pod("stubborn", n1.name, [{"name": "c", "image": "busybox"}],
+                                  terminationGracePeriodSeconds=2), namespace=ns)
+    await wait_ready(capi, ns, "polite")
+    await wait_ready(capi, ns, "stubborn")
+
+    async def gone(name: str) -> float:
+        t0 = time.monotonic()
+        await capi.delete("pods", name, namespace=ns)
+
+        async def absent():
+            try:
+                await capi.get("pods", name, namespace=ns)
+                return False
+            except Exception:
+                return True
+        await eventually(absent, timeout=40, interval=0.05, what=f"{name} deleted")
+        return time.monotonic() - t0
+    polite, stubborn = await asyncio.gather(gone("polite"), gone("stubborn"))
+    assert polite < 10  # SIGTERM ended it, long before its 30 s grace period
+    assert stubborn >= 2  # waited the whole grace period, then SIGKILL
+
+
+@needs_kubectl
+async def test_kubectl_through_the_real_apiserver(cluster, capi, ns):
+    """The API server's own pods/log and pods/exec routes (app.py wires nodeproxy)."""
+    await capi.create("pods", pod("real", cluster.nodes[1].name, [{
+        "name": "c", "image": "busybox", "command": ["sh", "-c", "echo hello from real; exec sleep infinity"]}]),
+        namespace=ns)
+    await wait_ready(capi, ns, "real")
+    r = await asyncio.to_thread(kubectl, cluster.url, "-n", ns, "exec", "real", "--", "cat", "/etc/hostname")
+    assert r.returncode == 0 and r.stdout == "real\n", r.stderr
+    r = await asyncio.to_thread(kubectl, cluster.url, "-n", ns, "logs", "real")
+    assert r.stdout == "hello from real\n", r.stderr
+
+
+async def test_startup_probe_gates_readiness(cluster, capi, ns, tmp_path):
+    flag = tmp_path / "started"
+    await capi.create("pods", pod("slow", cluster.nodes[0].name, [{
+        "name": "c", "image": "busybox",
+        "startupProbe": {"exec": {"command": ["cat", str(flag)]}, "periodSeconds": 1, "failureThreshold": 60},
+        "readinessProbe": {"exec": {"command": ["true"]}, "periodSeconds": 1}}]), namespace=ns)
+
+    async def running_not_started():
+        p = await capi.get("pods", "slow", namespace=ns)
+        cs = (p.get("status", {}).get("containerStatuses") or [{}])[0]
+        return p if "running" in cs.get("state", {}) and cs.get("started") is False else None
+    p = await eventually(running_not_started, timeout=20, what="running, startup probe pending")
+    assert cond(p, "Ready") == "False"  # readiness waits for the startup probe
+    flag.write_text("ok")
+    p = await wait_ready(capi, ns, "slow", timeout=15)
+    assert p["status"]["containerStatuses"][0]["started"] is True
