@@ -4,11 +4,12 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
-APT_PACKAGES = etcd-server etcd-client nftables iptables iproute2 conntrack dnsutils nginx-light \
+APT_PACKAGES = etcd-server etcd-client nftables iptables iproute2 conntrack dnsutils nginx-light curl \
                procps util-linux kmod python3-venv python3-pip
 BENCH_PACKAGES = dnsperf dnsmasq-base iperf3
+VM_PACKAGES = mmdebstrap qemu-system-x86 qemu-utils e2fsprogs apt-utils netcat-openbsd openssh-client vagrant
 
-.PHONY: deps install lab test test-unit bench clean
+.PHONY: deps install lab test test-unit test-vm bench clean
 
 deps:  ## system packages (Debian/Ubuntu, as root)
 	@if [ "$$(id -u)" != 0 ]; then echo "make deps: run as root (sudo make ...)"; exit 1; fi
@@ -36,6 +37,11 @@ test-unit: $(VENV)/.installed
 bench: install
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BENCH_PACKAGES) >/dev/null
 	for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+test-vm: install  ## Ansible onto 3 qemu VMs (image from Debian packages, TCG), then the e2e checks
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(VM_PACKAGES) >/dev/null
+	$(PY) -m pip install -q ansible-core ansible-lint
+	KUBELAB_TEST_VM=1 PATH=$(abspath $(VENV))/bin:$$PATH $(PY) -m pytest tests/vm -v -rs
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -88,10 +89,11 @@ options ndots:1
 """
 
 
-def _optional(flags: dict[str, list[str]], helps: str) -> list[str]:
+def _optional(flags: dict[str, list[str]], text: str) -> list[str]:
+    """The argv of each flag that `text` (a --help output or the component's source) mentions."""
     out: list[str] = []
     for flag, argv in flags.items():
-        if f"{flag} " in helps or f"{flag}=" in helps or f"{flag}\n" in helps or f"{flag}," in helps:
+        if re.search(rf"{re.escape(flag)}(?![\w-])", text):
             out += argv
     return out
 
@@ -120,7 +122,9 @@ def control_plane_specs(plan: LabPlan, *, helps: dict[str, str] | None = None,
             argv=(py, "-m", MODULES["apiserver"], "--etcd-servers", "http://127.0.0.1:2379",
                   "--bind-address", cp.ip, "--port", str(API_PORT), "--advertise-address", cp.ip,
                   "--service-cluster-ip-range", plan.service_cidr, "--cluster-cidr", plan.pod_cidr,
-                  "--cluster-domain", plan.cluster_domain),
+                  "--cluster-domain", plan.cluster_domain,
+                  # plain HTTP on the node network until the lab issues certificates (kubelab.pki)
+                  *_optional({"--allow-insecure-http": ["--allow-insecure-http"]}, helps.get("apiserver", ""))),
             health=f"http://{cp.ip}:{API_PORT}/readyz"))
     if "controllers" in present:
         specs.append(ComponentSpec(
@@ -181,14 +185,26 @@ def lab_specs(plan: LabPlan, *, helps: dict[str, str] | None = None,
     return specs
 
 
+def source_text(module: str) -> str:
+    """The component package's source: where its command-line flags are defined. Reading it
+    tells which optional flags a component accepts without starting a Python for `--help`."""
+    spec = importlib.util.find_spec(module)
+    d = os.path.dirname(spec.origin) if spec and spec.origin else ""
+    parts = []
+    for f in sorted(os.listdir(d)) if d else []:
+        if f.endswith(".py"):
+            try:
+                with open(os.path.join(d, f), errors="replace") as fh:
+                    parts.append(fh.read())
+            except OSError:
+                continue
+    return "\n".join(parts)
+
+
 def probe() -> tuple[set[str], dict[str, str]]:
-    """Which component modules exist, and the --help of those whose optional flags we probe."""
+    """Which component modules exist, and the source of those whose optional flags we use."""
     present = {c for c, m in MODULES.items() if module_available(m)}
-    helps = {}
-    for c in ("nodeagent",):
-        if c in present:
-            helps[c] = help_text(MODULES[c])
-    return present, helps
+    return present, {c: source_text(MODULES[c]) for c in ("apiserver", "nodeagent") if c in present}
 
 
 def nsenter_argv(spec: ComponentSpec) -> list[str]:

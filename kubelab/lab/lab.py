@@ -172,9 +172,6 @@ def restore_user_kubeconfig(info: dict | None, write: Write) -> None:
 
 
 def build_topology(plan: LabPlan, record: dict, progress: Progress) -> None:
-    conflict = topology.subnet_conflict(plan)
-    if conflict:
-        raise LabError(f"cannot create the node network: {conflict} (choose another --node-subnet)")
     t = time.monotonic()
     record["created"]["links"].append(plan.bridge)
     state.save_record(plan.lab_dir, record)
@@ -204,6 +201,15 @@ def start_supervisor(plan: LabPlan) -> state.ProcId:
     return pid
 
 
+def log_tail(path: str, n: int) -> str:
+    try:
+        with open(path, errors="replace") as f:
+            lines = [line.rstrip() for line in f.read().splitlines() if "HTTP Request:" not in line]
+    except OSError:
+        return "(no log)"
+    return "\n".join("    " + line for line in lines[-n:])
+
+
 def describe_event(ev: dict) -> str | None:
     where = f"{ev.get('node')}: {ev.get('component')}"
     kind = ev.get("event")
@@ -230,6 +236,10 @@ async def follow_boot(plan: LabPlan, sup: state.ProcId, progress: Progress, *, t
                 progress.step(text)
             if ev.get("event") == "ready":
                 return
+            if ev.get("event") == "crashloop":
+                log = state.log_path(plan.lab_dir, ev["node"], ev["component"])
+                raise LabError(f"{ev['node']}/{ev['component']} keeps exiting (code {ev.get('code')}, "
+                               f"{ev.get('restarts')} restarts); the end of {log}:\n" + log_tail(log, 12))
         if not state.alive(sup):
             raise LabError(f"the lab supervisor died during boot; see {state.log_path(plan.lab_dir, 'lab', 'supervisor')}")
         if time.monotonic() > deadline:
@@ -373,14 +383,18 @@ async def up(opts: UpOptions, write: Write = _stdout) -> int:
             raise LabError(f"`{tool}` is not installed (apt-get install iproute2 util-linux etcd-server)")
     progress = Progress(write)
     existing = state.load_record(plan.lab_dir)
+    root_was_ours = bool((existing or {}).get("created_root_dir"))
     if existing and existing.get("phase") == "down" and not residue_by_name(plan):
         existing = None  # stopped with --keep-data: start again on its data
     if existing:
         old = LabPlan.from_dict(existing["plan"])
         whole, problems = lab_health(old, existing)
         if whole:
-            write(f"lab {plan.name!r} is already running ({len(old.nodes)} nodes, API {old.api_url}); "
-                  f"`kubelab status` shows its health, `sudo kubelab down` stops it.")
+            write(f"lab {plan.name!r} is already running ({len(old.nodes)} nodes, proxy mode {old.proxy_mode}, "
+                  f"API {old.api_url}); `kubelab status` shows its health, `sudo kubelab down` stops it.")
+            if (len(old.workers), old.proxy_mode) != (len(plan.workers), plan.proxy_mode):
+                write(f"  (it was started with --workers {len(old.workers)} --proxy-mode {old.proxy_mode}: "
+                      f"`sudo kubelab down` first to change them)")
             return 0
         write(f"lab {plan.name!r} was half-started ({'; '.join(problems)}): tearing it down first (keeping its data)")
         await down(name=plan.name, root_dir=plan.root_dir, keep_data=True, write=write)
@@ -388,14 +402,20 @@ async def up(opts: UpOptions, write: Write = _stdout) -> int:
         write(f"found leftovers of a lab named {plan.name!r} without a record ({', '.join(residue_by_name(plan))}): removing them")
         teardown(plan, None, keep_data=True, write=write)
 
+    conflict = topology.subnet_conflict(plan)
+    if conflict:
+        raise LabError(f"cannot create the node network: {conflict} (another lab? `kubelab status --name ...`; "
+                       f"or choose another --node-subnet)")
     write(f"kubelab up: lab {plan.name!r}, {len(plan.workers)} worker(s), proxy mode {plan.proxy_mode}, "
           f"state in {plan.lab_dir}")
+    created_root = not os.path.exists(plan.root_dir)
     os.makedirs(plan.lab_dir, exist_ok=True)
     try:
         os.unlink(os.path.join(plan.lab_dir, state.EVENTS_FILE))
     except FileNotFoundError:
         pass
     record = state.new_record(plan, argv=sys.argv)
+    record["created_root_dir"] = created_root or root_was_ours
     state.save_record(plan.lab_dir, record)
     state.append_event(plan.lab_dir, {"source": "up", "event": "up-started", "lab": plan.name})
     try:
@@ -600,10 +620,23 @@ def teardown(plan: LabPlan, record: dict | None, *, keep_data: bool, write: Writ
             record["kubeconfig"] = None
             state.save_record(plan.lab_dir, record)
         on_tmpfs = any(m.endswith("/etcd") for m in (record or {}).get("created", {}).get("mounts", []))
-        write(f"  kept {plan.lab_dir} (logs" + (", not etcd's data: it was on tmpfs)" if on_tmpfs else ", etcd data)"))
+        if on_tmpfs:
+            # the cluster's state was in memory and is gone: node state (IPAM leases, CNI config
+            # with the old pod CIDR, pod records) would contradict the next cluster, so it goes too
+            for n in plan.nodes:
+                shutil.rmtree(components.node_dir(plan, n), ignore_errors=True)
+            write(f"  kept {plan.lab_dir}/logs; etcd's data was on tmpfs, so the nodes' state went with it")
+        else:
+            write(f"  kept {plan.lab_dir} (etcd data, node state, logs)")
     elif os.path.isdir(plan.lab_dir):
         shutil.rmtree(plan.lab_dir, ignore_errors=True)
         write(f"  removed {plan.lab_dir}")
+        if (record or {}).get("created_root_dir"):
+            try:
+                os.rmdir(plan.root_dir)  # only if empty: other labs may live there
+                write(f"  removed {plan.root_dir} (created by `up`, now empty)")
+            except OSError:
+                pass
     return residue(plan, pod_ns=pod_ns, inodes=inodes, keep_data=keep_data)
 
 

@@ -26,6 +26,7 @@ from .components import API_STAGE, ComponentSpec, nsenter_argv
 
 HEALTH_TIMEOUT = 60.0
 BACKOFF_MAX = 30.0
+CRASHLOOP = 2  # exits during boot before `up` is told the component is crash-looping
 
 
 class Child:
@@ -40,6 +41,7 @@ class Child:
         self.backoff = 1.0
         self.next_start = 0.0
         self.last_exit: int | None = None
+        self.crashloop_reported = False
 
     @property
     def log(self) -> str:
@@ -119,11 +121,10 @@ class Supervisor:
                         pending.remove(c)
                         self.event("healthy", c, seconds=round(time.time() - c.started_at, 2))
                     elif not c.running():
-                        c.last_exit = c.popen.returncode if c.popen else None
-                        self.event("exited", c, code=c.last_exit)
-                        c.restarts += 1
-                        c.start()
-                        self.event("restarted", c, restarts=c.restarts)
+                        self.revive(c, time.time())
+                        if c.restarts >= CRASHLOOP and c.next_start and not c.crashloop_reported:
+                            c.crashloop_reported = True
+                            self.event("crashloop", c, code=c.last_exit, restarts=c.restarts)
                 if time.monotonic() - t0 > HEALTH_TIMEOUT:
                     for c in pending:
                         self.event("unhealthy", c, seconds=HEALTH_TIMEOUT)
@@ -150,24 +151,30 @@ class Supervisor:
                         self.event("healthy", c, seconds=round(now - c.started_at, 2))
                         changed = True
                     continue
-                if c.next_start == 0.0:
-                    c.last_exit = c.popen.returncode if c.popen else None
-                    self.event("exited", c, code=c.last_exit)
-                    c.next_start = now + c.backoff
-                    c.backoff = min(c.backoff * 2, BACKOFF_MAX)
-                    changed = True
-                elif now >= c.next_start:
-                    c.restarts += 1
-                    c.next_start = 0.0
-                    c.start()
-                    self.event("restarted", c, restarts=c.restarts)
-                    changed = True
+                changed = self.revive(c, now) or changed
             if changed:
                 self.save("running")
             try:
                 await asyncio.wait_for(self.stopping.wait(), 0.5)
             except asyncio.TimeoutError:
                 pass
+
+    def revive(self, c: Child, now: float) -> bool:
+        """A dead child: note the exit and schedule a restart after its back-off (1 s, doubling
+        to 30 s); restart it when that time has come. Returns whether anything changed."""
+        if c.next_start == 0.0:
+            c.last_exit = c.popen.returncode if c.popen else None
+            self.event("exited", c, code=c.last_exit)
+            c.next_start = now + c.backoff
+            c.backoff = min(c.backoff * 2, BACKOFF_MAX)
+            return True
+        if now >= c.next_start:
+            c.restarts += 1
+            c.next_start = 0.0
+            c.start()
+            self.event("restarted", c, restarts=c.restarts)
+            return True
+        return False
 
     def stop_all(self) -> None:
         """Stage by stage in reverse start order (node agents and proxies first, etcd last);

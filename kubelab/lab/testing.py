@@ -94,13 +94,32 @@ class Lab:
 
     def up(self, *extra: str, timeout: float = 240) -> subprocess.CompletedProcess:
         t0 = time.monotonic()
-        p = self.run("up", *self.lab_args(), "--workers", str(self.workers), "--proxy-mode", self.proxy_mode,
-                     "--node-subnet", self.subnet, *extra, timeout=timeout)
+        try:
+            p = self.run("up", *self.lab_args(), "--workers", str(self.workers), "--proxy-mode", self.proxy_mode,
+                         "--node-subnet", self.subnet, *extra, timeout=timeout)
+        except AssertionError as e:
+            raise AssertionError(f"{e}\n--- diagnostics ---\n{self.diagnostics()}") from None
         self.up_seconds = time.monotonic() - t0
         self.up_output = p.stdout
         self.plan = LabPlan.from_dict(state.load_record(os.path.join(self.root_dir, self.name))["plan"])
         self.remember_namespaces()
         return p
+
+    def diagnostics(self) -> str:
+        """What a failed `up` leaves to look at: status, pods, events, the ends of the logs."""
+        out = [self.run("status", *self.lab_args(), check=False).stdout]
+        kc = os.path.join(self.root_dir, self.name, "kubeconfig")
+        for args in (["get", "pods", "-A", "-o", "wide"], ["get", "events", "-A"]):
+            p = subprocess.run(["kubectl", "--kubeconfig", kc, "--request-timeout=10s", *args], capture_output=True,
+                               text=True, timeout=30, stdin=subprocess.DEVNULL)
+            out.append(p.stdout[-3000:] + p.stderr[-500:])
+        logs = os.path.join(self.root_dir, self.name, "logs")
+        for node in sorted(os.listdir(logs)) if os.path.isdir(logs) else []:
+            for f in sorted(os.listdir(os.path.join(logs, node))):
+                with open(os.path.join(logs, node, f), errors="replace") as fh:
+                    lines = [line for line in fh.read().splitlines() if "HTTP Request" not in line]
+                out.append(f"== {node}/{f} ==\n" + "\n".join(lines[-15:]))
+        return "\n".join(out)
 
     def remember_namespaces(self) -> None:
         """Inodes of every node and pod netns now, to look for processes left in them later."""

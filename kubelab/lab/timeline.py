@@ -9,9 +9,12 @@ the reading.
 
 from __future__ import annotations
 
+import os
+import re
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import parse_qs, urlsplit
 
 from kubelab.client import ApiClient, ApiError
 
@@ -126,8 +129,58 @@ def _object_rows(objects: dict[str, list[dict]]) -> list[Row]:
     return rows
 
 
-def build_timeline(events: list[dict], objects: dict[str, list[dict]], *, since: float | None = None) -> list[Row]:
-    rows = sorted(_supervisor_rows(events) + _object_rows(objects))
+_REQUEST = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) .*HTTP Request: GET (\S+)")
+
+
+def log_rows(who: str, text: str) -> list[Row]:
+    """From a component's log (its HTTP client logs each request): every LIST, and the first
+    WATCH per resource with the resourceVersion it starts from: who listens to what, and when.
+    A LIST after the first one per resource is a relist (after an error or a 410 Gone)."""
+    rows: list[Row] = []
+    listed: set[str] = set()
+    watching: set[str] = set()
+    for line in text.splitlines():
+        m = _REQUEST.match(line)
+        if not m:
+            continue
+        try:
+            t = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S").timestamp() + int(m.group(2)) / 1000
+        except ValueError:
+            continue
+        url = urlsplit(m.group(3))
+        path = url.path.rstrip("/").split("/")
+        if len(path) < 3 or path[1] not in ("api", "apis"):
+            continue
+        q = parse_qs(url.query)
+        namespaced = "namespaces" in path[:-1]
+        resource = path[-1]
+        if len(path) >= 2 and path[-2] == "namespaces" and not namespaced:
+            continue  # GET one namespace
+        if "watch" in q:
+            if resource not in watching:
+                watching.add(resource)
+                rv = (q.get("resourceVersion") or ["?"])[0]
+                rows.append(Row(t, who, f"WATCH {resource} from resourceVersion {rv}", "log"))
+        elif not _is_single_get(path):
+            rows.append(Row(t, who, f"{'relist' if resource in listed else 'LIST'} {resource}", "log"))
+            listed.add(resource)
+    return rows
+
+
+def _is_single_get(path: list[str]) -> bool:
+    """/api/v1/namespaces/ns/pods/name or /api/v1/nodes/name: one object, not a collection."""
+    core = path[3:] if path[1] == "api" else path[4:]
+    if core[:1] == ["namespaces"]:
+        core = core[2:]
+    return len(core) != 1
+
+
+def build_timeline(events: list[dict], objects: dict[str, list[dict]], *, since: float | None = None,
+                   logs: dict[str, str] | None = None) -> list[Row]:
+    rows = _supervisor_rows(events) + _object_rows(objects)
+    for who, text in (logs or {}).items():
+        rows += log_rows(who, text)
+    rows = sorted(rows)
     if since is not None:
         rows = [r for r in rows if r.t >= since - 1]
     return rows
@@ -143,7 +196,8 @@ def render_timeline(rows: list[Row], *, t0: float | None = None) -> str:
         out.append(f"{r.t - t0:>9.2f}  {r.who:<{width}}  {r.what}")
     out.append("")
     out.append(f"t=0 is {time.strftime('%H:%M:%S', time.localtime(t0))}; sources: supervisor events "
-               "(events.jsonl), object timestamps and Events from the API (second resolution)")
+               "(events.jsonl), the components' logs (LIST/WATCH requests), object timestamps and Events "
+               "from the API (second resolution)")
     return "\n".join(out)
 
 
@@ -165,6 +219,13 @@ async def timeline(*, name: str, root_dir: str) -> int:
         print(f"(API server not answering: {type(e).__name__}; showing the supervisor's events only)")
     finally:
         await api.aclose()
+    logs = {}
+    logs_dir = os.path.join(plan.lab_dir, "logs")
+    for node in sorted(os.listdir(logs_dir)) if os.path.isdir(logs_dir) else []:
+        for f in sorted(os.listdir(os.path.join(logs_dir, node))):
+            if f.endswith(".log") and node != "lab":
+                with open(os.path.join(logs_dir, node, f), errors="replace") as fh:
+                    logs[f"{node}/{f[:-4]}"] = fh.read()
     up_started = next((e["t"] for e in events if e.get("event") == "up-started"), None)
-    print(render_timeline(build_timeline(events, objects, since=up_started), t0=up_started))
+    print(render_timeline(build_timeline(events, objects, since=up_started, logs=logs), t0=up_started))
     return 0

@@ -190,6 +190,7 @@ def test_zz_down_leaves_no_residue(lab):
     assert not any(state.alive(p) for p in pids)
     with open(os.path.join(lab.home, ".kube", "config")) as f:
         assert f.read() == USER_KUBECONFIG
+    assert not os.path.exists(lab.root_dir), "the root dir `up` created is removed with the last lab"
     lab.cleaned = True
     assert lab.cleanup() == []
     new_tables = host_nft_tables() - lab.host_tables_before

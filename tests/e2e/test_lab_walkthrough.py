@@ -61,8 +61,14 @@ def nginx(lab):
     lab.kubectl("scale", "deployment", "nginx", "--replicas=2")
     lab.kubectl("create", "deployment", "client", "--image=busybox")
     lab.kubectl("expose", "deployment", "nginx", "--port", "80")
-    running(lab, "app=nginx", 2)
+    ips = {p["status"]["podIP"] for p in running(lab, "app=nginx", 2)}
     running(lab, "app=client", 1)
+
+    def endpoints_ready():
+        out = lab.kubectl("get", "endpoints", "nginx", "-o", "json").stdout
+        addrs = {a["ip"] for s in json.loads(out).get("subsets") or [] for a in s.get("addresses") or []}
+        return ips <= addrs
+    wait_until(endpoints_ready, timeout=60, interval=0.5, what="both nginx pods behind Service nginx")
     return lab
 
 
@@ -118,8 +124,16 @@ def test_kubectl_exec(nginx):
 
 @pytest.mark.parametrize("url", ["http://nginx", "http://nginx.default.svc.cluster.local"])
 def test_a_pod_fetches_the_service_by_name(nginx, url):
-    p = pod_exec(nginx, client(nginx), "curl", "-sS", "--noproxy", "*", "-m", "10", url)
-    assert p.returncode == 0 and NGINX_PAGE in p.stdout, p.stdout[-300:] + p.stderr
+    c = client(nginx)
+    last = {}
+
+    def fetch():  # the endpoints and every proxy's rules follow the pods within a sync or two
+        p = last["p"] = pod_exec(nginx, c, "curl", "-sS", "--noproxy", "*", "-m", "10", url)
+        return p.returncode == 0 and NGINX_PAGE in p.stdout
+    try:
+        wait_until(fetch, timeout=30, interval=0.5, what=f"{url} from a pod")
+    except TimeoutError:
+        raise AssertionError(f"{url}: {last['p'].stdout[-300:]} {last['p'].stderr}") from None
 
 
 def test_pod_to_pod_across_nodes_by_ip(nginx):

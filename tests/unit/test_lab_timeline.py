@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from kubelab.lab.timeline import Row, build_timeline, parse_time, render_timeline
 
 T0 = parse_time("2026-11-26T12:00:00Z")
@@ -70,3 +72,25 @@ def test_since_drops_older_rows_and_render_is_relative():
     assert lines[0].split() == ["+SECONDS", "WHO", "WHAT"]
     assert lines[1].split()[0] == "0.00" and lines[2].split()[:2] == ["2.25", "control-plane/apiserver"]
     assert render_timeline([]) == "no events yet"
+
+
+PROXY_LOG = """--- kubelab supervisor: starting worker-1/proxy at 12:37:13 (start #1)
+2026-11-26 12:37:14,393 INFO httpx: HTTP Request: GET http://192.168.56.10:6443/api/v1/services?limit=500 "HTTP/1.1 200 OK"
+2026-11-26 12:37:14,396 INFO httpx: HTTP Request: GET http://192.168.56.10:6443/apis/discovery.k8s.io/v1/endpointslices?limit=500 "HTTP/1.1 200 OK"
+2026-11-26 12:37:14,415 INFO httpx: HTTP Request: GET http://192.168.56.10:6443/api/v1/services?watch=true&resourceVersion=33&timeoutSeconds=343&allowWatchBookmarks=true "HTTP/1.1 200 OK"
+2026-11-26 12:37:14,500 INFO httpx: HTTP Request: GET http://192.168.56.10:6443/api/v1/nodes/worker-1 "HTTP/1.1 200 OK"
+2026-11-26 12:42:57,001 INFO httpx: HTTP Request: GET http://192.168.56.10:6443/api/v1/services?watch=true&resourceVersion=90&timeoutSeconds=343&allowWatchBookmarks=true "HTTP/1.1 200 OK"
+2026-11-26 12:43:00,000 INFO httpx: HTTP Request: GET http://192.168.56.10:6443/api/v1/services?limit=500 "HTTP/1.1 200 OK"
+some other line
+"""
+
+
+def test_log_rows_show_lists_first_watches_and_relists():
+    from kubelab.lab.timeline import log_rows
+    rows = log_rows("worker-1/proxy", PROXY_LOG)
+    assert [r.what for r in rows] == ["LIST services", "LIST endpointslices",
+                                      "WATCH services from resourceVersion 33", "relist services"]
+    assert all(r.who == "worker-1/proxy" and r.source == "log" for r in rows)
+    assert rows[1].t - rows[0].t == pytest.approx(0.003, abs=1e-6)
+    merged = build_timeline([], {}, logs={"worker-1/proxy": PROXY_LOG})
+    assert [r.what for r in merged][0] == "LIST services"
