@@ -53,8 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings(etcd_servers=args.etcd_servers, advertise_address=advertise, secure_port=args.port,
                         service_cidr=args.service_cluster_ip_range, pod_cidr=args.cluster_cidr,
                         dns_domain=args.cluster_domain, bookmark_interval=args.bookmark_interval)
+    # Open watches never end by themselves: on SIGTERM give requests 3 s, then close them
+    # (clients reconnect to the next API server, as from kube-apiserver).
     common = dict(host=args.bind_address, port=args.port, log_level="info" if args.verbose else "warning",
-                  access_log=args.verbose)
+                  access_log=args.verbose, timeout_graceful_shutdown=3)
     try:
         settings.security, tls = security_settings(args)
     except (ValueError, OSError) as e:
