@@ -46,13 +46,18 @@ def register(sub) -> None:
     p.add_argument("-o", "--output", choices=("text", "json"), default="text")
     p.set_defaults(func=run_status)
 
-    p = sub.add_parser("logs", help="show a lab component's log",
-                       description="Components: etcd, apiserver, controllers, scheduler, nodeagent, proxy, supervisor.")
+    p = sub.add_parser("logs", help="show a lab component's log, or a pod's (like kubectl logs)",
+                       description="kubelab logs COMPONENT [--node N]: a lab component's log (etcd, apiserver, "
+                                   "controllers, scheduler, nodeagent, proxy, supervisor). Any other name, or "
+                                   "pod/NAME, is a pod: its container's log, as `kubectl logs`.")
     _lab_flags(p)
-    p.add_argument("component", help="etcd, apiserver, controllers, scheduler, nodeagent, proxy or supervisor")
-    p.add_argument("--node", help="node name (control-plane, worker-1, ...)")
+    p.add_argument("component", metavar="COMPONENT|POD",
+                   help="etcd, apiserver, controllers, scheduler, nodeagent, proxy, supervisor; else a pod")
+    p.add_argument("--node", help="node name (control-plane, worker-1, ...), for components")
     p.add_argument("--tail", type=int, default=None, help="only the last N lines")
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
+    p.add_argument("-c", "--container", default=None, help="pods: the container (default: the only one)")
+    p.add_argument("-p", "--previous", action="store_true", help="pods: the previous container's log")
     p.set_defaults(func=run_logs)
 
     p = sub.add_parser("trace", help="show the path of a request from a pod, hop by hop",
@@ -105,8 +110,20 @@ async def run_status(ctx: Context) -> int:
     return await status(name=ctx.args.name, root_dir=ctx.args.root_dir, as_json=ctx.args.output == "json")
 
 
-@_wrap
+LAB_COMPONENTS = ("etcd", "apiserver", "controllers", "scheduler", "nodeagent", "proxy", "supervisor")
+
+
 async def run_logs(ctx: Context) -> int:
+    a = ctx.args
+    if a.component not in LAB_COMPONENTS:
+        from .podio import run_pod_logs
+        return await run_pod_logs(ctx, a.component, container=a.container, follow=a.follow, tail=a.tail,
+                                  previous=a.previous)
+    return await _run_component_logs(ctx)
+
+
+@_wrap
+async def _run_component_logs(ctx: Context) -> int:
     from kubelab.lab.lab import logs
     a = ctx.args
     return await logs(name=a.name, root_dir=a.root_dir, component=a.component, node=a.node, tail=a.tail,

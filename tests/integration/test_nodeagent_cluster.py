@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -18,6 +19,7 @@ import pytest
 from fastapi import Request, WebSocket  # module level: the routes' annotations are strings
 
 from kubelab.client import ApiClient
+from kubelab.client.podio import exec_command
 from kubelab.nodeagent import routes
 from kubelab.nodeagent.simnodes import SimCluster, leftovers
 from kubelab.testing import eventually, free_port, wait_until
@@ -607,6 +609,16 @@ async def test_kubectl_through_the_real_apiserver(cluster, capi, ns):
     assert r.returncode == 0 and r.stdout == "real\n", r.stderr
     r = await asyncio.to_thread(kubectl, cluster.url, "-n", ns, "logs", "real")
     assert r.stdout == "hello from real\n", r.stderr
+    # the same through kubelab's own client and CLI
+    result = await exec_command(capi, "real", ["sh", "-c", "cat /etc/hostname; echo oops >&2; exit 3"], namespace=ns)
+    assert (result.exit_code, result.stdout, result.stderr) == (3, b"real\n", b"oops\n")
+    r = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "kubelab.cli", "--server", cluster.url, "-n", ns,
+                                                 "exec", "real", "--", "sh", "-c", "echo hi; exit 4"],
+                                capture_output=True, text=True, timeout=60)
+    assert (r.returncode, r.stdout) == (4, "hi\n"), r.stderr
+    r = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "kubelab.cli", "--server", cluster.url, "-n", ns,
+                                                 "logs", "real"], capture_output=True, text=True, timeout=60)
+    assert (r.returncode, r.stdout) == (0, "hello from real\n"), r.stderr
 
 
 async def test_startup_probe_gates_readiness(cluster, capi, ns, tmp_path):
