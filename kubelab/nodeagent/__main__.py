@@ -30,7 +30,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--node-ip", required=True, help="this node's InternalIP (other nodes route pods via it)")
     p.add_argument("--root-dir", default=None, help="state dir (default /var/lib/kubelab/nodeagent/<node>)")
     p.add_argument("--cni-conf-dir", default=None, help="CNI conf dir (default <root-dir>/cni/net.d; "
-                   "/etc/cni/net.d on VMs); the node's conflist is written there if absent")
+                   "/etc/cni/net.d on VMs); the node's conflist is (re)written there from its podCIDR")
     p.add_argument("--cni-bin-dir", default=None, help="CNI plugin dir (default <root-dir>/cni/bin; "
                    "kubelab-bridge and kubelab-ipam are linked in if missing)")
     p.add_argument("--pod-cidr-from-node", action="store_true", default=True,

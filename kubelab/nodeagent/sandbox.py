@@ -179,14 +179,25 @@ class CniSettings:
         return data
 
     def ensure(self, pod_cidr: str, *, data_dir: str, cluster_cidr: str | None) -> None:
-        """Write the node's conflist if absent; link the plugins into the bin dir if missing."""
+        """Write the node's conflist (again, when the Node's podCIDR changed: a stale one
+        would hand out addresses from the old range); a conflist someone else put there is
+        left alone. Link the plugins into the bin dir if missing."""
         os.makedirs(self.conf_dir, exist_ok=True)
-        if not any(n.endswith((".conflist", ".conf")) for n in os.listdir(self.conf_dir)):
-            path = os.path.join(self.conf_dir, CONFLIST_NAME)
-            tmp = path + ".tmp"
-            with open(tmp, "w") as f:
-                json.dump(node_conflist(pod_cidr, data_dir=data_dir, cluster_cidr=cluster_cidr), f, indent=2)
-            os.replace(tmp, path)
+        others = [n for n in os.listdir(self.conf_dir)
+                  if n.endswith((".conflist", ".conf")) and n != CONFLIST_NAME]
+        want = node_conflist(pod_cidr, data_dir=data_dir, cluster_cidr=cluster_cidr)
+        path = os.path.join(self.conf_dir, CONFLIST_NAME)
+        if not others:
+            try:
+                with open(path) as f:
+                    current = json.load(f)
+            except (OSError, ValueError):
+                current = None
+            if current != want:
+                tmp = path + ".tmp"
+                with open(tmp, "w") as f:
+                    json.dump(want, f, indent=2)
+                os.replace(tmp, path)
         os.makedirs(self.bin_dir, exist_ok=True)
         for name in CNI_PLUGINS:
             dst = os.path.join(self.bin_dir, name)

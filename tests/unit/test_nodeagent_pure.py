@@ -290,3 +290,15 @@ def test_resolv_conf_host_network():
     assert sandbox.resolv_conf(pod, sandbox.DnsSettings(), NODE_RESOLV).startswith("nameserver 192.168.56.1\n")
     pod = mkpod(hostNetwork=True, dnsPolicy="ClusterFirstWithHostNet")
     assert sandbox.resolv_conf(pod, sandbox.DnsSettings(), NODE_RESOLV).startswith("nameserver 10.96.0.10\n")
+
+
+def test_conflist_follows_the_node_pod_cidr_and_spares_foreign_ones(tmp_path):
+    cni = sandbox.CniSettings(conf_dir=str(tmp_path / "net.d"), bin_dir=str(tmp_path / "bin"))
+    cni.ensure("10.244.1.0/24", data_dir="/d", cluster_cidr="10.244.0.0/16")
+    ours = tmp_path / "net.d" / sandbox.CONFLIST_NAME
+    assert "10.244.1.0/24" in ours.read_text()
+    cni.ensure("10.244.7.0/24", data_dir="/d", cluster_cidr="10.244.0.0/16")  # a new podCIDR: rewritten
+    assert "10.244.7.0/24" in ours.read_text() and "10.244.1.0/24" not in ours.read_text()
+    (tmp_path / "net.d" / "05-site.conflist").write_text("{}")  # the admin's own config wins, untouched
+    cni.ensure("10.244.9.0/24", data_dir="/d", cluster_cidr="10.244.0.0/16")
+    assert "10.244.7.0/24" in ours.read_text() and (tmp_path / "net.d" / "05-site.conflist").read_text() == "{}"
