@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import uuid
 
 import pytest
 
@@ -199,3 +200,36 @@ def test_dns_lookup_of_the_service(nginx):
     cip = json.loads(nginx.kubectl("get", "svc", "nginx", "-o", "json").stdout)["spec"]["clusterIP"]
     p = pod_exec(nginx, client(nginx), "dig", "+short", "+search", "nginx")
     assert p.stdout.split() == [cip], p.stdout + p.stderr
+
+
+def test_failing_readiness_probe_takes_a_pod_out_of_the_service(lab, tmp_path):
+    """Node agent probe → pod Ready=False → endpoints controller → not-ready address; and back.
+    (Containers share the node's filesystem here: the flag file is unique to this test.)"""
+    flag = f"/tmp/kl-unready-{uuid.uuid4().hex[:8]}"
+    manifest = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "probed", "labels": {"app": "probed"}},
+                "spec": {"containers": [{
+                    "name": "web", "image": "nginx",
+                    "readinessProbe": {"exec": {"command": ["test", "!", "-e", flag]},
+                                       "periodSeconds": 1, "failureThreshold": 1}}]}}
+    path = tmp_path / "probed.json"
+    path.write_text(json.dumps(manifest))
+    lab.kubectl("apply", "-f", str(path))
+    lab.kubectl("expose", "pod", "probed", "--port", "80")
+    ip = running(lab, "app=probed", 1)[0]["status"]["podIP"]
+
+    def addresses() -> tuple[set, set]:
+        ep = json.loads(lab.kubectl("get", "endpoints", "probed", "-o", "json").stdout)
+        ready = {a["ip"] for s in ep.get("subsets") or [] for a in s.get("addresses") or []}
+        not_ready = {a["ip"] for s in ep.get("subsets") or [] for a in s.get("notReadyAddresses") or []}
+        return ready, not_ready
+
+    try:
+        wait_until(lambda: addresses() == ({ip}, set()), timeout=60, interval=0.5, what="probed pod in endpoints")
+        lab.kubectl("exec", "probed", "--", "touch", flag)
+        wait_until(lambda: addresses() == (set(), {ip}), timeout=30, interval=0.5,
+                   what="failing readiness probe moves the pod to notReadyAddresses")
+        lab.kubectl("exec", "probed", "--", "rm", flag)
+        wait_until(lambda: addresses() == ({ip}, set()), timeout=30, interval=0.5, what="ready again")
+    finally:
+        if os.path.exists(flag):
+            os.unlink(flag)
