@@ -18,6 +18,7 @@ import ipaddress
 import json
 import re
 
+from kubelab.labels import selector_matches
 from kubelab.resources import ResourceType
 
 # --- formats (k8s.io/apimachinery/pkg/util/validation) -------------------------------------
@@ -618,26 +619,6 @@ def validate_label_selector(errs: Causes, selector, path: str) -> None:
         if op in ("Exists", "DoesNotExist") and values:
             errs.forbidden(f"{rp}.values", "may not be specified when `operator` is 'Exists' or 'DoesNotExist'")
         errs.each(f"{rp}.key", r.get("key") or "", qualified_name_errors(r.get("key") or ""))
-
-
-def selector_matches(selector: dict, labels: dict) -> bool:
-    """LabelSelector semantics (matchLabels AND matchExpressions)."""
-    labels = labels or {}
-    for k, v in _dict(selector.get("matchLabels")).items():
-        if labels.get(k) != v:
-            return False
-    for r in _list(selector.get("matchExpressions")):
-        r = _dict(r)
-        key, op, values = r.get("key"), r.get("operator"), _list(r.get("values"))
-        if op == "In" and labels.get(key) not in values:
-            return False
-        if op == "NotIn" and key in labels and labels[key] in values:
-            return False
-        if op == "Exists" and key not in labels:
-            return False
-        if op == "DoesNotExist" and key in labels:
-            return False
-    return True
 
 
 def _validate_replicated(errs: Causes, obj: dict, kind: str) -> None:

@@ -7,6 +7,8 @@ columns are the server's; `-o wide` adds the columns with priority > 0. The othe
 
 from __future__ import annotations
 
+from kubelab.apiserver.tables import human_age
+
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -60,32 +62,9 @@ def parse_output(value: str | None) -> Output:
 # --- durations -------------------------------------------------------------------------------
 
 def human_duration(seconds: float) -> str:
-    """kubectl's `duration.HumanDuration`: 45s, 5m3s, 3h10m, 4d2h, 2y10d."""
-    s = int(seconds)
-    if s < -1:
-        return "<invalid>"
-    if s < 0:
-        return "0s"
-    if s < 120:
-        return f"{s}s"
-    minutes = s // 60
-    if minutes < 10:
-        return f"{minutes}m{s % 60}s" if s % 60 else f"{minutes}m"
-    if minutes < 180:
-        return f"{minutes}m"
-    hours = s // 3600
-    if hours < 8:
-        return f"{hours}h{minutes % 60}m" if minutes % 60 else f"{hours}h"
-    if hours < 48:
-        return f"{hours}h"
-    if hours < 24 * 8:
-        return f"{hours // 24}d{hours % 24}h" if hours % 24 else f"{hours // 24}d"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24}d"
-    if hours < 24 * 365 * 8:
-        days = (hours // 24) % 365
-        return f"{hours // 24 // 365}y{days}d" if days else f"{hours // 24 // 365}y"
-    return f"{hours // 24 // 365}y"
+    """kubectl's `duration.HumanDuration`: 45s, 5m3s, 3h10m, 4d2h, 2y10d (the server's
+    Table columns and the CLI's own columns must age objects the same way)."""
+    return human_age(seconds)
 
 
 def parse_time(ts: str | None) -> datetime | None:

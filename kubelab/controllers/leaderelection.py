@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import socket
 import time
 import uuid
@@ -19,6 +20,8 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 
 from kubelab.client import AlreadyExists, ApiClient, ApiError, Conflict, NotFound
+
+from .util import parse_duration, parse_time
 
 log = logging.getLogger(__name__)
 
@@ -29,15 +32,6 @@ class LeadershipLost(Exception):
 
 def micro_time(t: float) -> str:
     return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_micro_time(s: str | None) -> float | None:
-    if not s:
-        return None
-    try:
-        return datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 def default_identity() -> str:
@@ -55,7 +49,7 @@ def lease_decision(lease: dict | None, *, identity: str, now: float) -> str:
         return "renew"
     if not holder:
         return "acquire"
-    renewed = parse_micro_time(spec.get("renewTime")) or parse_micro_time(spec.get("acquireTime")) or 0.0
+    renewed = parse_time(spec.get("renewTime")) or parse_time(spec.get("acquireTime")) or 0.0
     duration = spec.get("leaseDurationSeconds") or 15
     return "acquire" if renewed + duration < now else "wait"
 
@@ -180,3 +174,32 @@ class LeaderElector:
 
 def identity_from_env() -> str:
     return os.environ.get("KUBELAB_IDENTITY") or default_identity()
+
+
+async def run_until_signalled(client: ApiClient, args, work: Callable[[], Awaitable[None]], *,
+                              lease_name: str, identity: str | None = None) -> int:
+    """A component's main loop: `work()` until SIGTERM/SIGINT — behind the Lease when
+    `args.leader_elect` — then close the client. Exit code 1 when leadership was lost (the
+    process must stop acting at once; its supervisor restarts it as a candidate)."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        if args.leader_elect:
+            elector = LeaderElector(client, name=lease_name, namespace="kube-system", identity=identity,
+                                    lease_duration=parse_duration(args.leader_elect_lease_duration),
+                                    renew_deadline=parse_duration(args.leader_elect_renew_deadline),
+                                    retry_period=parse_duration(args.leader_elect_retry_period))
+            log.info("%s: waiting for lease kube-system/%s", elector.identity, lease_name)
+            await elector.run(work)
+        else:
+            await work()
+    except LeadershipLost as e:
+        log.error("%s", e)
+        return 1
+    except asyncio.CancelledError:
+        return 0
+    finally:
+        await client.aclose()
+    return 0

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 
 from kubelab.client import KubeconfigError, add_connection_args, connect
@@ -21,7 +20,7 @@ from .endpoints import EndpointsController
 from .endpointslice import EndpointSliceController
 from .events import EventRecorder
 from .garbagecollector import GarbageCollector
-from .leaderelection import LeaderElector, LeadershipLost, identity_from_env
+from .leaderelection import identity_from_env, run_until_signalled
 from .namespace import NamespaceController
 from .nodeipam import NodeIpamController
 from .nodelifecycle import NodeLifecycleController
@@ -131,29 +130,8 @@ async def amain(args) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     identity = identity_from_env()
-    loop = asyncio.get_running_loop()
-    main_task = asyncio.current_task()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, main_task.cancel)
-    try:
-        if args.leader_elect:
-            elector = LeaderElector(client, name=args.leader_elect_resource_name, namespace="kube-system",
-                                    identity=identity,
-                                    lease_duration=parse_duration(args.leader_elect_lease_duration),
-                                    renew_deadline=parse_duration(args.leader_elect_renew_deadline),
-                                    retry_period=parse_duration(args.leader_elect_retry_period))
-            log.info("%s: waiting for lease kube-system/%s", identity, args.leader_elect_resource_name)
-            await elector.run(lambda: run_controllers(client, args, names, identity=identity))
-        else:
-            await run_controllers(client, args, names, identity=identity)
-    except LeadershipLost as e:
-        log.error("%s", e)
-        return 1
-    except asyncio.CancelledError:
-        return 0
-    finally:
-        await client.aclose()
-    return 0
+    return await run_until_signalled(client, args, lambda: run_controllers(client, args, names, identity=identity),
+                                     lease_name=args.leader_elect_resource_name, identity=identity)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 
+from kubelab.labels import selector_matches  # noqa: F401  (re-exported for the controllers)
 from kubelab.resources import BY_KIND, ResourceType
 
 
@@ -24,26 +25,6 @@ def parse_time(s: str | None) -> float | None:
         return datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return None
-
-
-def selector_matches(selector: dict | None, labels: dict | None) -> bool:
-    """LabelSelector semantics (matchLabels AND matchExpressions); an empty selector matches all."""
-    labels = labels or {}
-    selector = selector or {}
-    for k, v in (selector.get("matchLabels") or {}).items():
-        if labels.get(k) != v:
-            return False
-    for r in selector.get("matchExpressions") or []:
-        key, op, values = r.get("key"), r.get("operator"), r.get("values") or []
-        if op == "In" and labels.get(key) not in values:
-            return False
-        if op == "NotIn" and key in labels and labels[key] in values:
-            return False
-        if op == "Exists" and key not in labels:
-            return False
-        if op == "DoesNotExist" and key in labels:
-            return False
-    return True
 
 
 def map_selector_matches(selector: dict | None, labels: dict | None) -> bool:

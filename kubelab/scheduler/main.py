@@ -5,13 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 
 from kubelab.client import KubeconfigError, add_connection_args, connect
-from kubelab.controllers.leaderelection import LeaderElector, LeadershipLost, identity_from_env
+from kubelab.controllers.leaderelection import identity_from_env, run_until_signalled
 from kubelab.controllers.manager import _bool, _duration
-from kubelab.controllers.util import parse_duration
 
 from .scheduler import DEFAULT_SCHEDULER, Scheduler
 
@@ -38,28 +36,9 @@ async def amain(args) -> int:
     except (KubeconfigError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, task.cancel)
-    try:
-        sched = Scheduler(client, scheduler_name=args.scheduler_name)
-        if args.leader_elect:
-            elector = LeaderElector(client, name="kube-scheduler", identity=identity_from_env(),
-                                    lease_duration=parse_duration(args.leader_elect_lease_duration),
-                                    renew_deadline=parse_duration(args.leader_elect_renew_deadline),
-                                    retry_period=parse_duration(args.leader_elect_retry_period))
-            await elector.run(sched.run)
-        else:
-            await sched.run()
-    except LeadershipLost as e:
-        log.error("%s", e)
-        return 1
-    except asyncio.CancelledError:
-        return 0
-    finally:
-        await client.aclose()
-    return 0
+    sched = Scheduler(client, scheduler_name=args.scheduler_name)
+    return await run_until_signalled(client, args, sched.run, lease_name="kube-scheduler",
+                                     identity=identity_from_env())
 
 
 def main(argv: list[str] | None = None) -> int:
