@@ -66,7 +66,7 @@ RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("", "v1", "Event", "events", True, ("ev",), has_status=False),
     ResourceType("", "v1", "ConfigMap", "configmaps", True, ("cm",), has_status=False),
     ResourceType("", "v1", "Secret", "secrets", True, (), has_status=False),
-    ResourceType("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",), has_status=False),
+    ResourceType("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",), ("token",), has_status=False),
     ResourceType("apps", "v1", "Deployment", "deployments", True, ("deploy",), ("status", "scale"), (ALL,)),
     ResourceType("apps", "v1", "ReplicaSet", "replicasets", True, ("rs",), ("status", "scale"), (ALL,)),
     ResourceType("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True, (), has_status=False),

@@ -7,11 +7,13 @@ import ipaddress
 import json
 import logging
 import os
+import ssl
 import sys
 from dataclasses import asdict
 
 import uvicorn
 
+from . import nodeproxy
 from .app import SETTINGS_ENV, Settings, create_app
 from .flags import add_security_args, security_settings
 
@@ -37,6 +39,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="server processes sharing the port (each with its own watch cache; default: %(default)s)")
     p.add_argument("-v", "--verbose", action="store_true", help="log every request")
     add_security_args(p)
+    g = p.add_argument_group("node agents (as kube-apiserver's --kubelet-*)")
+    g.add_argument("--kubelet-client-certificate", default=None,
+                   help="client certificate for node agents' logs/exec API; with it, HTTPS to port 10250")
+    g.add_argument("--kubelet-client-key", default=None, help="its key")
+    g.add_argument("--kubelet-certificate-authority", default=None,
+                   help="CA verifying the node agents' serving certificates (default: not verified)")
     return p.parse_args(argv)
 
 
@@ -63,6 +71,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     common.update(tls)
+    if bool(args.kubelet_client_certificate) != bool(args.kubelet_client_key):
+        print("error: --kubelet-client-certificate and --kubelet-client-key go together", file=sys.stderr)
+        return 2
+    if args.kubelet_client_certificate:
+        settings.kubelet_client = {"cert_file": os.path.abspath(args.kubelet_client_certificate),
+                                   "key_file": os.path.abspath(args.kubelet_client_key),
+                                   "ca_file": os.path.abspath(args.kubelet_certificate_authority)
+                                   if args.kubelet_certificate_authority else None}
+        try:
+            nodeproxy.kubelet_ssl_context(**settings.kubelet_client)  # fail at start, not at the first logs
+        except (ssl.SSLError, OSError) as e:
+            print(f"error: cannot load the kubelet client TLS files: {e}", file=sys.stderr)
+            return 2
     if args.workers > 1:
         # Worker processes import the app by name; they read the settings from the environment.
         os.environ[SETTINGS_ENV] = json.dumps(asdict(settings))

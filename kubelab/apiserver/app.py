@@ -21,7 +21,7 @@ from starlette.responses import PlainTextResponse, Response, StreamingResponse
 
 from kubelab.resources import BY_PLURAL, RESOURCES, ResourceType
 
-from . import discovery, nodeproxy
+from . import discovery, nodeproxy, tokenrequest
 from . import status as st
 from .bootstrap import bootstrap
 from .metrics import Metrics
@@ -46,6 +46,7 @@ class Settings:
     dns_domain: str = "cluster.local"
     bookmark_interval: float = 5.0
     security: dict | None = None  # security.SecurityConfig fields (TLS client CA, tokens, authz, limits)
+    kubelet_client: dict | None = None  # nodeproxy.kubelet_ssl_context kwargs: HTTPS to node agents
 
 
 SETTINGS_ENV = "KUBELAB_APISERVER_SETTINGS"
@@ -169,6 +170,8 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
     settings = settings or Settings()
     storage = storage or Storage(settings.etcd_servers, **(settings.security or {}).get("etcd", {}))
     registry = Registry(storage, bookmark_interval=settings.bookmark_interval)
+    kubelet_tls = nodeproxy.kubelet_ssl_context(**settings.kubelet_client) if settings.kubelet_client else None
+    sa_signer = tokenrequest.Signer.from_security(settings.security)
     metrics = Metrics()
 
     @asynccontextmanager
@@ -324,8 +327,12 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
                                                               options=options))
             raise st.StatusError(405, "the server does not allow this method on the requested resource")
         # single object
+        if t.sub == "token" and method == "POST":
+            body = decode_body(await read_body(request), request.headers.get("content-type", ""))
+            return _json(await sa_signer.issue(body, namespace=t.namespace, name=t.name, get_object=get_object), 201)
         if t.sub == "log" and method == "GET":
-            return await nodeproxy.pod_log(request, namespace=t.namespace, name=t.name, get_object=get_object)
+            return await nodeproxy.pod_log(request, namespace=t.namespace, name=t.name, get_object=get_object,
+                                           tls=kubelet_tls)
         if t.sub == "exec":
             raise st.bad_request("pods/exec needs a WebSocket upgrade (subprotocol v5.channel.k8s.io)")
         if method == "GET":
@@ -384,7 +391,8 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
 
     @app.websocket("/api/v1/namespaces/{namespace}/pods/{name}/exec")
     async def pod_exec(websocket: WebSocket, namespace: str, name: str):
-        await nodeproxy.pod_exec(websocket, namespace=namespace, name=name, get_object=get_object)
+        await nodeproxy.pod_exec(websocket, namespace=namespace, name=name, get_object=get_object,
+                                 tls=kubelet_tls)
 
     @app.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
     async def unknown(path: str):

@@ -113,6 +113,13 @@ async def node_authorize(a: Attributes, graph: NodeGraph) -> Decision:
             if (pod.get("metadata") or {}).get("namespace") == a.namespace and a.name in pod_references(pod)[r]:
                 return Decision(ALLOW)
         return Decision(NO_OPINION, f"no relationship found between node '{node}' and this object")
+    if g == "" and r == "serviceaccounts" and sub == "token" and a.verb == "create" and a.name:
+        # the token the node agent mounts into a pod: only for the accounts its pods run as
+        for pod in await graph.pods_on_node(node):
+            if (pod.get("metadata") or {}).get("namespace") == a.namespace and \
+                    a.name in pod_references(pod)["serviceaccounts"]:
+                return Decision(ALLOW)
+        return Decision(NO_OPINION, f"no relationship found between node '{node}' and this object")
     if any(rule_allows(rule, a) for rule in node_rules()):
         return Decision(ALLOW)
     return Decision(NO_OPINION)

@@ -16,9 +16,10 @@ VERSION = {
 
 _SUB_VERBS = {
     "status": ["get", "patch", "update"], "scale": ["get", "patch", "update"], "binding": ["create"],
-    "log": ["get"], "exec": ["create", "get"], "finalize": ["update"],
+    "log": ["get"], "exec": ["create", "get"], "finalize": ["update"], "token": ["create"],
 }
-_SUB_KIND = {"scale": ("autoscaling", "v1", "Scale"), "binding": ("", "v1", "Binding")}
+_SUB_KIND = {"scale": ("autoscaling", "v1", "Scale"), "binding": ("", "v1", "Binding"),
+             "token": ("authentication.k8s.io", "v1", "TokenRequest")}
 
 
 def api_versions(server_address: str) -> dict:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import ssl
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlencode
 
@@ -33,6 +34,16 @@ SUBPROTOCOL = "v5.channel.k8s.io"
 GetObject = Callable[[str, str | None, str], Awaitable[dict]]
 LOG_PARAMS = ("follow", "tailLines", "previous", "limitBytes", "timestamps", "sinceSeconds")
 EXEC_PARAMS = ("command", "stdin", "stdout", "stderr", "tty")
+
+
+def kubelet_ssl_context(*, cert_file: str, key_file: str, ca_file: str | None = None) -> ssl.SSLContext:
+    """The API server's TLS client towards node agents (`--kubelet-client-certificate/-key`):
+    it presents the kubelet-client certificate; the agent's serving certificate is verified
+    against `--kubelet-certificate-authority` (node IP in its SANs) when given, else not
+    verified, as kube-apiserver does without that flag."""
+    ctx = ssl.create_default_context(cafile=ca_file) if ca_file else ssl._create_unverified_context()
+    ctx.load_cert_chain(cert_file, key_file)
+    return ctx
 
 
 def _status(e: StatusError) -> JSONResponse:
@@ -68,7 +79,8 @@ async def node_address(pod: dict, get_object: GetObject) -> str:
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
-async def pod_log(request: Request, *, namespace: str, name: str, get_object: GetObject) -> Response:
+async def pod_log(request: Request, *, namespace: str, name: str, get_object: GetObject,
+                  tls: ssl.SSLContext | None = None) -> Response:
     """GET pods/NAME/log."""
     q = request.query_params
     try:
@@ -78,8 +90,8 @@ async def pod_log(request: Request, *, namespace: str, name: str, get_object: Ge
     except StatusError as e:
         return _status(e)
     params = {k: q[k] for k in LOG_PARAMS if k in q}
-    url = f"http://{addr}/containerLogs/{namespace}/{name}/{container}"
-    client = httpx.AsyncClient(timeout=httpx.Timeout(10.0, read=None))
+    url = f"{'https' if tls else 'http'}://{addr}/containerLogs/{namespace}/{name}/{container}"
+    client = httpx.AsyncClient(timeout=httpx.Timeout(10.0, read=None), verify=tls if tls else True)
     try:
         upstream = await client.send(client.build_request("GET", url, params=params), stream=True)
     except httpx.HTTPError as e:
@@ -89,7 +101,7 @@ async def pod_log(request: Request, *, namespace: str, name: str, get_object: Ge
         body = (await upstream.aread()).decode(errors="replace").strip()
         await upstream.aclose()
         await client.aclose()
-        code = upstream.status_code if upstream.status_code in (400, 404) else 500
+        code = upstream.status_code if upstream.status_code in (400, 403, 404) else 500
         return _status(StatusError(code if code != 404 else 400, body or f"node agent answered {code}"))
 
     async def body():
@@ -109,7 +121,8 @@ def _failure_frame(e: StatusError) -> bytes:
     return b"\x03" + json.dumps(st).encode()
 
 
-async def pod_exec(websocket: WebSocket, *, namespace: str, name: str, get_object: GetObject) -> None:
+async def pod_exec(websocket: WebSocket, *, namespace: str, name: str, get_object: GetObject,
+                   tls: ssl.SSLContext | None = None) -> None:
     """WebSocket pods/NAME/exec, relayed to the node agent."""
     from websockets.asyncio.client import connect
     from websockets.exceptions import WebSocketException
@@ -132,10 +145,10 @@ async def pod_exec(websocket: WebSocket, *, namespace: str, name: str, get_objec
         await websocket.close()
         return
     query = urlencode([(k, v) for k, v in q.multi_items() if k in EXEC_PARAMS])
-    url = f"ws://{addr}/exec/{namespace}/{name}/{container}?{query}"
+    url = f"{'wss' if tls else 'ws'}://{addr}/exec/{namespace}/{name}/{container}?{query}"
     try:
         async with connect(url, subprotocols=[SUBPROTOCOL], max_size=None, open_timeout=10,
-                           ping_interval=None) as upstream:
+                           ping_interval=None, **({"ssl": tls} if tls else {})) as upstream:
             async def down() -> None:
                 async for msg in upstream:
                     await websocket.send_bytes(msg if isinstance(msg, bytes) else msg.encode())

@@ -156,6 +156,12 @@ _MESSAGES: dict[str, list[tuple]] = {
                     ("roleRef", 3, "RoleRef", "")],
     "ClusterRoleBinding": [("metadata", 1, "ObjectMeta", ""), ("subjects", 2, "Subject", "repeated"),
                            ("roleRef", 3, "RoleRef", "")],
+    # authentication/v1 (`kubectl create token`)
+    "BoundObjectReference": [("kind", 1, _S, ""), ("apiVersion", 2, _S, ""), ("name", 3, _S, ""),
+                             ("uid", 4, _S, "")],
+    "TokenRequestSpec": [("audiences", 1, _S, "repeated"), ("boundObjectRef", 3, "BoundObjectReference", "ptr"),
+                         ("expirationSeconds", 4, _I64, "ptr")],
+    "TokenRequest": [("metadata", 1, "ObjectMeta", ""), ("spec", 2, "TokenRequestSpec", "")],
 }
 
 # (apiVersion, kind) -> message name of the object inside `raw`.
@@ -174,6 +180,7 @@ KINDS: dict[tuple[str, str], str] = {
     ("rbac.authorization.k8s.io/v1", "ClusterRole"): "ClusterRole",
     ("rbac.authorization.k8s.io/v1", "RoleBinding"): "RoleBinding",
     ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): "ClusterRoleBinding",
+    ("authentication.k8s.io/v1", "TokenRequest"): "TokenRequest",
 }
 
 _F = descriptor_pb2.FieldDescriptorProto

@@ -293,7 +293,8 @@ def default_cluster_role_bindings() -> list[dict]:
         _crb("system:kube-scheduler", "system:kube-scheduler", [_user("system:kube-scheduler")]),
         _crb("system:node-proxier", "system:node-proxier", [_user("system:kube-proxy")]),
         _crb("system:kube-dns", "system:kube-dns",
-             [_user("system:kube-dns"), {"kind": "ServiceAccount", "name": "coredns", "namespace": "kube-system"}]),
+             [_user("system:kube-dns"), {"kind": "ServiceAccount", "name": "coredns", "namespace": "kube-system"},
+              {"kind": "ServiceAccount", "name": "kube-dns", "namespace": "kube-system"}]),  # kubelab's dns addon
         _crb("system:node", "system:node", []),
     ]
 

@@ -30,6 +30,10 @@ def register(sub) -> None:
     p.add_argument("--no-kubeconfig", action="store_true", help="do not write ~/.kube/config")
     p.add_argument("--node-subnet", default="192.168.56.0/24", help="node network (default 192.168.56.0/24)")
     p.add_argument("--no-dns", action="store_true", help="do not apply the DNS add-on")
+    p.add_argument("--tls", action="store_true",
+                   help="secure the lab: a lab CA (kubelab pki), etcd and the API server on mutual TLS, RBAC + "
+                        "Node authorization, each component with its own certificate, node agents on HTTPS, "
+                        "service-account tokens in pods; your kubeconfig gets the admin certificate")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for each boot phase")
     p.add_argument("--etcd-storage", choices=("tmpfs", "disk"), default="tmpfs",
                    help="where etcd keeps its data: tmpfs (default: fast, lost at `down`) or disk (kept by "
@@ -95,7 +99,7 @@ async def run_up(ctx: Context) -> int:
     return await up(UpOptions(name=a.name, workers=a.workers, proxy_mode=a.proxy_mode, root_dir=a.root_dir,
                               demo=a.demo, write_kubeconfig=not a.no_kubeconfig, node_subnet=a.node_subnet,
                               timeout=a.timeout, dns=not a.no_dns,
-                              etcd_storage=a.etcd_storage))
+                              etcd_storage=a.etcd_storage, tls=a.tls))
 
 
 @_wrap
@@ -116,9 +120,15 @@ LAB_COMPONENTS = ("etcd", "apiserver", "controllers", "scheduler", "nodeagent", 
 async def run_logs(ctx: Context) -> int:
     a = ctx.args
     if a.component not in LAB_COMPONENTS:
+        from kubelab.client import NotFound
+
         from .podio import run_pod_logs
-        return await run_pod_logs(ctx, a.component, container=a.container, follow=a.follow, tail=a.tail,
-                                  previous=a.previous)
+        try:
+            return await run_pod_logs(ctx, a.component, container=a.container, follow=a.follow, tail=a.tail,
+                                      previous=a.previous)
+        except NotFound:
+            raise CliError(f"no log for {a.component!r}: not a lab component ({', '.join(LAB_COMPONENTS)}) "
+                           f"nor a pod in namespace {ctx.namespace!r}") from None
     return await _run_component_logs(ctx)
 
 

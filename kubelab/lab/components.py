@@ -74,6 +74,21 @@ def kubeconfig_path(plan: LabPlan) -> str:
     return os.path.join(plan.lab_dir, "kubeconfig")
 
 
+def pki_dir(plan: LabPlan) -> str:
+    """`kubelab up --tls`: the lab's CA, certificates and per-component kubeconfigs (kubelab.pki)."""
+    return os.path.join(plan.lab_dir, "pki")
+
+
+def component_kubeconfig(plan: LabPlan, identity: str) -> str:
+    """Each component's own credentials with --tls (`kube-scheduler`, `node-worker-1`, ...);
+    without TLS everyone shares the lab's plain kubeconfig."""
+    return os.path.join(pki_dir(plan), f"{identity}.kubeconfig") if plan.tls else kubeconfig_path(plan)
+
+
+def _scheme(plan: LabPlan) -> str:
+    return "https" if plan.tls else "http"
+
+
 def node_dir(plan: LabPlan, node: NodePlan) -> str:
     return os.path.join(plan.lab_dir, node.name)
 
@@ -104,37 +119,49 @@ def control_plane_specs(plan: LabPlan, *, helps: dict[str, str] | None = None,
     present = set(MODULES) if present is None else present
     cp = plan.control_plane
     py = sys.executable
-    kc = kubeconfig_path(plan)
     etcd_dir = os.path.join(node_dir(plan, cp), "etcd")
+    e = _scheme(plan)
+    if plan.tls:
+        from kubelab.pki import certs
+        d = pki_dir(plan)
+        etcd_tls = certs.etcd_flags(d)
+        # the API server: HTTPS, client certs + service-account tokens, RBAC+Node, etcd over mutual TLS,
+        # and its kubelet-client certificate towards the node agents (verified against the lab CA)
+        api_security = [*certs.apiserver_flags(d), "--kubelet-client-certificate", f"{d}/apiserver-kubelet-client.crt",
+                        "--kubelet-client-key", f"{d}/apiserver-kubelet-client.key",
+                        "--kubelet-certificate-authority", f"{d}/ca.crt"]
+    else:
+        etcd_tls = []
+        # plain HTTP on the node network (`kubelab up --tls` issues certificates instead)
+        api_security = _optional({"--allow-insecure-http": ["--allow-insecure-http"]}, helps.get("apiserver", ""))
     specs = [ComponentSpec(
         name="etcd", node=cp.name, netns=cp.netns, stage=ETCD_STAGE,
         argv=(shutil.which("etcd") or "/usr/bin/etcd", "--name", cp.name, "--data-dir", etcd_dir,
-              "--listen-client-urls", f"http://{cp.ip}:2379,http://127.0.0.1:2379",
-              "--advertise-client-urls", f"http://{cp.ip}:2379",
-              "--listen-peer-urls", "http://127.0.0.1:2380",
-              "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
-              "--initial-cluster", f"{cp.name}=http://127.0.0.1:2380",
-              "--log-level", "warn"),
-        health=f"http://{cp.ip}:2379/health")]
+              "--listen-client-urls", f"{e}://{cp.ip}:2379,{e}://127.0.0.1:2379",
+              "--advertise-client-urls", f"{e}://{cp.ip}:2379",
+              "--listen-peer-urls", f"{e}://127.0.0.1:2380",
+              "--initial-advertise-peer-urls", f"{e}://127.0.0.1:2380",
+              "--initial-cluster", f"{cp.name}={e}://127.0.0.1:2380",
+              "--log-level", "warn", *etcd_tls),
+        health=f"{e}://{cp.ip}:2379/health")]
     if "apiserver" in present:
         specs.append(ComponentSpec(
             name="apiserver", node=cp.name, netns=cp.netns, stage=API_STAGE,
-            argv=(py, "-m", MODULES["apiserver"], "--etcd-servers", "http://127.0.0.1:2379",
+            argv=(py, "-m", MODULES["apiserver"], "--etcd-servers", f"{e}://127.0.0.1:2379",
                   "--bind-address", cp.ip, "--port", str(API_PORT), "--advertise-address", cp.ip,
                   "--service-cluster-ip-range", plan.service_cidr, "--cluster-cidr", plan.pod_cidr,
-                  "--cluster-domain", plan.cluster_domain,
-                  # plain HTTP on the node network until the lab issues certificates (kubelab.pki)
-                  *_optional({"--allow-insecure-http": ["--allow-insecure-http"]}, helps.get("apiserver", ""))),
-            health=f"http://{cp.ip}:{API_PORT}/readyz"))
+                  "--cluster-domain", plan.cluster_domain, *api_security),
+            health=f"{e}://{cp.ip}:{API_PORT}/readyz"))
     if "controllers" in present:
         specs.append(ComponentSpec(
             name="controllers", node=cp.name, netns=cp.netns, stage=CONTROL_STAGE,
-            argv=(py, "-m", MODULES["controllers"], "--kubeconfig", kc,
+            argv=(py, "-m", MODULES["controllers"], "--kubeconfig",
+                  component_kubeconfig(plan, "kube-controller-manager"),
                   "--cluster-cidr", plan.pod_cidr, "--node-cidr-mask-size", "24")))
     if "scheduler" in present:
         specs.append(ComponentSpec(
             name="scheduler", node=cp.name, netns=cp.netns, stage=CONTROL_STAGE,
-            argv=(py, "-m", MODULES["scheduler"], "--kubeconfig", kc)))
+            argv=(py, "-m", MODULES["scheduler"], "--kubeconfig", component_kubeconfig(plan, "kube-scheduler"))))
     return specs
 
 
@@ -143,12 +170,15 @@ def worker_specs(plan: LabPlan, node: NodePlan, *, helps: dict[str, str] | None 
     helps = helps or {}
     present = set(MODULES) if present is None else present
     py = sys.executable
-    kc = kubeconfig_path(plan)
+    kc = component_kubeconfig(plan, f"node-{node.name}")
+    d = pki_dir(plan)
+    serving = ["--tls-cert-file", f"{d}/node-{node.name}.crt", "--tls-private-key-file", f"{d}/node-{node.name}.key",
+               "--client-ca-file", f"{d}/ca.crt"] if plan.tls else []
     specs = []
     if "nodeagent" in present:
         specs.append(ComponentSpec(
             name="nodeagent", node=node.name, netns=node.netns, stage=NODE_STAGE,
-            argv=(py, "-m", MODULES["nodeagent"], "--kubeconfig", kc, "--node-name", node.name,
+            argv=(py, "-m", MODULES["nodeagent"], "--kubeconfig", kc, *serving, "--node-name", node.name,
                   "--node-ip", node.ip, "--root-dir", os.path.join(node_dir(plan, node), "nodeagent"),
                   *_optional({"--cluster-dns": ["--cluster-dns", plan.dns_ip],
                               "--cluster-domain": ["--cluster-domain", plan.cluster_domain],
@@ -158,7 +188,7 @@ def worker_specs(plan: LabPlan, node: NodePlan, *, helps: dict[str, str] | None 
                               # dnsPolicy Default must not reach the machine's real resolvers
                               "--resolv-conf": ["--resolv-conf", node_resolv_conf(plan, node)]},
                              helps.get("nodeagent", ""))),
-            health=f"http://{node.ip}:10250/healthz"))
+            health=f"{_scheme(plan)}://{node.ip}:10250/healthz"))
     if "proxy" in present:
         specs.append(proxy_spec(plan, node))
     return specs
@@ -167,7 +197,8 @@ def worker_specs(plan: LabPlan, node: NodePlan, *, helps: dict[str, str] | None 
 def proxy_spec(plan: LabPlan, node: NodePlan) -> ComponentSpec:
     return ComponentSpec(
         name="proxy", node=node.name, netns=node.netns, stage=NODE_STAGE,
-        argv=(sys.executable, "-m", MODULES["proxy"], "--kubeconfig", kubeconfig_path(plan), "--node-name", node.name,
+        argv=(sys.executable, "-m", MODULES["proxy"], "--kubeconfig", component_kubeconfig(plan, "kube-proxy"),
+              "--node-name", node.name,
               "--mode", plan.proxy_mode, "--cluster-cidr", plan.pod_cidr, "--service-cidr", plan.service_cidr),
         health=f"http://{node.ip}:10256/healthz")
 
@@ -211,3 +242,62 @@ def nsenter_argv(spec: ComponentSpec) -> list[str]:
     """Run in the node's network namespace only (not a new mount namespace, unlike
     `ip netns exec`), so namespaces the node agent creates stay visible to the host."""
     return ["nsenter", f"--net=/run/netns/{spec.netns}", "--", *spec.argv]
+
+
+def admin_kubeconfig(plan: LabPlan) -> str:
+    """The student's kubeconfig: plain with no TLS; with --tls the admin's certificate, key and
+    the lab CA embedded (the pki dir is root's: kubectl run as the student must not need it)."""
+    from kubelab.client.kubeconfig import render
+    text = render(server=plan.api_url, name=f"kubelab-{plan.name}")
+    if not plan.tls:
+        return text
+    import base64
+
+    import yaml
+
+    def b64(name: str) -> str:
+        with open(os.path.join(pki_dir(plan), name), "rb") as f:
+            return base64.b64encode(f.read()).decode()
+    cfg = yaml.safe_load(text)
+    cfg["clusters"][0]["cluster"]["certificate-authority-data"] = b64("ca.crt")
+    cfg["users"][0]["user"] = {"client-certificate-data": b64("admin.crt"), "client-key-data": b64("admin.key")}
+    return yaml.safe_dump(cfg, sort_keys=False)
+
+
+def init_pki(plan: LabPlan) -> list[str]:
+    """`kubelab pki init` for this lab: the API server's SANs hold the control plane's IP, each
+    node's serving certificate its node IP, etcd's the control plane's; kubeconfigs point at
+    the lab's API URL. Re-running keeps the CA (a restarted lab still trusts its old certs)."""
+    from kubelab.pki import certs
+    cp = plan.control_plane
+    return certs.init(pki_dir(plan), apiserver_ips=[cp.ip], nodes=[n.name for n in plan.nodes],
+                      node_ips={n.name: n.ip for n in plan.nodes}, etcd_ips=[cp.ip], etcd_names=[cp.name],
+                      server_url=plan.api_url, dns_domain=plan.cluster_domain)
+
+
+def api_client(plan: LabPlan):
+    """An admin ApiClient for the lab (`kubelab status`, `up`, timeline, trace)."""
+    from kubelab.client import ApiClient, KubeconfigError
+    if plan.tls:
+        # the lab's copy is root's; the student's ~/.kube/config (written by `up`) otherwise
+        for path in (kubeconfig_path(plan), None):
+            try:
+                return ApiClient.from_kubeconfig(path)
+            except (OSError, KubeconfigError):
+                continue
+    return ApiClient(server=plan.api_url)
+
+
+def health_verify(plan: LabPlan):
+    """httpx `verify` for the health URLs: with --tls the lab CA and the admin certificate
+    (etcd and the node agents ask for a client certificate) when readable, else unverified."""
+    if not plan.tls:
+        return True
+    import ssl
+    d = pki_dir(plan)
+    try:
+        ctx = ssl.create_default_context(cafile=os.path.join(d, "ca.crt"))
+        ctx.load_cert_chain(os.path.join(d, "admin.crt"), os.path.join(d, "admin.key"))
+        return ctx
+    except (OSError, ssl.SSLError):
+        return ssl._create_unverified_context()

@@ -23,7 +23,6 @@ import httpx
 import yaml
 
 from kubelab.client import AlreadyExists, ApiClient, ApiError
-from kubelab.client.kubeconfig import render
 from kubelab.resources import for_object
 
 from . import components, state, topology
@@ -80,6 +79,7 @@ class UpOptions:
     timeout: float = 120.0
     dns: bool = True
     etcd_storage: str = "tmpfs"  # fsync on a busy shared disk can take seconds; memory never does
+    tls: bool = False  # a lab PKI, HTTPS + client certificates, RBAC, each component its own identity
 
 
 @dataclass
@@ -377,7 +377,7 @@ async def ready_endpoints(api: ApiClient, namespace: str, service: str) -> list[
 async def up(opts: UpOptions, write: Write = _stdout) -> int:
     require_root("up")
     plan = topology.plan_lab(name=opts.name, workers=opts.workers, root_dir=opts.root_dir,
-                             proxy_mode=opts.proxy_mode, node_subnet=opts.node_subnet)
+                             proxy_mode=opts.proxy_mode, node_subnet=opts.node_subnet, tls=opts.tls)
     for tool in ("ip", "nsenter", "etcd"):
         if not shutil.which(tool):
             raise LabError(f"`{tool}` is not installed (apt-get install iproute2 util-linux etcd-server)")
@@ -430,6 +430,11 @@ async def up(opts: UpOptions, write: Write = _stdout) -> int:
             if etcd_dir not in state.mounts_under(etcd_dir):
                 topology.run(["mount", "-t", "tmpfs", "-o", "size=1g,mode=0700", "kubelab-etcd", etcd_dir])
             progress.step(f"etcd data on tmpfs at {etcd_dir} (--etcd-storage disk keeps it on disk)")
+        if plan.tls:
+            t = time.monotonic()
+            components.init_pki(plan)
+            progress.step(f"PKI: lab CA, a certificate and kubeconfig per component in {components.pki_dir(plan)}",
+                          time.monotonic() - t)
         present, helps = components.probe()
         specs = components.lab_specs(plan, helps=helps, present=present)
         missing = sorted(set(components.MODULES) - present)
@@ -439,11 +444,11 @@ async def up(opts: UpOptions, write: Write = _stdout) -> int:
             os.makedirs(components.node_dir(plan, node), exist_ok=True)
             with open(components.node_resolv_conf(plan, node), "w") as f:
                 f.write(components.NODE_RESOLV_CONF)
-        kc_text = render(server=plan.api_url, name=f"kubelab-{plan.name}")
+        kc_text = components.admin_kubeconfig(plan)
         kc_path = components.kubeconfig_path(plan)
         with open(kc_path, "w") as f:
             f.write(kc_text)
-        os.chmod(kc_path, 0o644)  # plain http for now: nothing secret in it
+        os.chmod(kc_path, 0o600 if plan.tls else 0o644)  # plain http: nothing secret in it
         record.update(components=[s.to_dict() for s in specs], missing=missing, phase="booting")
         state.save_record(plan.lab_dir, record)
 
@@ -461,7 +466,7 @@ async def up(opts: UpOptions, write: Write = _stdout) -> int:
 
         notes: list[str] = []
         if "apiserver" in present:
-            api = ApiClient(server=plan.api_url)
+            api = components.api_client(plan)
             try:
                 notes = await settle(api, plan, present, opts, progress)
             finally:
@@ -684,7 +689,7 @@ async def component_health(plan: LabPlan) -> list[dict]:
     """One row per component: alive (same PID + start time), health endpoint, restarts."""
     sup = supervisor_record(plan)
     rows = []
-    async with httpx.AsyncClient(trust_env=False) as http:
+    async with httpx.AsyncClient(trust_env=False, verify=components.health_verify(plan)) as http:
         for c in sup.get("components", []):
             spec = ComponentSpec.from_dict(c["spec"])
             is_alive = state.alive(c.get("pid"))
@@ -733,7 +738,7 @@ async def status(*, name: str, root_dir: str, write: Write = _stdout, as_json: b
     rows = await component_health(plan)
     sup_alive = state.alive(supervisor_record(plan).get("supervisor"))
     nodes, api_error = None, None
-    api = ApiClient(server=plan.api_url)
+    api = components.api_client(plan)
     try:
         nodes = (await asyncio.wait_for(api.list("nodes"), 3))["items"]
     except (ApiError, httpx.HTTPError, OSError, asyncio.TimeoutError) as e:

@@ -91,6 +91,17 @@ class Supervisor:
         self.stopping = asyncio.Event()
         self.me = state.proc_id(os.getpid())
 
+    def health_tls(self):
+        """`kubelab up --tls`: health probes verify the lab CA and present the admin certificate
+        (etcd and the node agents want a client certificate at the handshake)."""
+        d = os.path.join(self.lab_dir, "pki")
+        if not os.path.exists(os.path.join(d, "admin.crt")):
+            return True
+        import ssl
+        ctx = ssl.create_default_context(cafile=os.path.join(d, "ca.crt"))
+        ctx.load_cert_chain(os.path.join(d, "admin.crt"), os.path.join(d, "admin.key"))
+        return ctx
+
     def event(self, kind: str, child: Child | None = None, **kw) -> None:
         ev = {"source": "supervisor", "event": kind, **kw}
         if child is not None:
@@ -197,7 +208,7 @@ class Supervisor:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
         self.event("supervisor-started", pid=os.getpid())
-        async with httpx.AsyncClient(trust_env=False) as client:
+        async with httpx.AsyncClient(trust_env=False, verify=self.health_tls()) as client:
             try:
                 if await self.boot(client):
                     await self.watch(client)

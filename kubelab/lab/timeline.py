@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import parse_qs, urlsplit
 
-from kubelab.client import ApiClient, ApiError
+from kubelab.client import ApiError
 
 from . import state
 
@@ -206,7 +206,8 @@ async def timeline(*, name: str, root_dir: str) -> int:
     plan, record = load_plan(name, root_dir)
     events, _ = state.read_events(plan.lab_dir)
     objects: dict[str, list[dict]] = {}
-    api = ApiClient(server=plan.api_url)
+    from .components import api_client
+    api = api_client(plan)
     try:
         for kind in OBJECT_TYPES:
             try:

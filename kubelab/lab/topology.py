@@ -58,6 +58,7 @@ class LabPlan:
     dns_ip: str = DNS_IP
     cluster_domain: str = CLUSTER_DOMAIN
     extra: dict = field(default_factory=dict, compare=False)
+    tls: bool = False  # `kubelab up --tls`: a lab PKI, HTTPS and mutual TLS everywhere (see components)
 
     @property
     def lab_dir(self) -> str:
@@ -73,7 +74,7 @@ class LabPlan:
 
     @property
     def api_url(self) -> str:
-        return f"http://{self.control_plane.ip}:{API_PORT}"
+        return f"{'https' if self.tls else 'http'}://{self.control_plane.ip}:{API_PORT}"
 
     def node(self, name: str) -> NodePlan:
         for n in self.nodes:
@@ -105,7 +106,7 @@ def node_names(workers: int) -> list[tuple[str, str]]:
 
 
 def plan_lab(*, name: str = "lab", workers: int = 2, root_dir: str = "/var/lib/kubelab",
-             proxy_mode: str = "nftables", node_subnet: str = DEFAULT_NODE_SUBNET) -> LabPlan:
+             proxy_mode: str = "nftables", node_subnet: str = DEFAULT_NODE_SUBNET, tls: bool = False) -> LabPlan:
     """Names and addresses for a lab: bridge .1, control plane .10, workers .11, .12, ..."""
     check_name(name)
     if not 0 <= workers <= 20:
@@ -128,7 +129,7 @@ def plan_lab(*, name: str = "lab", workers: int = 2, root_dir: str = "/var/lib/k
                               host_veth=veth, index=i))
     return LabPlan(name=name, bridge=f"kl-{name}", bridge_ip=str(base + 1), prefixlen=net.prefixlen,
                    node_subnet=str(net), nodes=tuple(nodes), root_dir=os.path.abspath(root_dir),
-                   proxy_mode=proxy_mode)
+                   proxy_mode=proxy_mode, tls=tls)
 
 
 # --- commands (pure) ----------------------------------------------------------------------------

@@ -489,7 +489,8 @@ async def trace(*, name: str, root_dir: str, pod: str, target: str, namespace: s
         parse_target(target)
     except ValueError as e:
         raise LabError(str(e)) from None
-    api = ApiClient(server=plan.api_url)
+    from .components import api_client
+    api = api_client(plan)
     try:
         try:
             c = await capture(api, plan, pod=pod, namespace=namespace, target=target, ask_dns=ask_dns)

@@ -18,6 +18,7 @@ import sys
 
 from kubelab.client import KubeconfigError, add_connection_args, connect
 
+from . import tls
 from .agent import Config, NodeAgent
 from .sandbox import DnsSettings
 
@@ -41,6 +42,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--resolv-conf", default="/etc/resolv.conf", help="the node's resolv.conf (dnsPolicy Default)")
     p.add_argument("--address", default="0.0.0.0", help="address of the logs/exec API")
     p.add_argument("--port", type=int, default=10250, help="port of the logs/exec API")
+    p.add_argument("--tls-cert-file", default=None, help="serving certificate of the logs/exec API (PEM; its "
+                   "SANs must hold the node IP); with the two below, HTTPS instead of plain HTTP")
+    p.add_argument("--tls-private-key-file", default=None, help="its private key (PEM)")
+    p.add_argument("--client-ca-file", default=None, help="CA of the client certificates; only the API "
+                   "server's kubelet client (or system:masters) may call logs/exec")
     p.add_argument("--netns-prefix", default=None, help="pod netns name prefix (default '<node>-')")
     p.add_argument("--backoff-base", type=float, default=10.0, help="CrashLoopBackOff initial delay, seconds")
     p.add_argument("--lease-seconds", type=float, default=10.0, help="Lease renewal interval")
@@ -50,6 +56,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         ipaddress.ip_address(args.node_ip)
     except ValueError:
         p.error(f"--node-ip {args.node_ip!r} is not an IP address")
+    try:
+        args.tls = tls.from_flags(args.tls_cert_file, args.tls_private_key_file, args.client_ca_file)
+    except ValueError as e:
+        p.error(str(e))
     return args
 
 
@@ -61,7 +71,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
                   address=args.address,
                   netns_prefix=args.netns_prefix if args.netns_prefix is not None else f"{args.node_name}-",
                   cluster_cidr=args.cluster_cidr or None, backoff_base=args.backoff_base,
-                  lease_seconds=args.lease_seconds,
+                  lease_seconds=args.lease_seconds, tls=getattr(args, "tls", None),
                   dns=DnsSettings(cluster_dns=args.cluster_dns, cluster_domain=args.cluster_domain,
                                   node_resolv=args.resolv_conf))
 

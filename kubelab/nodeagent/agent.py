@@ -28,7 +28,7 @@ from kubelab.cni.spec import CniError
 from kubelab.controllers.events import EventRecorder
 
 from . import containers as ctr
-from . import images, podstatus, procs, routes, sandbox
+from . import images, podstatus, procs, routes, sandbox, satoken
 from .probes import ProbeWorker, probe_once
 from .sandbox import CniSettings, DnsSettings, Sandbox
 
@@ -55,6 +55,7 @@ class Config:
     dns: DnsSettings = field(default_factory=DnsSettings)
     pod_cidr_from_node: bool = True
     serve: bool = True
+    tls: object | None = None  # tls.ServingTLS: the API on 10250 over HTTPS with client certificates
 
     @property
     def pods_dir(self) -> str:
@@ -366,6 +367,9 @@ class PodWorker:
             raise
         sb.save(self.dir)
         self.etc = sandbox.write_pod_files(self.dir, self.pod, sb.pod_ip, cfg.dns)
+        sa_dir = await satoken.write_files(self.agent.client, self.pod, self.dir)
+        if sa_dir:
+            self.etc["serviceaccount"] = sa_dir
         log.info("pod %s: sandbox %s ready in %.0f ms (pause %.0f ms, CNI ADD %.0f ms), IP %s", self.key,
                  os.path.basename(sb.netns) or "(host network)", (time.perf_counter() - t0) * 1000, (t1 - t0) * 1000,
                  (time.perf_counter() - t1) * 1000, sb.pod_ip)
@@ -394,6 +398,8 @@ class PodWorker:
         assert sb is not None
         if not self.etc:
             self.etc = sandbox.write_pod_files(self.dir, self.pod, sb.pod_ip, self.agent.cfg.dns)
+            if satoken.existing(self.dir):
+                self.etc["serviceaccount"] = satoken.existing(self.dir)
         env = ctr.container_env(self.pod, cs, pod_ip=sb.pod_ip, host_ip=self.agent.cfg.node_ip,
                                 hostname=sandbox.pod_hostname(self.pod))
         if c.state == "terminated" or c.reason == "CrashLoopBackOff":
@@ -712,6 +718,8 @@ class NodeAgent:
                 w.sandbox = sb  # dead sandbox: sync() recreates it, terminate() tears it down
             if w.sandbox is not None and w.sandbox.network_ready:
                 w.etc = {n: os.path.join(d, "etc", n) for n in ("resolv.conf", "hosts", "hostname")}
+                if satoken.existing(d):
+                    w.etc["serviceaccount"] = satoken.existing(d)
                 w.check_network = pod is not None
             if pod is None:
                 w.gone = True

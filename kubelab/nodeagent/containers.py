@@ -33,6 +33,10 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 RECORD_SCRIPT = 'f=$1; shift; "$@"; echo $? > "$f"'
 INIT_SCRIPT = ('mount --bind "$1" /etc/resolv.conf && mount --bind "$2" /etc/hosts && '
                'mount --bind "$3" /etc/hostname && cd "$4" && shift 4 && exec "$@"')
+# with the pod's service-account files ($5, see satoken): also bound, read-only, where client-go looks
+SA_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
+INIT_SCRIPT_SA = INIT_SCRIPT.replace(
+    '&& cd "$4" && shift 4', f'&& mkdir -p {SA_MOUNT} && mount --bind -o ro "$5" {SA_MOUNT} && cd "$4" && shift 5')
 
 
 # ---- pure ------------------------------------------------------------------------------
@@ -259,9 +263,10 @@ def start(c: Container, spec: dict, *, pod: dict, pod_dir: str, netns: str, paus
         isolate = [*enter, f"--pid=/proc/{pause_pid}/ns/pid", "--", "unshare", "--mount", "--mount-proc", "--"]
     else:
         isolate = [*enter, "--", "unshare", "--mount", "--pid", "--fork", "--mount-proc", "--kill-child", "--"]
+    sa = [etc["serviceaccount"]] if etc.get("serviceaccount") else []
     cmd = ["sh", "-c", RECORD_SCRIPT, "kubelab-container", ep, *isolate,
-           "sh", "-c", INIT_SCRIPT, "kubelab-init", etc["resolv.conf"], etc["hosts"], etc["hostname"], workdir,
-           *argv]
+           "sh", "-c", INIT_SCRIPT_SA if sa else INIT_SCRIPT, "kubelab-init", etc["resolv.conf"], etc["hosts"],
+           etc["hostname"], workdir, *sa, *argv]
     fd = os.open(lp, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     try:
         p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=fd, stderr=fd, env=env,

@@ -274,8 +274,13 @@ async def run_exec(ws: WebSocket, argv: list[str], *, env: dict[str, str], tty: 
 
 async def serve(agent: "NodeAgent") -> None:
     import uvicorn
-    config = uvicorn.Config(create_app(agent), host=agent.cfg.address, port=agent.cfg.port, log_level="warning",
-                            lifespan="off", ws="websockets-sansio")
+    app, extra = create_app(agent), {}
+    serving_tls = getattr(agent.cfg, "tls", None)  # tls.ServingTLS: HTTPS, only the API server calls
+    if serving_tls is not None:
+        from . import tls
+        app, extra = tls.RequireApiServer(app), tls.uvicorn_options(serving_tls)
+    config = uvicorn.Config(app, host=agent.cfg.address, port=agent.cfg.port, log_level="warning",
+                            lifespan="off", ws="websockets-sansio", **extra)
     server = uvicorn.Server(config)
     server.capture_signals = contextlib.nullcontext  # the agent owns SIGTERM
     agent.server = server

@@ -64,6 +64,22 @@ class SimCluster:
     workdir: str = ""
     bridge: str = ""
     subnet: str = ""
+    # secured: a lab PKI in <workdir>/pki, the API server on HTTPS (client certs, RBAC+Node, the
+    # service-account key), each agent with its node kubeconfig and a TLS logs/exec API
+    tls: bool = False
+
+    @property
+    def pki_dir(self) -> str:
+        return os.path.join(self.workdir, "pki")
+
+    def http_kw(self) -> dict:
+        """httpx keyword arguments for the admin's requests (nothing on plain HTTP)."""
+        if not self.tls:
+            return {}
+        import ssl
+        ctx = ssl.create_default_context(cafile=os.path.join(self.pki_dir, "ca.crt"))
+        ctx.load_cert_chain(os.path.join(self.pki_dir, "admin.crt"), os.path.join(self.pki_dir, "admin.key"))
+        return {"verify": ctx}
 
     @property
     def url(self) -> str:
@@ -97,9 +113,23 @@ class SimCluster:
             n.run("ip", "link", "set", "lo", "up")
             n.run("ip", "addr", "add", f"{n.ip}/24", "dev", "eth0")
             n.run("ip", "link", "set", "eth0", "up")
-        self.apiserver = start_apiserver(self.etcd_url, bind_address=f"{self.subnet}.1")
+        if self.tls:
+            from kubelab.pki import certs
+            d = self.pki_dir
+            certs.init(d, apiserver_ips=[f"{self.subnet}.1"], nodes=[n.name for n in self.nodes],
+                       node_ips={n.name: n.ip for n in self.nodes}, server_url=f"https://{self.subnet}.1:6443")
+            flags = certs.apiserver_flags(d)
+            args = [*flags[:flags.index("--etcd-cafile")],  # the test etcd is plain HTTP
+                    "--kubelet-client-certificate", f"{d}/apiserver-kubelet-client.crt",
+                    "--kubelet-client-key", f"{d}/apiserver-kubelet-client.key",
+                    "--kubelet-certificate-authority", f"{d}/ca.crt"]
+            self.apiserver = start_apiserver(self.etcd_url, bind_address=f"{self.subnet}.1", port=6443, args=args,
+                                             ca_file=f"{d}/ca.crt", client_cert=f"{d}/admin.crt",
+                                             client_key=f"{d}/admin.key")
+        else:
+            self.apiserver = start_apiserver(self.etcd_url, bind_address=f"{self.subnet}.1")
         for n in self.nodes:
-            r = httpx.post(f"{self.url}/api/v1/nodes", json={
+            r = httpx.post(f"{self.url}/api/v1/nodes", **self.http_kw(), json={
                 "apiVersion": "v1", "kind": "Node", "metadata": {"name": n.name},
                 "spec": {"podCIDR": n.pod_cidr, "podCIDRs": [n.pod_cidr]}}, timeout=10)
             r.raise_for_status()
@@ -109,8 +139,12 @@ class SimCluster:
             self.wait_agent(n)
 
     def agent_cmd(self, n: SimNode) -> list[str]:
+        d = self.pki_dir
+        conn = ["--kubeconfig", f"{d}/node-{n.name}.kubeconfig", "--tls-cert-file", f"{d}/node-{n.name}.crt",
+                "--tls-private-key-file", f"{d}/node-{n.name}.key", "--client-ca-file", f"{d}/ca.crt"] \
+            if self.tls else ["--server", self.url]
         return ["nsenter", f"--net=/run/netns/{n.netns}", sys.executable, "-m", "kubelab.nodeagent",
-                "--server", self.url, "--node-name", n.name, "--node-ip", n.ip, "--root-dir", n.root_dir,
+                *conn, "--node-name", n.name, "--node-ip", n.ip, "--root-dir", n.root_dir,
                 "--backoff-base", str(self.backoff_base), "--resolv-conf", os.path.join(self.workdir, "resolv.conf")]
 
     def start_agent(self, n: SimNode) -> None:
@@ -127,7 +161,11 @@ class SimCluster:
         def ready() -> bool:
             if n.proc and n.proc.popen.poll() is not None:
                 raise RuntimeError(f"node agent {n.name} exited: {n.proc.log()}")
-            r = n.run("curl", "-sf", "--max-time", "1", f"http://{n.ip}:10250/healthz", check=False)
+            d = self.pki_dir
+            tls = ["--cacert", f"{d}/ca.crt", "--cert", f"{d}/apiserver-kubelet-client.crt",
+                   "--key", f"{d}/apiserver-kubelet-client.key"] if self.tls else []
+            r = n.run("curl", "-sf", "--max-time", "1", *tls, f"{'https' if self.tls else 'http'}://{n.ip}:10250/healthz",
+                      check=False)
             return r.returncode == 0
         wait_until(ready, timeout=timeout, interval=0.1, what=f"node agent {n.name}")
 
@@ -143,15 +181,15 @@ class SimCluster:
             return
         names = {n.name for n in self.nodes}
         try:
-            pods = httpx.get(f"{self.url}/api/v1/pods", timeout=5).json().get("items") or []
+            pods = httpx.get(f"{self.url}/api/v1/pods", timeout=5, **self.http_kw()).json().get("items") or []
             mine = [p for p in pods if (p.get("spec") or {}).get("nodeName") in names]
             for p in mine:
                 m = p["metadata"]
                 httpx.request("DELETE", f"{self.url}/api/v1/namespaces/{m['namespace']}/pods/{m['name']}",
-                              json={"gracePeriodSeconds": 1}, timeout=5)
+                              json={"gracePeriodSeconds": 1}, timeout=5, **self.http_kw())
             if any(n.proc and n.proc.popen.poll() is None for n in self.nodes):
                 def gone() -> bool:
-                    items = httpx.get(f"{self.url}/api/v1/pods", timeout=5).json().get("items") or []
+                    items = httpx.get(f"{self.url}/api/v1/pods", timeout=5, **self.http_kw()).json().get("items") or []
                     return not [p for p in items if (p.get("spec") or {}).get("nodeName") in names]
                 wait_until(gone, timeout=timeout, interval=0.2, what="pods deleted by their agents")
         except Exception as e:  # keep cleaning up
