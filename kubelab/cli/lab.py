@@ -30,10 +30,12 @@ def register(sub) -> None:
     p.add_argument("--no-kubeconfig", action="store_true", help="do not write ~/.kube/config")
     p.add_argument("--node-subnet", default="192.168.56.0/24", help="node network (default 192.168.56.0/24)")
     p.add_argument("--no-dns", action="store_true", help="do not apply the DNS add-on")
-    p.add_argument("--tls", action="store_true",
-                   help="secure the lab: a lab CA (kubelab pki), etcd and the API server on mutual TLS, RBAC + "
-                        "Node authorization, each component with its own certificate, node agents on HTTPS, "
-                        "service-account tokens in pods; your kubeconfig gets the admin certificate")
+    p.add_argument("--tls", dest="tls", action="store_true", default=True,
+                   help="(the default) a secure lab: a lab CA (kubelab pki), etcd and the API server on mutual "
+                        "TLS, RBAC + Node authorization, each component with its own certificate, node agents on "
+                        "HTTPS, service-account tokens in pods; your kubeconfig gets the admin certificate")
+    p.add_argument("--insecure", dest="tls", action="store_false",
+                   help="plain HTTP everywhere and everyone allowed (to watch the raw traffic with tcpdump)")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for each boot phase")
     p.add_argument("--etcd-storage", choices=("tmpfs", "disk"), default="tmpfs",
                    help="where etcd keeps its data: tmpfs (default: fast, lost at `down`) or disk (kept by "

@@ -151,7 +151,7 @@ def test_api_server_restart_resumes_without_relisting(lab):
     for w in lab.plan.workers:
         with open(state.log_path(lab.plan.lab_dir, w.name, "proxy"), errors="replace") as f:
             log = f.read()
-        lists = len(re.findall(r"GET http://\S+\?(?!\S*watch=true)\S*", log))
+        lists = len(re.findall(r"GET https?://\S+\?(?!\S*watch=true)\S*", log))
         assert lists < 50, f"{w.name}'s proxy listed {lists} times: a relisting storm"
 
 

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from kubelab.lab import state, topology
+from kubelab.lab import components, state, topology
 from kubelab.lab.testing import Lab
 from kubelab.testing import wait_until
 
@@ -61,7 +61,7 @@ def test_up_shows_progress_and_a_summary(lab):
                  "control-plane: scheduler started", "worker-1: proxy healthy", "worker-2: proxy healthy"):
         assert what in out, what
     assert f"Lab '{lab.name}' is up in" in out
-    assert f"API server:  http://{lab.plan.control_plane.ip}:6443" in out
+    assert f"API server:  {lab.plan.api_url}" in out
     assert "Next:" in out and "kubectl" in out
     # etcd was healthy before the API server started, which was healthy before the controllers
     assert out.index("etcd healthy") < out.index("apiserver started") < out.index("apiserver healthy") \
@@ -80,8 +80,15 @@ def test_node_network(lab):
         assert "default" not in routes, f"{n.name} must not route out of the lab: {routes}"
     # node to node over the bridge, from inside the namespaces: a worker asks etcd's health
     cp, w2 = plan.nodes[0], plan.nodes[-1]
-    p = topology.run(["ip", "netns", "exec", w2.netns, "curl", "-sS", "--noproxy", "*", "-m", "5",
-                      f"http://{cp.ip}:2379/health"], check=False)
+    if lab.plan.tls:  # etcd speaks only mutual TLS: present the API server's etcd client certificate
+        pki = components.pki_dir(lab.plan)
+        tls = ["--cacert", f"{pki}/ca.crt", "--cert", f"{pki}/apiserver-etcd-client.crt",
+               "--key", f"{pki}/apiserver-etcd-client.key"]
+    else:
+        tls = []
+    scheme = "https" if lab.plan.tls else "http"
+    p = topology.run(["ip", "netns", "exec", w2.netns, "curl", "-sS", "--noproxy", "*", "-m", "5", *tls,
+                      f"{scheme}://{cp.ip}:2379/health"], check=False)
     assert p.returncode == 0 and '"health":"true"' in p.stdout.replace(" ", ""), p.stdout + p.stderr
     # the host reaches the API server through the bridge, with the real kubectl
     ns = lab.kubectl("get", "namespaces", "-o", "name").stdout.split()
@@ -156,7 +163,7 @@ def test_timeline_shows_the_boot_order(lab):
 def test_user_kubeconfig_was_backed_up(lab):
     kc = os.path.join(lab.home, ".kube", "config")
     with open(kc) as f:
-        assert f"server: http://{lab.plan.control_plane.ip}:6443" in f.read()
+        assert f"server: {lab.plan.api_url}" in f.read()
     backups = [f for f in os.listdir(os.path.dirname(kc)) if f.startswith("config.kubelab-backup-")]
     assert len(backups) == 1
     with open(os.path.join(os.path.dirname(kc), backups[0])) as f:
