@@ -66,12 +66,14 @@ async def eventually(cond: Callable[[], Awaitable[object] | object], *, timeout:
 
 @dataclass
 class Proc:
+    """A process this test or bench started: stopped by its PID only, its output in a file."""
+
     popen: subprocess.Popen
     log_path: str
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, *, kill: bool = False, timeout: float = 10.0) -> None:
         if self.popen.poll() is None:
-            self.popen.terminate()
+            (self.popen.kill if kill else self.popen.terminate)()
             try:
                 self.popen.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -81,9 +83,17 @@ class Proc:
     def log(self) -> str:
         try:
             with open(self.log_path, errors="replace") as f:
-                return f.read()[-4000:]
+                return f.read()
         except OSError:
             return ""
+
+    def cleanup(self) -> None:
+        """Stop it and remove its log."""
+        self.stop()
+        try:
+            os.unlink(self.log_path)
+        except OSError:
+            pass
 
 
 def _spawn(cmd: list[str], log_path: str, env: dict | None = None) -> Proc:
@@ -122,7 +132,7 @@ def start_etcd(*, timeout: float = 40.0) -> Etcd:
 
     def healthy() -> bool:
         if proc.popen.poll() is not None:
-            raise RuntimeError(f"etcd exited: {proc.log()}")
+            raise RuntimeError(f"etcd exited: {proc.log()[-4000:]}")
         return httpx.get(f"{url}/health", timeout=1).status_code == 200
 
     try:
@@ -176,7 +186,7 @@ def start_apiserver(etcd_url: str, *, port: int | None = None, bind_address: str
 
     def ready() -> bool:
         if proc.popen.poll() is not None:
-            raise RuntimeError(f"API server exited: {proc.log()}")
+            raise RuntimeError(f"API server exited: {proc.log()[-4000:]}")
         if httpx.get(f"{url}/readyz", **probe).status_code != 200:
             return False
         if tls and not client_cert:
@@ -187,7 +197,7 @@ def start_apiserver(etcd_url: str, *, port: int | None = None, bind_address: str
     try:
         wait_until(ready, timeout=timeout, what="API server /readyz")
     except Exception:
-        print(proc.log(), file=sys.stderr)
+        print(proc.log()[-4000:], file=sys.stderr)
         a.stop()
         raise
     return a

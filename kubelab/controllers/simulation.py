@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 from kubelab.client import ApiClient, ApiError, Informer, NotFound
 
+from kubelab.testing import Proc
+
 from .leaderelection import micro_time
 from .nodelifecycle import LEASE_NAMESPACE
 
@@ -154,35 +156,7 @@ class FakeNodeAgent:
         self._tasks.clear()
 
 
-@dataclass
-class Component:
-    """A component run as a subprocess (`python -m kubelab.<module> ...`), stopped by PID."""
-
-    popen: subprocess.Popen
-    log_path: str
-
-    def stop(self, *, kill: bool = False, timeout: float = 10.0) -> None:
-        if self.popen.poll() is None:
-            (self.popen.kill if kill else self.popen.terminate)()
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
-
-    def log(self) -> str:
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
-
-    def cleanup(self) -> None:
-        self.stop()
-        try:
-            os.unlink(self.log_path)
-        except OSError:
-            pass
+Component = Proc  # a component run as `python -m kubelab.<module> ...`, stopped by PID
 
 
 def spawn_component(module: str, server: str, *args: str, env: dict | None = None) -> Component:
@@ -192,4 +166,4 @@ def spawn_component(module: str, server: str, *args: str, env: dict | None = Non
                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})},
                          start_new_session=True)
     out.close()
-    return Component(p, log_path)
+    return Proc(p, log_path)
