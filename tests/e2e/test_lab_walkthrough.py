@@ -233,3 +233,25 @@ def test_failing_readiness_probe_takes_a_pod_out_of_the_service(lab, tmp_path):
     finally:
         if os.path.exists(flag):
             os.unlink(flag)
+
+
+def test_the_walkthrough_with_kubelab_itself(lab):
+    """The same steps with `kubelab` instead of kubectl: create, get -o wide, exec, expose,
+    endpoints, custom columns — against the secured lab, with the student's kubeconfig."""
+    def kl(*args: str) -> str:
+        return lab.run("--kubeconfig", lab.kubeconfig, *args).stdout
+
+    assert "deployment.apps/web created" in kl("create", "deployment", "web", "--image=nginx", "--replicas", "2")
+    running(lab, "app=web", 2)
+    wide = kl("get", "pods", "-l", "app=web", "-o", "wide").splitlines()
+    assert wide[0].split()[:3] == ["NAME", "READY", "STATUS"] and "NODE" in wide[0]
+    assert len(wide) == 3 and all("Running" in row for row in wide[1:])
+    pod = running(lab, "app=web", 1)[0]["metadata"]["name"]
+    resolv = kl("exec", pod, "--", "cat", "/etc/resolv.conf")
+    assert "nameserver 10.96.0.10" in resolv and "options ndots:5" in resolv
+    assert "service/web exposed" in kl("expose", "deployment", "web", "--port", "80")
+    ips = {p["status"]["podIP"] for p in running(lab, "app=web", 2)}
+    wait_until(lambda: all(ip in kl("get", "endpoints", "web") for ip in ips), timeout=30, interval=0.5,
+               what="both web pods in `kubelab get endpoints web`")
+    cidrs = kl("get", "no", "-o=custom-columns=NAME:.metadata.name,CIDR:.spec.podCIDR").splitlines()
+    assert cidrs[0].split() == ["NAME", "CIDR"] and all(re.search(r"10\.244\.\d+\.0/24", r) for r in cidrs[1:])
