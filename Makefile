@@ -41,7 +41,7 @@ bench: install
 test-vm: install  ## Ansible onto 3 qemu VMs (image from Debian packages, TCG), then the e2e checks
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(VM_PACKAGES) >/dev/null
 	$(PY) -m pip install -q ansible-core ansible-lint
-	KUBELAB_TEST_VM=1 PATH=$(abspath $(VENV))/bin:$$PATH $(PY) -m pytest tests/vm -v -rs
+	KUBELAB_TEST_VM=1 PATH=$(abspath $(VENV))/bin:$$PATH $(PY) -m pytest tests/vm -v -s -rs
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
