@@ -9,6 +9,7 @@ import json
 import os
 import re
 
+from kubelab.apiserver.patch import PatchError, apply_patch
 from kubelab.client import AlreadyExists, ApiError, NotFound
 from kubelab.resources import ResourceType, for_object
 
@@ -153,6 +154,16 @@ def _report(ctx: Context, rt: ResourceType, obj: dict, verb: str, output: str | 
 
 # --- apply -------------------------------------------------------------------------------------
 
+def _no_op(live: dict, patch: dict) -> bool:
+    """True when `patch` would leave `live` as it is. A three-way diff is not always empty for
+    an unchanged file: lists whose merge key repeats (port 53 over UDP and over TCP, as in the
+    DNS add-on) come out as a patch that rewrites them to what they already are."""
+    try:
+        return apply_patch(live, json.dumps(patch).encode(), "application/strategic-merge-patch+json") == live
+    except PatchError:
+        return False
+
+
 async def apply_one(ctx: Context, obj: dict, *, dry_run: str = "none") -> tuple[ResourceType, dict, str]:
     """Create or three-way-patch one object; returns (type, result, created|configured|unchanged)."""
     rt, ns, obj = place(ctx, obj)
@@ -169,7 +180,7 @@ async def apply_one(ctx: Context, obj: dict, *, dry_run: str = "none") -> tuple[
         created = await api.create(rt, desired, namespace=ns, dry_run=dry_run == "server")
         return rt, created, "created"
     patch = three_way_patch(original_of(live), desired, live, kind=rt.kind)
-    if not patch:
+    if not patch or _no_op(live, patch):
         return rt, live, "unchanged"
     if dry_run == "client":
         return rt, live, "configured"

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -465,3 +466,17 @@ def test_get_watch_only_with_name_output(kl, applied, apiserver):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def test_reapplying_the_dns_addon_is_unchanged(kl):
+    """Ports repeated over UDP and TCP (53) share a merge key; a second apply of the same file
+    must still say unchanged (Ansible's changed=0 depends on it)."""
+    addon = Path(__file__).resolve().parents[2] / "kubelab" / "dns" / "addon.yaml"
+    text = addon.read_text().replace("namespace: kube-system", f"namespace: {kl.namespace}")
+    text = text.replace("clusterIP: 10.96.0.10", "")  # the session's API server may hold it already
+    first = kl("apply", "-f", "-", input=text)
+    assert first.code == 0 and "deployment.apps/kube-dns created" in first.out, first.err
+    again = kl("apply", "-f", "-", input=text)
+    assert again.code == 0 and again.out.count("unchanged") == 3, again.out
+    changed = kl("apply", "-f", "-", input=text.replace("--metrics-port=9153", "--metrics-port=9154"))
+    assert "deployment.apps/kube-dns configured" in changed.out
