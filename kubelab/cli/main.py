@@ -1,9 +1,8 @@
 """`kubelab`: kubectl's everyday verbs against a kubelab API server, plus the lab's own verbs.
 
 Each verb group is a module with `register(subparsers)`, which adds its subcommands and sets
-`func` (an `async def f(ctx) -> int`) on them. `main()` imports the modules in `VERB_MODULES`,
-then the optional ones (`kubelab.cli.lab`, written with the lab), and registers a one-line
-"not built yet" stand-in for every lab verb nobody registered. One `asyncio.run` per call.
+`func` (an `async def f(ctx) -> int`) on them; `main()` imports the modules in `VERB_MODULES`.
+One `asyncio.run` per call.
 """
 
 from __future__ import annotations
@@ -22,16 +21,7 @@ from kubelab.client import ApiError
 from .context import CliError, Context, api_error_line, connection_error_line
 
 VERB_MODULES = ("get", "describe", "apply", "delete", "scale", "expose", "patch", "podio", "kubeconfig_cmd",
-                "version")
-OPTIONAL_MODULES = ("lab", "pki", "auth")
-LAB_VERBS = {
-    "up": "start the lab's VMs and cluster",
-    "down": "stop the lab",
-    "status": "show the lab's components",
-    "trace": "trace a packet through the lab",
-    "timeline": "show what happened, in order",
-    "logs": "show a component's logs",
-}
+                "version", "lab", "pki", "auth")
 
 
 def _global_flags(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
@@ -54,12 +44,6 @@ def _global_flags(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
             group.add_argument(*names, **kw)
 
 
-def _stub(verb: str):
-    async def run(ctx: Context) -> int:
-        raise CliError(f"kubelab {verb}: the lab is not built yet (issue 7)", raw=True)
-    return run
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kubelab", description="Drive a kubelab cluster (kubectl's verbs) and the lab.",
@@ -68,19 +52,6 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="verb", metavar="COMMAND")
     for name in VERB_MODULES:
         importlib.import_module(f"{__package__}.{name}").register(sub)
-    for name in OPTIONAL_MODULES:
-        try:
-            mod = importlib.import_module(f"{__package__}.{name}")
-        except ModuleNotFoundError as e:
-            if e.name != f"{__package__}.{name}":
-                raise
-            continue
-        mod.register(sub)
-    for verb, help_text in LAB_VERBS.items():
-        if verb not in sub.choices:
-            p = sub.add_parser(verb, help=f"{help_text} (not built yet)")
-            p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-            p.set_defaults(func=_stub(verb))
     for p in _nested(parser):
         _global_flags(p, suppress=True)
     return parser
