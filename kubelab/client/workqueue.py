@@ -107,3 +107,24 @@ class WorkQueue:
             fut = self._getters.popleft()
             if not fut.done():
                 fut.set_result(None)
+
+
+async def run_worker(queue: WorkQueue, handle, *, on_error) -> None:
+    """The client-go worker loop: take a key, handle it, `forget` it on success, re-queue it
+    rate-limited on failure (`on_error(key, exc)` reports it), always `done`. Returns at
+    shutdown."""
+    while True:
+        try:
+            key = await queue.get()
+        except ShutDown:
+            return
+        try:
+            await handle(key)
+            queue.forget(key)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            on_error(key, e)
+            queue.add_rate_limited(key)
+        finally:
+            queue.done(key)

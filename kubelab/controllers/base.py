@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable
 
 from kubelab.client import ApiClient, Conflict, Informer, WorkQueue, key_of
-from kubelab.client.workqueue import ShutDown
+from kubelab.client.workqueue import run_worker
 
 from .events import EventRecorder
 
@@ -107,24 +107,12 @@ class Controller:
         await asyncio.Event().wait()
 
     async def _worker(self) -> None:
-        while True:
-            try:
-                key = await self.queue.get()
-            except ShutDown:
-                return
-            try:
-                await self.sync(key)
-                self.queue.forget(key)
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:
-                retries = self.queue.retries(key)
-                quiet = isinstance(e, Conflict) or retries >= 5  # a stale cache: routine, retried
-                (self.log.debug if quiet else self.log.warning)("sync %s failed (retry %d): %s",
-                                                                       key, retries, e)
-                self.queue.add_rate_limited(key)
-            finally:
-                self.queue.done(key)
+        def report(key: str, e: Exception) -> None:
+            retries = self.queue.retries(key)
+            quiet = isinstance(e, Conflict) or retries >= 5  # a stale cache: routine, retried
+            (self.log.debug if quiet else self.log.warning)("sync %s failed (retry %d): %s", key, retries, e)
+
+        await run_worker(self.queue, self.sync, on_error=report)
 
     async def run(self) -> None:
         tasks = [asyncio.create_task(self._worker()) for _ in range(self.workers)]

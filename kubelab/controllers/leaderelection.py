@@ -203,3 +203,11 @@ async def run_until_signalled(client: ApiClient, args, work: Callable[[], Awaita
     finally:
         await client.aclose()
     return 0
+
+
+def configure_logging(verbosity: int) -> None:
+    """`-v N` as the Kubernetes binaries: 0 warnings, 1 info, 2+ debug; httpx's per-request
+    lines only at debug."""
+    level = {0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -20,7 +20,7 @@ from .endpoints import EndpointsController
 from .endpointslice import EndpointSliceController
 from .events import EventRecorder
 from .garbagecollector import GarbageCollector
-from .leaderelection import identity_from_env, run_until_signalled
+from .leaderelection import configure_logging, identity_from_env, run_until_signalled
 from .namespace import NamespaceController
 from .nodeipam import NodeIpamController
 from .nodelifecycle import NodeLifecycleController
@@ -136,7 +136,5 @@ async def amain(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbosity, logging.DEBUG)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    configure_logging(args.verbosity)
     return asyncio.run(amain(args))

@@ -8,7 +8,7 @@ import logging
 import sys
 
 from kubelab.client import KubeconfigError, add_connection_args, connect
-from kubelab.controllers.leaderelection import identity_from_env, run_until_signalled
+from kubelab.controllers.leaderelection import configure_logging, identity_from_env, run_until_signalled
 from kubelab.controllers.manager import _bool, _duration
 
 from .scheduler import DEFAULT_SCHEDULER, Scheduler
@@ -43,7 +43,5 @@ async def amain(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbosity, logging.DEBUG)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    configure_logging(args.verbosity)
     return asyncio.run(amain(args))

@@ -16,7 +16,7 @@ import random
 import time
 
 from kubelab.client import ApiClient, ApiError, Conflict, Informer, NotFound, WorkQueue, key_of
-from kubelab.client.workqueue import ShutDown
+from kubelab.client.workqueue import run_worker
 from kubelab.controllers.events import EventRecorder
 
 from .filters import NodeInfo, Resources, filter_node, fit_error_message, pod_requests
@@ -241,20 +241,8 @@ class Scheduler:
             log.debug("marking %s unschedulable: %s", key_of(pod), e)
 
     async def _loop(self) -> None:
-        while True:
-            try:
-                key = await self.queue.get()
-            except ShutDown:
-                return
-            try:
-                await self.schedule_one(key)
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:
-                log.warning("scheduling %s: %s", key, e)
-                self.queue.add_rate_limited(key)
-            finally:
-                self.queue.done(key)
+        await run_worker(self.queue, self.schedule_one,
+                         on_error=lambda key, e: log.warning("scheduling %s: %s", key, e))
 
     async def _periodic_retry(self) -> None:
         while True:
