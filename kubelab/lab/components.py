@@ -1,17 +1,13 @@
 """Which processes run on which node, with which flags: the same command lines as on VMs.
 
-Pure: plan in, component specs out. `available()` is the one probe: a component whose
-`python -m kubelab.<x>` does not exist yet is left out (and `up` says so) so the lab grows as
-the components land. Optional flags are passed only if the component's `--help` lists them.
+Pure: plan in, component specs out (`kubelab up` starts them; ansible/'s systemd units carry
+the same flags).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import re
 import shutil
-import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
 
@@ -53,23 +49,6 @@ class ComponentSpec:
         return cls(**{**d, "argv": tuple(d["argv"])})
 
 
-def module_available(module: str) -> bool:
-    """`python -m <module>` would run: the package has a __main__."""
-    try:
-        return importlib.util.find_spec(f"{module}.__main__") is not None
-    except ModuleNotFoundError:
-        return False
-
-
-def help_text(module: str) -> str:
-    try:
-        p = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True,
-                           timeout=30, stdin=subprocess.DEVNULL)
-        return p.stdout + p.stderr
-    except (OSError, subprocess.TimeoutExpired):
-        return ""
-
-
 def kubeconfig_path(plan: LabPlan) -> str:
     return os.path.join(plan.lab_dir, "kubeconfig")
 
@@ -104,19 +83,7 @@ options ndots:1
 """
 
 
-def _optional(flags: dict[str, list[str]], text: str) -> list[str]:
-    """The argv of each flag that `text` (a --help output or the component's source) mentions."""
-    out: list[str] = []
-    for flag, argv in flags.items():
-        if re.search(rf"{re.escape(flag)}(?![\w-])", text):
-            out += argv
-    return out
-
-
-def control_plane_specs(plan: LabPlan, *, helps: dict[str, str] | None = None,
-                        present: set[str] | None = None) -> list[ComponentSpec]:
-    helps = helps or {}
-    present = set(MODULES) if present is None else present
+def control_plane_specs(plan: LabPlan) -> list[ComponentSpec]:
     cp = plan.control_plane
     py = sys.executable
     etcd_dir = os.path.join(node_dir(plan, cp), "etcd")
@@ -133,8 +100,8 @@ def control_plane_specs(plan: LabPlan, *, helps: dict[str, str] | None = None,
     else:
         etcd_tls = []
         # plain HTTP on the node network (`kubelab up --tls` issues certificates instead)
-        api_security = _optional({"--allow-insecure-http": ["--allow-insecure-http"]}, helps.get("apiserver", ""))
-    specs = [ComponentSpec(
+        api_security = ["--allow-insecure-http"]
+    return [ComponentSpec(
         name="etcd", node=cp.name, netns=cp.netns, stage=ETCD_STAGE,
         argv=(shutil.which("etcd") or "/usr/bin/etcd", "--name", cp.name, "--data-dir", etcd_dir,
               "--listen-client-urls", f"{e}://{cp.ip}:2379,{e}://127.0.0.1:2379",
@@ -143,55 +110,40 @@ def control_plane_specs(plan: LabPlan, *, helps: dict[str, str] | None = None,
               "--initial-advertise-peer-urls", f"{e}://127.0.0.1:2380",
               "--initial-cluster", f"{cp.name}={e}://127.0.0.1:2380",
               "--log-level", "warn", *etcd_tls),
-        health=f"{e}://{cp.ip}:2379/health")]
-    if "apiserver" in present:
-        specs.append(ComponentSpec(
+        health=f"{e}://{cp.ip}:2379/health"),
+        ComponentSpec(
             name="apiserver", node=cp.name, netns=cp.netns, stage=API_STAGE,
             argv=(py, "-m", MODULES["apiserver"], "--etcd-servers", f"{e}://127.0.0.1:2379",
                   "--bind-address", cp.ip, "--port", str(API_PORT), "--advertise-address", cp.ip,
                   "--service-cluster-ip-range", plan.service_cidr, "--cluster-cidr", plan.pod_cidr,
                   "--cluster-domain", plan.cluster_domain, *api_security),
-            health=f"{e}://{cp.ip}:{API_PORT}/readyz"))
-    if "controllers" in present:
-        specs.append(ComponentSpec(
+            health=f"{e}://{cp.ip}:{API_PORT}/readyz"),
+        ComponentSpec(
             name="controllers", node=cp.name, netns=cp.netns, stage=CONTROL_STAGE,
             argv=(py, "-m", MODULES["controllers"], "--kubeconfig",
                   component_kubeconfig(plan, "kube-controller-manager"),
-                  "--cluster-cidr", plan.pod_cidr, "--node-cidr-mask-size", "24")))
-    if "scheduler" in present:
-        specs.append(ComponentSpec(
+                  "--cluster-cidr", plan.pod_cidr, "--node-cidr-mask-size", "24")),
+        ComponentSpec(
             name="scheduler", node=cp.name, netns=cp.netns, stage=CONTROL_STAGE,
-            argv=(py, "-m", MODULES["scheduler"], "--kubeconfig", component_kubeconfig(plan, "kube-scheduler"))))
-    return specs
+            argv=(py, "-m", MODULES["scheduler"], "--kubeconfig", component_kubeconfig(plan, "kube-scheduler")))]
 
 
-def worker_specs(plan: LabPlan, node: NodePlan, *, helps: dict[str, str] | None = None,
-                 present: set[str] | None = None) -> list[ComponentSpec]:
-    helps = helps or {}
-    present = set(MODULES) if present is None else present
-    py = sys.executable
+def worker_specs(plan: LabPlan, node: NodePlan) -> list[ComponentSpec]:
     kc = component_kubeconfig(plan, f"node-{node.name}")
     d = pki_dir(plan)
     serving = ["--tls-cert-file", f"{d}/node-{node.name}.crt", "--tls-private-key-file", f"{d}/node-{node.name}.key",
                "--client-ca-file", f"{d}/ca.crt"] if plan.tls else []
-    specs = []
-    if "nodeagent" in present:
-        specs.append(ComponentSpec(
-            name="nodeagent", node=node.name, netns=node.netns, stage=NODE_STAGE,
-            argv=(py, "-m", MODULES["nodeagent"], "--kubeconfig", kc, *serving, "--node-name", node.name,
-                  "--node-ip", node.ip, "--root-dir", os.path.join(node_dir(plan, node), "nodeagent"),
-                  *_optional({"--cluster-dns": ["--cluster-dns", plan.dns_ip],
-                              "--cluster-domain": ["--cluster-domain", plan.cluster_domain],
-                              "--cluster-cidr": ["--cluster-cidr", plan.pod_cidr],
-                              # pod namespaces carry the lab's name too: kl-<lab>-<node>-<pod uid>
-                              "--netns-prefix": ["--netns-prefix", f"{node.netns}-"],
-                              # dnsPolicy Default must not reach the machine's real resolvers
-                              "--resolv-conf": ["--resolv-conf", node_resolv_conf(plan, node)]},
-                             helps.get("nodeagent", ""))),
-            health=f"{_scheme(plan)}://{node.ip}:10250/healthz"))
-    if "proxy" in present:
-        specs.append(proxy_spec(plan, node))
-    return specs
+    agent = ComponentSpec(
+        name="nodeagent", node=node.name, netns=node.netns, stage=NODE_STAGE,
+        argv=(sys.executable, "-m", MODULES["nodeagent"], "--kubeconfig", kc, *serving, "--node-name", node.name,
+              "--node-ip", node.ip, "--root-dir", os.path.join(node_dir(plan, node), "nodeagent"),
+              "--cluster-dns", plan.dns_ip, "--cluster-domain", plan.cluster_domain, "--cluster-cidr", plan.pod_cidr,
+              # pod namespaces carry the lab's name too: kl-<lab>-<node>-<pod uid>
+              "--netns-prefix", f"{node.netns}-",
+              # dnsPolicy Default must not reach the machine's real resolvers
+              "--resolv-conf", node_resolv_conf(plan, node)),
+        health=f"{_scheme(plan)}://{node.ip}:10250/healthz")
+    return [agent, proxy_spec(plan, node)]
 
 
 def proxy_spec(plan: LabPlan, node: NodePlan) -> ComponentSpec:
@@ -203,39 +155,13 @@ def proxy_spec(plan: LabPlan, node: NodePlan) -> ComponentSpec:
         health=f"http://{node.ip}:10256/healthz")
 
 
-def lab_specs(plan: LabPlan, *, helps: dict[str, str] | None = None,
-              present: set[str] | None = None) -> list[ComponentSpec]:
+def lab_specs(plan: LabPlan) -> list[ComponentSpec]:
     """Control plane first; it also runs a proxy (as kube-proxy's DaemonSet does on kubeadm
     control planes) so NodePorts answer on every node IP and ClusterIPs work from it."""
-    present = set(MODULES) if present is None else present
-    specs = control_plane_specs(plan, helps=helps, present=present)
-    if "proxy" in present:
-        specs.append(proxy_spec(plan, plan.control_plane))
+    specs = [*control_plane_specs(plan), proxy_spec(plan, plan.control_plane)]
     for w in plan.workers:
-        specs += worker_specs(plan, w, helps=helps, present=present)
+        specs += worker_specs(plan, w)
     return specs
-
-
-def source_text(module: str) -> str:
-    """The component package's source: where its command-line flags are defined. Reading it
-    tells which optional flags a component accepts without starting a Python for `--help`."""
-    spec = importlib.util.find_spec(module)
-    d = os.path.dirname(spec.origin) if spec and spec.origin else ""
-    parts = []
-    for f in sorted(os.listdir(d)) if d else []:
-        if f.endswith(".py"):
-            try:
-                with open(os.path.join(d, f), errors="replace") as fh:
-                    parts.append(fh.read())
-            except OSError:
-                continue
-    return "\n".join(parts)
-
-
-def probe() -> tuple[set[str], dict[str, str]]:
-    """Which component modules exist, and the source of those whose optional flags we use."""
-    present = {c for c, m in MODULES.items() if module_available(m)}
-    return present, {c: source_text(MODULES[c]) for c in ("apiserver", "nodeagent") if c in present}
 
 
 def nsenter_argv(spec: ComponentSpec) -> list[str]:

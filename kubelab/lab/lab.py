@@ -435,11 +435,7 @@ async def up(opts: UpOptions, write: Write = _stdout) -> int:
             components.init_pki(plan)
             progress.step(f"PKI: lab CA, a certificate and kubeconfig per component in {components.pki_dir(plan)}",
                           time.monotonic() - t)
-        present, helps = components.probe()
-        specs = components.lab_specs(plan, helps=helps, present=present)
-        missing = sorted(set(components.MODULES) - present)
-        for m in missing:
-            progress.step(f"{m}: not built yet (no `python -m {components.MODULES[m]}`), skipped")
+        specs = components.lab_specs(plan)
         for node in plan.nodes:
             os.makedirs(components.node_dir(plan, node), exist_ok=True)
             with open(components.node_resolv_conf(plan, node), "w") as f:
@@ -449,7 +445,7 @@ async def up(opts: UpOptions, write: Write = _stdout) -> int:
         with open(kc_path, "w") as f:
             f.write(kc_text)
         os.chmod(kc_path, 0o600 if plan.tls else 0o644)  # plain http: nothing secret in it
-        record.update(components=[s.to_dict() for s in specs], missing=missing, phase="booting")
+        record.update(components=[s.to_dict() for s in specs], phase="booting")
         state.save_record(plan.lab_dir, record)
 
         sup = start_supervisor(plan)
@@ -464,13 +460,11 @@ async def up(opts: UpOptions, write: Write = _stdout) -> int:
             record["kubeconfig"] = install_user_kubeconfig(kc_text, write)
             state.save_record(plan.lab_dir, record)
 
-        notes: list[str] = []
-        if "apiserver" in present:
-            api = components.api_client(plan)
-            try:
-                notes = await settle(api, plan, present, opts, progress)
-            finally:
-                await api.aclose()
+        api = components.api_client(plan)
+        try:
+            notes = await settle(api, plan, opts, progress)
+        finally:
+            await api.aclose()
         state.append_event(plan.lab_dir, {"source": "up", "event": "up-done",
                                           "seconds": round(time.monotonic() - progress.t0, 2)})
     except BaseException:
@@ -480,33 +474,32 @@ async def up(opts: UpOptions, write: Write = _stdout) -> int:
               f"inspection (`kubelab status`, `kubelab logs ...`); `sudo kubelab down --name {plan.name}` removes it, "
               f"`sudo kubelab up` repairs it")
         raise
-    write(summary(plan, specs, missing, record, notes, seconds=time.monotonic() - progress.t0))
+    write(summary(plan, specs, record, notes, seconds=time.monotonic() - progress.t0))
     return 0
 
 
-async def settle(api: ApiClient, plan: LabPlan, present: set[str], opts: UpOptions, progress: Progress) -> list[str]:
+async def settle(api: ApiClient, plan: LabPlan, opts: UpOptions, progress: Progress) -> list[str]:
     """After the processes are healthy: nodes Ready, pod routes, DNS add-on, demo."""
     notes = []
     workers = [w.name for w in plan.workers]
-    if "nodeagent" in present and workers:
+    if workers:
         t = time.monotonic()
         nodes = await wait_nodes_ready(api, plan, workers, timeout=opts.timeout)
         progress.step(f"nodes Ready: {', '.join(workers)}", time.monotonic() - t)
         state.append_event(plan.lab_dir, {"source": "up", "event": "nodes-ready", "nodes": workers})
-        if "controllers" in present:
-            t = time.monotonic()
+        t = time.monotonic()
 
-            async def have_cidrs():
-                ns = {n["metadata"]["name"]: n for n in (await api.list("nodes"))["items"]}
-                return ns if all((ns[w].get("spec") or {}).get("podCIDR") for w in workers) else None
-            nodes = await wait_for(have_cidrs, timeout=opts.timeout, what="pod CIDRs on every worker")
-            for line in await ensure_pod_routes(plan, nodes):
-                progress.step(f"route added: {line}")
-            progress.step("pod CIDRs: " + ", ".join(f"{w} {nodes[w]['spec']['podCIDR']}" for w in workers),
-                          time.monotonic() - t)
+        async def have_cidrs():
+            ns = {n["metadata"]["name"]: n for n in (await api.list("nodes"))["items"]}
+            return ns if all((ns[w].get("spec") or {}).get("podCIDR") for w in workers) else None
+        nodes = await wait_for(have_cidrs, timeout=opts.timeout, what="pod CIDRs on every worker")
+        for line in await ensure_pod_routes(plan, nodes):
+            progress.step(f"route added: {line}")
+        progress.step("pod CIDRs: " + ", ".join(f"{w} {nodes[w]['spec']['podCIDR']}" for w in workers),
+                      time.monotonic() - t)
     else:
-        notes.append("no node agent yet: nodes do not register and pods do not run")
-    if opts.dns and "nodeagent" in present and "proxy" in present and workers:
+        notes.append("no workers (--workers 0): pods have nowhere to run")
+    if opts.dns and workers:
         t = time.monotonic()
         for line in await apply_objects(api, addon_objects(plan)):
             progress.step(f"DNS add-on: {line}")
@@ -522,10 +515,10 @@ async def settle(api: ApiClient, plan: LabPlan, present: set[str], opts: UpOptio
                       time.monotonic() - t)
         state.append_event(plan.lab_dir, {"source": "up", "event": "dns-ready"})
     elif opts.dns:
-        notes.append("DNS add-on not applied: it needs the node agent and the proxy")
+        notes.append("DNS add-on not applied: it needs a worker to run on")
     if opts.demo:
-        if "nodeagent" not in present or not workers:
-            notes.append("--demo skipped: no node agent to run its pods")
+        if not workers:
+            notes.append("--demo skipped: no worker to run its pods")
         else:
             t = time.monotonic()
             for line in await apply_objects(api, demo_objects()):
@@ -539,7 +532,7 @@ async def settle(api: ApiClient, plan: LabPlan, present: set[str], opts: UpOptio
     return notes
 
 
-def summary(plan: LabPlan, specs: list[ComponentSpec], missing: list[str], record: dict, notes: list[str],
+def summary(plan: LabPlan, specs: list[ComponentSpec], record: dict, notes: list[str],
             *, seconds: float) -> str:
     by_node: dict[str, list[str]] = {}
     for s in specs:
@@ -551,8 +544,6 @@ def summary(plan: LabPlan, specs: list[ComponentSpec], missing: list[str], recor
     kc = components.kubeconfig_path(plan)
     user_kc = (record.get("kubeconfig") or {}).get("path")
     lines.append(f"  kubeconfig:  {kc}" + (f" (also {user_kc})" if user_kc else ""))
-    if missing:
-        lines.append(f"  not built yet: {', '.join(missing)}")
     for note in notes:
         lines.append(f"  note: {note}")
     w = plan.workers[0].netns if plan.workers else plan.control_plane.netns

@@ -14,7 +14,7 @@ import signal
 
 import pytest
 
-from kubelab.lab import components, state, topology
+from kubelab.lab import state, topology
 from kubelab.lab.testing import Lab, pod_exec
 from kubelab.testing import wait_until
 
@@ -27,10 +27,6 @@ NGINX_PAGE = "Welcome to nginx!"
 def lab(request):
     if os.geteuid() != 0:
         pytest.skip("the lab needs root")
-    for m, what in (("kubelab.nodeagent", "the node agent"), ("kubelab.proxy", "the proxy"),
-                    ("kubelab.dns", "the DNS server")):
-        if not components.module_available(m):
-            pytest.skip(f"needs {what}: `python -m {m}` does not exist yet")
     lab = Lab.create(workers=2, proxy_mode=request.param)
     try:
         lab.up("--no-kubeconfig")

@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 
-from kubelab.lab import components, topology
+from kubelab.lab import topology
 from kubelab.lab.testing import Lab, pod_exec
 from kubelab.testing import wait_until
 
@@ -24,17 +24,10 @@ pytestmark = [pytest.mark.e2e, pytest.mark.root]
 NGINX_PAGE = "Welcome to nginx!"
 
 
-def _need(module: str, what: str) -> None:
-    if not components.module_available(module):
-        pytest.skip(f"needs {what}: `python -m {module}` does not exist yet")
-
-
 @pytest.fixture(scope="module", params=["nftables", "iptables"])
 def lab(request):
     if os.geteuid() != 0:
         pytest.skip("the lab needs root")
-    _need("kubelab.nodeagent", "the node agent (pods)")
-    _need("kubelab.proxy", "the proxy (Services)")
     lab = Lab.create(workers=2, proxy_mode=request.param)
     try:
         lab.up("--no-kubeconfig")

@@ -13,7 +13,7 @@ from kubelab.lab import components, topology
 
 
 def specs(plan) -> dict[str, components.ComponentSpec]:
-    return {s.key: s for s in components.lab_specs(plan, helps={}, present=set(components.MODULES))}
+    return {s.key: s for s in components.lab_specs(plan)}
 
 
 def test_plain_stays_the_default():

@@ -85,7 +85,7 @@ def test_pod_cidr_routes_go_to_the_other_nodes_only():
 
 def test_component_specs_follow_the_vm_layout():
     plan = plan_lab(workers=2, root_dir="/var/lib/kubelab")
-    specs = components.lab_specs(plan, present=set(components.MODULES))
+    specs = components.lab_specs(plan)
     where = [(s.node, s.name, s.stage) for s in specs]
     assert where == [
         ("control-plane", "etcd", 0), ("control-plane", "apiserver", 1),
@@ -110,13 +110,10 @@ def test_component_specs_follow_the_vm_layout():
     assert components.nsenter_argv(proxy)[:3] == ["nsenter", "--net=/run/netns/kl-lab-worker-1", "--"]
 
 
-def test_missing_components_are_left_out_and_optional_flags_probed():
+def test_node_agent_flags_keep_pods_inside_the_lab():
     plan = plan_lab(workers=1)
-    specs = components.lab_specs(plan, present={"apiserver"})
-    assert [s.name for s in specs] == ["etcd", "apiserver"]
-    helps = {"nodeagent": "  --cluster-dns CLUSTER_DNS\n  --node-ip X\n  [--netns-prefix NETNS_PREFIX]\n"}
-    agent = components.worker_specs(plan, plan.workers[0], helps=helps, present={"nodeagent"})[0]
+    agent = components.worker_specs(plan, plan.workers[0])[0]
     a = list(agent.argv)
     assert a[a.index("--cluster-dns") + 1] == "10.96.0.10"
     assert a[a.index("--netns-prefix") + 1] == "kl-lab-worker-1-"  # pod netns carry the lab's name
-    assert "--cluster-domain" not in a and "--resolv-conf" not in a  # not in that agent's --help
+    assert a[a.index("--resolv-conf") + 1].endswith("/worker-1/resolv.conf")  # never the machine's resolvers
