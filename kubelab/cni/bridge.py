@@ -4,7 +4,9 @@ What happens during ADD (run in the node's netns, like the reference `bridge` pl
 
  1. the IPAM plugin named by `ipam.type` (found in CNI_PATH, given the same env and stdin)
     reserves an address from the node's pod CIDR;
- 2. IPv4 forwarding is switched on in the node netns (pods' packets get routed);
+ 2. IPv4 forwarding is switched on in the node netns (pods' packets get routed), and bridged
+    packets go through netfilter (br_netfilter, bridge-nf-call-iptables=1: a Service's reply
+    from a pod on the client's own bridge must meet its conntrack entry to be un-DNATed);
  3. the bridge (`bridge`, default cni0) is created if missing; with `isGateway` it gets the
     gateway address (the first address of the pod CIDR);
  4. a veth pair is made: `veth<hash of container id + ifname>` stays on the node, attached
@@ -163,6 +165,7 @@ def cmd_add(env: Env, conf: dict[str, Any], stdin: bytes) -> Result:
         plan = plan_ip_config(Result.from_dict(ipam_raw), cfg)
 
         netlink.write_sysctl("net/ipv4/ip_forward", "1")
+        netlink.ensure_bridge_netfilter()
         br = netlink.ensure_bridge(node, cfg.bridge, mtu=cfg.mtu)
         if cfg.is_gateway:
             for ipc in plan.ips:
@@ -291,6 +294,9 @@ def cmd_check(env: Env, conf: dict[str, Any], stdin: bytes) -> None:
             raise _fail(f"veth {host.name} is not attached to bridge {cfg.bridge}")
         if host.hairpin is not None and host.hairpin != cfg.hairpin:
             raise _fail(f"veth {host.name} hairpin mode is {host.hairpin}, want {cfg.hairpin}")
+        if netlink.read_sysctl(netlink.BRIDGE_NF_SYSCTL) != "1":
+            raise _fail("bridged packets bypass netfilter (bridge-nf-call-iptables is not 1): "
+                        "Service replies from pods on this bridge would not be un-DNATed")
         have_addrs = set(netlink.addresses(pod, cont.index))
         cont_idx = prev.interfaces.index(want_cont)
         for ipc in prev.ips:

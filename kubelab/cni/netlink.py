@@ -12,6 +12,7 @@ import ctypes
 import errno
 import ipaddress
 import os
+import subprocess
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -83,6 +84,15 @@ def kernel_error(what: str, e: Exception) -> CniError:
     return CniError(spec.ERR_INTERNAL, what, f"{type(e).__name__}: {e}")
 
 
+def read_sysctl(path: str) -> str | None:
+    """/proc/sys/<path> in the current netns; None when the key does not exist."""
+    try:
+        with open(os.path.join("/proc/sys", path), encoding="ascii") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
 def write_sysctl(path: str, value: str) -> None:
     """Write /proc/sys/<path> in the current netns (skipped when already set)."""
     full = os.path.join("/proc/sys", path)
@@ -94,6 +104,27 @@ def write_sysctl(path: str, value: str) -> None:
             f.write(value)
     except OSError as e:
         raise kernel_error(f"cannot set sysctl {path}={value}", e) from None
+
+
+BRIDGE_NF_SYSCTL = "net/bridge/bridge-nf-call-iptables"
+
+
+def ensure_bridge_netfilter() -> None:
+    """Make bridged IPv4 packets pass netfilter in the current netns (br_netfilter).
+
+    A Service reply from a pod on the same bridge as its client is switched, not routed:
+    without this, conntrack never sees it, the un-DNAT never happens and the client drops a
+    reply from the pod's own address (the classic "Service works from other nodes only").
+    Stock Debian kernels ship br_netfilter as a module that nothing loads."""
+    if not os.path.exists(os.path.join("/proc/sys", BRIDGE_NF_SYSCTL)):
+        try:
+            proc = subprocess.run(["modprobe", "br_netfilter"], capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise kernel_error("cannot load the br_netfilter module", e) from None
+        if proc.returncode != 0:
+            raise CniError(spec.ERR_INTERNAL, "cannot load the br_netfilter module",
+                           (proc.stderr or proc.stdout).strip())
+    write_sysctl(BRIDGE_NF_SYSCTL, "1")
 
 
 # ---------------------------------------------------------------------------------------

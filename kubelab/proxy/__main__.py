@@ -23,6 +23,24 @@ log = logging.getLogger("kubelab.proxy")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 
 
+BRIDGE_NF = "/proc/sys/net/bridge/bridge-nf-call-iptables"
+
+
+def warn_bridge_netfilter(path: str = BRIDGE_NF) -> bool:
+    """Say so (as kube-proxy does) when bridged packets skip netfilter: a Service reply from a
+    pod on its client's own bridge would then never be un-DNATed. The CNI plugin turns it on
+    at the first pod; until then it may well be off. True when it is on."""
+    try:
+        with open(path) as f:
+            on = f.read().strip() == "1"
+    except OSError:
+        on = False
+    if not on:
+        log.warning("bridged packets do not pass netfilter here (br_netfilter not loaded or %s != 1): "
+                    "Services may not answer clients on the same node until the CNI plugin sets it", path)
+    return on
+
+
 def parse_duration(text: str) -> float:
     """`1s`, `500ms`, `2m`, `0.5` (seconds) → seconds; the Go-duration subset people type."""
     m = _DURATION.match(text)
@@ -125,6 +143,7 @@ async def run(args: argparse.Namespace) -> int:
         if stop.is_set():
             return 0
         log.info("caches synced; proxy mode %s on node %s", args.mode, args.node_name)
+        warn_bridge_netfilter()
         proxier.set_initialized()
         tasks.append(asyncio.create_task(proxier.runner.loop(), name="sync-runner"))
         await stop.wait()

@@ -236,6 +236,21 @@ def test_check_detects_missing_masquerade_address_and_veth(node):
     assert err["code"] == spec.ERR_CHECK_FAILED
 
 
+def test_add_makes_bridged_packets_pass_netfilter(node):
+    """A Service reply from a pod on the client's own bridge is switched, not routed: unless
+    br_netfilter hands it to conntrack, it is never un-DNATed (the VMs' stock kernel has it off)."""
+    nf = "/proc/sys/net/bridge/bridge-nf-call-iptables"
+    sh("ip", "netns", "exec", node.name, "sh", "-c", f"echo 0 > {nf}")
+    pod = node.pod()
+    conf = node.conf()
+    res = node.add(conf, "cid-nf", pod)
+    assert sh("ip", "netns", "exec", node.name, "cat", nf).stdout.strip() == "1"
+    assert node.run("CHECK", with_prev(conf, res), cid="cid-nf", pod=pod) == (0, None)
+    sh("ip", "netns", "exec", node.name, "sh", "-c", f"echo 0 > {nf}")
+    rc, err = node.run("CHECK", with_prev(conf, res), cid="cid-nf", pod=pod)
+    assert rc == 1 and err["code"] == spec.ERR_CHECK_FAILED and "bridge-nf-call-iptables" in err["msg"]
+
+
 def test_del_when_netns_gone(node):
     pod = node.pod()
     conf = node.conf()

@@ -350,3 +350,14 @@ def test_parse_bind():
     assert parse_bind("0.0.0.0:10256", 1) == ("0.0.0.0", 10256)
     assert parse_bind(":10249", 1) == ("0.0.0.0", 10249)
     assert parse_bind("127.0.0.1", 10249) == ("127.0.0.1", 10249)
+
+
+def test_proxy_warns_when_bridged_packets_skip_netfilter(tmp_path, caplog):
+    from kubelab.proxy.__main__ import warn_bridge_netfilter
+    f = tmp_path / "bridge-nf-call-iptables"
+    f.write_text("1\n")
+    assert warn_bridge_netfilter(str(f)) is True and not caplog.records
+    f.write_text("0\n")
+    assert warn_bridge_netfilter(str(f)) is False
+    assert warn_bridge_netfilter(str(tmp_path / "absent")) is False  # br_netfilter not loaded
+    assert len([r for r in caplog.records if "un-DNAT" in r.getMessage() or "netfilter" in r.getMessage()]) == 2

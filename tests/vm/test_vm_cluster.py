@@ -56,6 +56,7 @@ def workload(vmcluster):
     workers = [vm.name for vm in c.lab.vms[1:]]
     apply(c, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
     apply(c, [pod("web", workers[0], "nginx", {"app": "web"}), pod("client", workers[-1], "busybox"),
+              pod("neighbour", workers[0], "busybox"),
               {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": NS},
                "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 80}]}},
               {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web-np", "namespace": NS},
@@ -63,6 +64,7 @@ def workload(vmcluster):
                         "ports": [{"port": 80, "targetPort": 80, "nodePort": 30081}]}}])
     web = wait_until(lambda: running(c, "web"), timeout=240, interval=2, what="pod web Running")
     client = wait_until(lambda: running(c, "client"), timeout=240, interval=2, what="pod client Running")
+    wait_until(lambda: running(c, "neighbour"), timeout=240, interval=2, what="pod neighbour Running")
     return {"web": web, "client": client, "workers": workers}
 
 
@@ -115,12 +117,25 @@ def test_dns_and_service_by_name(vmcluster, workload):
     c = vmcluster
     svc = get(c, "service", "-n", NS, "web")
     name = f"web.{NS}.svc.cluster.local"
-    out = wait_until(lambda: exec_client(c, "dig", "+short", "+time=2", "+tries=1", name, check=False).stdout.strip(),
-                     timeout=120, interval=2, what=f"{name} to resolve")
+    def resolved():
+        p = exec_client(c, "dig", "+short", "+time=2", "+tries=1", name, check=False)
+        return p.returncode == 0 and p.stdout.strip()
+    out = wait_until(resolved, timeout=120, interval=2, what=f"{name} to resolve")
     assert out.splitlines()[-1] == svc["spec"]["clusterIP"]
     p = wait_until(lambda: (r := exec_client(c, "curl", "-sS", "-m", "10", f"http://web.{NS}/", check=False))
                    .returncode == 0 and r, timeout=120, interval=2, what="the Service by name")
     assert "nginx" in p.stdout.lower()
+
+
+def test_service_from_the_same_node(vmcluster, workload):
+    """The reply of a pod on its client's own bridge is switched, not routed: only br_netfilter
+    brings it back through conntrack to be un-DNATed (stock kernels load it for no one)."""
+    c = vmcluster
+    svc = get(c, "service", "-n", NS, "web")
+    for _ in range(3):  # one endpoint: every try goes to the pod on this node
+        p = c.kubectl("exec", "-n", NS, "neighbour", "--", "curl", "-sS", "-m", "10",
+                      f"http://{svc['spec']['clusterIP']}/")
+        assert "nginx" in p.stdout.lower(), p.stdout + p.stderr
 
 
 def test_nodeport_from_another_node(vmcluster, workload):
