@@ -156,6 +156,41 @@ def decode_body(body: bytes, content_type: str) -> dict:
     return obj
 
 
+_OPTIONS_KIND = {"POST": "CreateOptions", "PUT": "UpdateOptions", "PATCH": "PatchOptions"}
+
+
+def field_validation(value: str | None, method: str) -> str:
+    """The `fieldValidation` query parameter: Strict, Warn or Ignore; unset means Warn (the
+    server default since 1.27). Anything else is the 422 upstream's option validation gives."""
+    from .shapes import FIELD_VALIDATION, go_quote
+    if not value:
+        return "Warn"
+    if value in FIELD_VALIDATION:
+        return value
+    kind = _OPTIONS_KIND.get(method, "CreateOptions")
+    message = (f"Unsupported value: {go_quote(value)}: supported values: "
+               + ", ".join(go_quote(v) for v in ("", *FIELD_VALIDATION)))
+    raise st.StatusError(422, f'{kind}.meta.k8s.io "" is invalid: fieldValidation: {message}', reason="Invalid",
+                         details={"group": "meta.k8s.io", "kind": kind, "causes": [
+                             {"reason": "FieldValueNotSupported", "message": message, "field": "fieldValidation"}]})
+
+
+MAX_WARNING_BYTES = 4096  # upstream truncates the Warning headers of one response near 4 KiB too
+
+
+def add_warnings(response: Response, warnings: list[str]) -> None:
+    """One `Warning: 299 - "<text>"` header per warning (RFC 7234, as upstream writes them;
+    kubectl prints each as `Warning: <text>`)."""
+    total = 0
+    for text in dict.fromkeys(warnings):
+        value = '299 - "' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        total += len(value)
+        if total > MAX_WARNING_BYTES:
+            break
+        # headers travel as latin-1: pass a UTF-8 text through byte for byte, as Go writes it
+        response.headers.append("Warning", value.encode().decode("latin-1"))
+
+
 def _to_table(rt: ResourceType, objs: list[dict], rv: str, include_object: str | None = None) -> dict:
     from . import tables
     return tables.to_table(rt, objs, resource_version=rv, include_object=include_object or "Metadata")
@@ -270,31 +305,36 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
     async def resource(target: Target, request: Request) -> Response:
         started = time.perf_counter()
         verb, res, code = request.method.lower(), target.rt.plural + (f"/{target.sub}" if target.sub else ""), 500
+        warnings: list[str] = []  # sent even with an error, as upstream sends what it recorded
         try:
-            response = await dispatch(target, request)
-            if isinstance(response, StreamingResponse):
-                verb = "watch"
+            try:
+                response = await dispatch(target, request, warnings)
+                if isinstance(response, StreamingResponse):
+                    verb = "watch"
+            except st.StatusError as e:
+                response = _status(e)
+            except Exception as e:
+                if not _etcd_unavailable(e):
+                    raise
+                log.warning("etcd unavailable on %s %s: %s", request.method, request.url.path, e)
+                response = _status(st.StatusError(503, f"etcdserver: unavailable ({type(e).__name__}); try again",
+                                                  reason="ServiceUnavailable", headers={"Retry-After": "1"}))
+            if warnings:
+                add_warnings(response, warnings)
             code = response.status_code
             return response
-        except st.StatusError as e:
-            code = e.code
-            return _status(e)
         except Exception as e:
-            if _etcd_unavailable(e):
-                code = 503
-                log.warning("etcd unavailable on %s %s: %s", request.method, request.url.path, e)
-                return _status(st.StatusError(503, f"etcdserver: unavailable ({type(e).__name__}); try again",
-                                              reason="ServiceUnavailable", headers={"Retry-After": "1"}))
             log.exception("internal error on %s %s", request.method, request.url.path)
             return _status(st.StatusError(500, f"Internal error occurred: {type(e).__name__}"))
         finally:
             metrics.observe(verb, res, code, time.perf_counter() - started)
 
-    async def dispatch(t: Target, request: Request) -> Response:
+    async def dispatch(t: Target, request: Request, warnings: list[str]) -> Response:
         q = request.query_params
         method = request.method
         rt = t.rt
         dry_run = q.get("dryRun") == "All"
+        validation = field_validation(q.get("fieldValidation"), method) if method in _OPTIONS_KIND else "Warn"
         if t.name is None:
             try:
                 labels = parse_labels(q.get("labelSelector"))
@@ -318,7 +358,8 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
                 return _json(listed)
             if method == "POST":
                 body = decode_body(await read_body(request), request.headers.get("content-type", ""))
-                return _json(await registry.create(rt, t.namespace, body, dry_run=dry_run), 201)
+                return _json(await registry.create(rt, t.namespace, body, dry_run=dry_run,
+                                                   field_validation=validation, warnings=warnings), 201)
             if method == "DELETE":
                 raw = await read_body(request)
                 options = decode_body(raw, JSON_CT) if raw.strip() else {}
@@ -348,13 +389,16 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
         if method == "PUT":
             body = decode_body(await read_body(request), request.headers.get("content-type", ""))
             if t.sub == "scale":
-                return _json(await registry.update_scale(rt, t.namespace, t.name, body, dry_run=dry_run))
-            return _json(await registry.update(rt, t.namespace, t.name, body, subresource=t.sub, dry_run=dry_run))
+                return _json(await registry.update_scale(rt, t.namespace, t.name, body, dry_run=dry_run,
+                                                         field_validation=validation, warnings=warnings))
+            return _json(await registry.update(rt, t.namespace, t.name, body, subresource=t.sub, dry_run=dry_run,
+                                               field_validation=validation, warnings=warnings))
         if method == "PATCH":
             ct = request.headers.get("content-type", "").split(";")[0].strip().lower()
             body = await read_body(request)
             return _json(await registry.patch(rt, t.namespace, t.name, body, ct, subresource=t.sub,
-                                              dry_run=dry_run, field_manager=q.get("fieldManager")))
+                                              dry_run=dry_run, field_manager=q.get("fieldManager"),
+                                              field_validation=validation, warnings=warnings))
         if method == "DELETE" and t.sub is None:
             raw = await read_body(request)
             options = decode_body(raw, JSON_CT) if raw.strip() else {}

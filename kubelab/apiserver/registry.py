@@ -19,7 +19,7 @@ from datetime import datetime, timedelta, timezone
 
 from kubelab.resources import BY_PLURAL, ResourceType
 
-from . import allocators
+from . import allocators, shapes
 from . import status as st
 from .selector import Requirement, labels_match
 from .storage import CompactedError, Entry, PreconditionFailed, ReservationTaken, Storage
@@ -187,8 +187,40 @@ class Registry:
             raise st.StatusError(413, f"Request entity too large: the object is {size} bytes, the limit is "
                                       f"{MAX_OBJECT_BYTES}")
 
-    async def create(self, rt: ResourceType, namespace: str | None, body: dict, *, dry_run: bool = False) -> dict:
+    @staticmethod
+    def _drop_unknown(kind: str, obj: dict, field_validation: str, warnings: list[str] | None, *,
+                      stored: dict | None = None) -> list[str]:
+        """Drop the fields `kind` does not have from `obj`, as Go decoding does in every mode,
+        and report them per `fieldValidation`: Warn appends one warning each to `warnings`,
+        Strict returns them for the caller to fail on, Ignore stays silent. Unknown fields the
+        `stored` object already had (written before this check existed) are not the client's
+        doing: they are dropped without a word."""
+        paths = shapes.drop_unknown(kind, obj)
+        if paths and stored is not None:
+            old = set(shapes.unknown_fields(kind, stored))
+            paths = [p for p in paths if p not in old]
+        if not paths or field_validation == "Ignore":
+            return []
+        if field_validation == "Strict":
+            return paths
+        if warnings is not None:
+            warnings.extend(shapes.unknown_field_message(p) for p in paths)
+        return []
+
+    def _drop_unknown_or_fail(self, rt: ResourceType, obj: dict, field_validation: str,
+                              warnings: list[str] | None) -> None:
+        """For a POST/PUT body: Strict fails with the 400 upstream's decoder gives."""
+        bad = self._drop_unknown(rt.kind, obj, field_validation, warnings)
+        if bad:
+            raise st.bad_request(f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
+                                 f"{shapes.strict_decoding_error(bad)}")
+
+    async def create(self, rt: ResourceType, namespace: str | None, body: dict, *, dry_run: bool = False,
+                     field_validation: str = "Warn", warnings: list[str] | None = None) -> dict:
+        """POST. `field_validation` (Strict, Warn, Ignore) says what to do about unknown
+        fields; Warn's warnings go to `warnings`."""
         self._check_type(rt, body)
+        self._drop_unknown_or_fail(rt, body, field_validation, warnings)
         obj = body
         meta = obj["metadata"]
         if rt.namespaced:
@@ -308,13 +340,15 @@ class Registry:
     # ---- update, patch --------------------------------------------------------------------
 
     async def update(self, rt: ResourceType, namespace: str | None, name: str, body: dict, *,
-                     subresource: str | None = None, dry_run: bool = False) -> dict:
+                     subresource: str | None = None, dry_run: bool = False, field_validation: str = "Warn",
+                     warnings: list[str] | None = None) -> dict:
         """PUT. With `metadata.resourceVersion` it is a compare-and-swap (stale → 409); without,
         it replaces whatever is current, retrying if someone writes in between."""
         if subresource is None:
             self._check_type(rt, body)
         elif not isinstance(body, dict):
             raise st.bad_request("the body of the request was in an unknown format")
+        self._drop_unknown_or_fail(rt, body, field_validation, warnings)
         meta = body.get("metadata") or {}
         if meta.get("name") and meta["name"] != name:
             raise st.bad_request(f"the name of the object ({meta['name']}) does not match the name on the URL ({name})")
@@ -332,9 +366,11 @@ class Registry:
         raise st.conflict(rt, name, "too many concurrent changes; try again")
 
     async def patch(self, rt: ResourceType, namespace: str | None, name: str, body: bytes, content_type: str, *,
-                    subresource: str | None = None, dry_run: bool = False, field_manager: str | None = None) -> dict:
+                    subresource: str | None = None, dry_run: bool = False, field_manager: str | None = None,
+                    field_validation: str = "Warn", warnings: list[str] | None = None) -> dict:
         """PATCH: applied to the current object and written back, re-read and re-applied when
-        someone wrote in between (a patch carrying a resourceVersion is a 409 instead)."""
+        someone wrote in between (a patch carrying a resourceVersion is a 409 instead).
+        Unknown fields are judged on the patched object, as upstream decodes it."""
         for _ in range(_MAX_CAS_RETRIES):
             try:
                 entry = await self._get_entry(rt, namespace, name)
@@ -342,7 +378,8 @@ class Registry:
                 if e.code == 404 and content_type.startswith("application/apply-patch") and subresource is None:
                     obj = _load_apply_body(body)
                     obj.setdefault("metadata", {})["name"] = name
-                    return await self.create(rt, namespace, obj, dry_run=dry_run)
+                    return await self.create(rt, namespace, obj, dry_run=dry_run, field_validation=field_validation,
+                                             warnings=warnings)
                 raise
             current = entry.obj
             base = current if subresource != "scale" else self._to_scale(rt, current)
@@ -357,6 +394,13 @@ class Registry:
                 if patched["metadata"].get("name") not in (None, name):
                     raise st.bad_request(f"the name of the object ({patched['metadata']['name']}) does not match "
                                          f"the name on the URL ({name})")
+            kind = "Scale" if subresource == "scale" else rt.kind
+            found: list[str] = []  # a retried patch warns once
+            bad = self._drop_unknown(kind, patched, field_validation, found, stored=base)
+            if bad:  # upstream's patcher answers 422 here, not the 400 of POST/PUT
+                raise _strict_patch_error(body, bad)
+            if warnings is not None:
+                warnings.extend(w for w in found if w not in warnings)
             if subresource == "scale":
                 return await self._write_scale(rt, namespace, name, entry, patched, dry_run=dry_run)
             rv = (patched.get("metadata") or {}).get("resourceVersion")
@@ -467,7 +511,14 @@ class Registry:
         return self._to_scale(rt, await self.get(rt, namespace, name))
 
     async def update_scale(self, rt: ResourceType, namespace: str | None, name: str, body: dict, *,
-                           dry_run: bool = False) -> dict:
+                           dry_run: bool = False, field_validation: str = "Warn",
+                           warnings: list[str] | None = None) -> dict:
+        if not isinstance(body, dict):
+            raise st.bad_request("the body of the request was in an unknown format")
+        bad = self._drop_unknown("Scale", body, field_validation, warnings)
+        if bad:
+            raise st.bad_request(f'Scale in version "v1" cannot be handled as a Scale: '
+                                 f"{shapes.strict_decoding_error(bad)}")
         entry = await self._get_entry(rt, namespace, name)
         rv = (body.get("metadata") or {}).get("resourceVersion")
         if rv and _parse_rv(rv) != entry.mod_revision:
@@ -668,6 +719,17 @@ def _drop_type_dependent_fields(new: dict, old: dict) -> None:
         spec.pop("externalTrafficPolicy", None)
     if spec.get("healthCheckNodePort") == ospec.get("healthCheckNodePort"):
         spec.pop("healthCheckNodePort", None)
+
+
+def _strict_patch_error(body: bytes, paths: list[str]) -> st.StatusError:
+    """Upstream's PATCH answer to unknown fields under Strict: an Invalid with no kind, the
+    patch as the invalid value (`"" is invalid: patch: Invalid value: ...`)."""
+    text = body.decode("utf-8", "replace")
+    if len(text) > 200:
+        text = text[:197] + "..."
+    message = f"Invalid value: {shapes.go_quote(text)}: {shapes.strict_decoding_error(paths)}"
+    return st.StatusError(422, f' "" is invalid: patch: {message}', reason="Invalid",
+                          details={"causes": [{"reason": "FieldValueInvalid", "message": message, "field": "patch"}]})
 
 
 class _CasLost(Exception):

@@ -11,6 +11,7 @@ import re
 
 from kubelab.apiserver.patch import PatchError, apply_patch
 from kubelab.client import AlreadyExists, ApiError, NotFound
+from kubelab.client.errors import error_for
 from kubelab.resources import ResourceType, for_object
 
 from . import manifests, printers
@@ -27,6 +28,7 @@ def register(sub) -> None:
     p.add_argument("-R", "--recursive", action="store_true", help="walk directories recursively")
     p.add_argument("-o", "--output", help="name|yaml|json: print the applied objects instead")
     p.add_argument("--dry-run", choices=("none", "client", "server"), default="none", nargs="?", const="client")
+    add_validate_flag(p)
     p.set_defaults(func=run_apply)
 
     c = sub.add_parser("create", help="create resources from files or generators",
@@ -36,6 +38,7 @@ def register(sub) -> None:
     c.add_argument("-R", "--recursive", action="store_true")
     c.add_argument("-o", "--output", help="name|yaml|json")
     c.add_argument("--dry-run", choices=("none", "client", "server"), default="none", nargs="?", const="client")
+    add_validate_flag(c)
     c.set_defaults(func=run_create, generator=None)
     gens = c.add_subparsers(dest="generator", metavar="GENERATOR")
     d = gens.add_parser("deployment", aliases=["deploy"], help="create a deployment")
@@ -57,6 +60,39 @@ def register(sub) -> None:
         g.add_argument("-o", "--output", default=argparse.SUPPRESS)
         g.add_argument("--dry-run", choices=("none", "client", "server"), nargs="?", const="client",
                        default=argparse.SUPPRESS)
+        add_validate_flag(g, default=argparse.SUPPRESS)
+
+
+# --- --validate: kubectl's server-side field validation ------------------------------------------
+
+FIELD_VALIDATION = {"strict": "Strict", "true": "Strict", "warn": "Warn", "ignore": "Ignore", "false": "Ignore"}
+
+
+def add_validate_flag(parser, *, default=None) -> None:
+    """Validation values are checked when the verb runs, so a bad one is kubectl's one-line error
+    (exit 1), not an argparse usage error."""
+    parser.add_argument("--validate", nargs="?", const="strict", default=default or "strict",
+                        metavar="strict|warn|ignore",
+                        help="unknown fields: strict (or true) rejects the object, warn creates it and prints "
+                             "a warning, ignore (or false) drops them silently (default strict)")
+
+
+def field_validation(args) -> str:
+    """`--validate` → the `fieldValidation` query value."""
+    value = getattr(args, "validate", None) or "strict"
+    try:
+        return FIELD_VALIDATION[value]
+    except KeyError:
+        raise CliError(f'invalid - validate option "{value}"; must be one of: strict (or true), warn, '
+                       f'ignore (or false)') from None
+
+
+def with_source(e: ApiError, verb: str, source: str | None) -> ApiError:
+    """kubectl's AddSourceToErr: `error when creating "app.yaml": ...` in the server's message."""
+    if not source:
+        return e
+    where = json.dumps(source, ensure_ascii=False)
+    return error_for({**e.status, "message": f"error when {verb} {where}: {e.message}"}, e.code)
 
 
 # --- generators (pure) -------------------------------------------------------------------------
@@ -164,8 +200,10 @@ def _no_op(live: dict, patch: dict) -> bool:
         return False
 
 
-async def apply_one(ctx: Context, obj: dict, *, dry_run: str = "none") -> tuple[ResourceType, dict, str]:
-    """Create or three-way-patch one object; returns (type, result, created|configured|unchanged)."""
+async def apply_one(ctx: Context, obj: dict, *, dry_run: str = "none", validation: str | None = None,
+                    source: str | None = None) -> tuple[ResourceType, dict, str]:
+    """Create or three-way-patch one object; returns (type, result, created|configured|unchanged).
+    `validation` is sent as fieldValidation; `source` (the file) goes into create errors."""
     rt, ns, obj = place(ctx, obj)
     api = ctx.client
     name = obj["metadata"].get("name")
@@ -177,7 +215,11 @@ async def apply_one(ctx: Context, obj: dict, *, dry_run: str = "none") -> tuple[
     if live is None:
         if dry_run == "client":
             return rt, desired, "created"
-        created = await api.create(rt, desired, namespace=ns, dry_run=dry_run == "server")
+        try:
+            created = await api.create(rt, desired, namespace=ns, dry_run=dry_run == "server",
+                                       field_validation=validation)
+        except ApiError as e:
+            raise with_source(e, "creating", source) from None
         return rt, created, "created"
     patch = three_way_patch(original_of(live), desired, live, kind=rt.kind)
     if not patch or _no_op(live, patch):
@@ -188,16 +230,19 @@ async def apply_one(ctx: Context, obj: dict, *, dry_run: str = "none") -> tuple[
     result = await api.request("PATCH", path, content=json.dumps(patch).encode(),
                                headers={"Content-Type": "application/strategic-merge-patch+json"},
                                params={"fieldManager": "kubectl-client-side-apply",
-                                       "dryRun": "All" if dry_run == "server" else None})
+                                       "dryRun": "All" if dry_run == "server" else None,
+                                       "fieldValidation": validation})
     return rt, result, "configured"
 
 
 async def run_apply(ctx: Context) -> int:
     args = ctx.args
+    validation = field_validation(args)
     items = manifests.read(args.filename, recursive=args.recursive)
     for m in items:
         try:
-            rt, result, verb = await apply_one(ctx, m.obj, dry_run=args.dry_run or "none")
+            rt, result, verb = await apply_one(ctx, m.obj, dry_run=args.dry_run or "none", validation=validation,
+                                               source=m.source)
         except ApiError as e:
             ctx.error(api_error_line(e))
             continue
@@ -211,21 +256,23 @@ async def run_create(ctx: Context) -> int:
     args = ctx.args
     dry = getattr(args, "dry_run", None) or "none"
     output = getattr(args, "output", None)
+    validation = field_validation(args)
     if args.generator:
-        objs = [args.build(args)]
+        objs: list[tuple[dict, str | None]] = [(args.build(args), None)]
     else:
         if not args.filename:
             raise CliError("must specify one of -f and -k, or a generator (deployment, namespace, configmap)")
-        objs = [m.obj for m in manifests.read(args.filename, recursive=args.recursive)]
-    for obj in objs:
+        objs = [(m.obj, m.source) for m in manifests.read(args.filename, recursive=args.recursive)]
+    for obj, source in objs:
         rt, ns, obj = place(ctx, obj)
         if dry == "client":
             _report(ctx, rt, obj, "created", output, dry)
             continue
         try:
-            created = await ctx.client.create(rt, obj, namespace=ns, dry_run=dry == "server")
+            created = await ctx.client.create(rt, obj, namespace=ns, dry_run=dry == "server",
+                                              field_validation=validation)
         except (AlreadyExists, ApiError) as e:
-            ctx.error(api_error_line(e))
+            ctx.error(api_error_line(with_source(e, "creating", source)))
             continue
         _report(ctx, rt, created, "created", output, dry)
     return 0

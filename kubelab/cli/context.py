@@ -57,6 +57,19 @@ def kubeconfig_namespace(path: str, context: str | None) -> str | None:
     return None
 
 
+class WarningPrinter:
+    """kubectl's warning writer: each server warning as `Warning: TEXT` on stderr, once per run."""
+
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
+
+    def __call__(self, text: str) -> None:
+        if text not in self._seen:
+            self._seen.add(text)
+            sys.stderr.write(f"Warning: {text}\n")
+            sys.stderr.flush()
+
+
 class Context:
     """Per-invocation state: parsed args, a lazily opened ApiClient, output streams."""
 
@@ -92,7 +105,8 @@ class Context:
     @property
     def client(self) -> ApiClient:
         if self._client is None:
-            self._client = ApiClient(connection=self.connection(), user_agent="kubelab-cli")
+            self._client = ApiClient(connection=self.connection(), user_agent="kubelab-cli",
+                                     warning_handler=WarningPrinter())
         return self._client
 
     async def aclose(self) -> None:

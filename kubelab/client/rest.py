@@ -1,13 +1,18 @@
 """The async REST client every component uses to talk to the API server (httpx).
 
 Paths come from `kubelab.resources`, so callers name resources by plural (`pods`,
-`endpointslices`) and never build URLs. Error answers raise typed `ApiError`s.
+`endpointslices`) and never build URLs. Error answers raise typed `ApiError`s. Server
+warnings (`Warning: 299 - "text"` headers, e.g. unknown fields under fieldValidation=Warn)
+go to a warning handler, as in client-go: by default logged once per client.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+import logging
+import re
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import NamedTuple
 from urllib.parse import quote
 
 import httpx
@@ -23,6 +28,109 @@ PATCH_TYPES = {
     "json": "application/json-patch+json",
     "apply": "application/apply-patch+yaml",
 }
+
+
+log = logging.getLogger("kubelab.client")
+
+WarningHandler = Callable[[str], None]
+"""Gets the text of each server warning (code 299), e.g. `unknown field "spec.x"`."""
+
+
+# ---- Warning headers (RFC 7234 section 5.5), parsed as client-go's ParseWarningHeaders -------------
+
+class WarningHeader(NamedTuple):
+    code: int
+    agent: str
+    text: str
+
+
+_CODE = re.compile(r"[0-9]{3}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # Go's unicode.IsControl
+_QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"(.*)', re.S)
+_ESCAPE = re.compile(r"\\(.)", re.S)
+
+
+def _rfc2047(text: str) -> str:
+    """Old (RFC 2616) servers may encode the text as `=?utf-8?q?...?=`; undecodable stays as is."""
+    from email.errors import HeaderParseError
+    from email.header import decode_header, make_header
+    try:
+        return str(make_header(decode_header(text)))
+    except (ValueError, LookupError, HeaderParseError):
+        return text
+
+
+def parse_warning_header(header: str) -> tuple[WarningHeader, str]:
+    """The first warning in one header value, and the rest (after a comma) still to parse.
+
+    Format: `code agent "text"` or `code agent "text" "date"`; the text is quoted with
+    backslash escapes, so commas and quotes inside it are not separators. ValueError if malformed.
+    """
+    header = header.strip()
+    parts = header.split(" ", 2)
+    if len(parts) != 3:
+        raise ValueError("invalid warning header: fewer than 3 segments")
+    code, agent, rest = parts
+    if not _CODE.fullmatch(code):
+        raise ValueError("invalid warning header: code segment is not 3 digits")
+    if not agent or _CONTROL.search(agent):
+        raise ValueError("invalid warning header: empty or invalid agent")
+    m = _QUOTED.match(rest)
+    if not m:
+        raise ValueError("invalid warning header: text is not a closed quoted string")
+    text, rest = _ESCAPE.sub(r"\1", m.group(1)), m.group(2).strip()
+    if "=?" in text:
+        text = _rfc2047(text)
+    if _CONTROL.search(text):
+        raise ValueError("invalid warning header: invalid text")
+    if rest.startswith('"'):  # the optional warn-date: quoted, no escapes
+        end = rest.find('"', 1)
+        if end < 0:
+            raise ValueError("invalid warning header: unterminated date segment")
+        rest = rest[end + 1:].strip()
+    if rest:
+        if rest[0] != ",":
+            raise ValueError("invalid warning header: unexpected token after warn-text")
+        rest = rest[1:].strip()
+    return WarningHeader(int(code), agent, text), rest
+
+
+def parse_warning_headers(headers: Iterable[str]) -> list[WarningHeader]:
+    """All warnings in these header values (several per value, comma-separated). A malformed
+    warning drops the rest of its value only, like client-go."""
+    out: list[WarningHeader] = []
+    for header in headers:
+        while header:
+            try:
+                warning, header = parse_warning_header(header)
+            except ValueError:
+                break
+            out.append(warning)
+    return out
+
+
+def warning_texts(headers: Iterable[str]) -> list[str]:
+    """The texts handlers get: code 299 ("miscellaneous persistent warning") and not empty,
+    the warnings client-go's logger and kubectl print."""
+    return [w.text for w in parse_warning_headers(headers) if w.code == 299 and w.text]
+
+
+class LogWarnings:
+    """The default handler: each distinct text logged once (WARNING on `kubelab.client`), so a
+    controller re-sending the same object does not flood its log."""
+
+    MAX_REMEMBERED = 4096
+
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
+
+    def __call__(self, text: str) -> None:
+        if text in self._seen:
+            return
+        if len(self._seen) >= self.MAX_REMEMBERED:
+            self._seen.clear()
+        self._seen.add(text)
+        log.warning("%s", text)
 
 
 def _resource(resource: str | ResourceType) -> ResourceType:
@@ -54,9 +162,11 @@ class ApiClient:
     """One connection pool to one API server; cheap to share across tasks."""
 
     def __init__(self, *, server: str | None = None, connection: Connection | None = None,
-                 user_agent: str = "kubelab", timeout: float = 30.0) -> None:
+                 user_agent: str = "kubelab", timeout: float = 30.0,
+                 warning_handler: WarningHandler | None = None) -> None:
         conn = connection or Connection(server=(server or "http://127.0.0.1:6443").rstrip("/"))
         self.connection = conn
+        self.warning_handler: WarningHandler = warning_handler or LogWarnings()
         headers = {"User-Agent": user_agent, "Accept": "application/json"}
         if conn.token:
             headers["Authorization"] = f"Bearer {conn.token}"
@@ -103,8 +213,15 @@ class ApiClient:
         resp = await self._http.request(method, path, params=params, content=content, headers=headers)
         return self._decode(resp)
 
-    @staticmethod
-    def _decode(resp: httpx.Response) -> dict:
+    def _warnings(self, resp: httpx.Response) -> None:
+        """One header lookup per response; parsing only when the server warned."""
+        values = resp.headers.get_list("warning")
+        if values:
+            for text in warning_texts(values):
+                self.warning_handler(text)
+
+    def _decode(self, resp: httpx.Response) -> dict:
+        self._warnings(resp)
         try:
             body = resp.json() if resp.content else {}
         except ValueError:
@@ -136,23 +253,28 @@ class ApiClient:
         result.setdefault("items", [])
         return result
 
+    # `field_validation` (Strict|Warn|Ignore) is sent as `fieldValidation`; None sends nothing,
+    # and the server then warns about unknown fields (its default, Warn) and drops them.
+
     async def create(self, resource: str | ResourceType, body: dict, *, namespace: str | None = None,
-                     dry_run: bool = False) -> dict:
+                     dry_run: bool = False, field_validation: str | None = None) -> dict:
         ns = namespace or (body.get("metadata") or {}).get("namespace")
         return await self.request("POST", self.path(resource, namespace=ns), json_body=body,
-                                  params={"dryRun": "All" if dry_run else None})
+                                  params={"dryRun": "All" if dry_run else None, "fieldValidation": field_validation})
 
     async def replace(self, resource: str | ResourceType, name: str, body: dict, *, namespace: str | None = None,
-                      subresource: str | None = None) -> dict:
+                      subresource: str | None = None, field_validation: str | None = None) -> dict:
         return await self.request("PUT", self.path(resource, name, namespace=namespace, subresource=subresource),
-                                  json_body=body)
+                                  json_body=body, params={"fieldValidation": field_validation})
 
     async def patch(self, resource: str | ResourceType, name: str, patch, *, namespace: str | None = None,
                     subresource: str | None = None, patch_type: str = "merge",
-                    field_manager: str | None = None, force: bool | None = None) -> dict:
+                    field_manager: str | None = None, force: bool | None = None,
+                    field_validation: str | None = None) -> dict:
         ct = PATCH_TYPES.get(patch_type, patch_type)
         content = patch if isinstance(patch, bytes) else json.dumps(patch).encode()
-        params = {"fieldManager": field_manager, "force": None if force is None else str(force).lower()}
+        params = {"fieldManager": field_manager, "force": None if force is None else str(force).lower(),
+                  "fieldValidation": field_validation}
         return await self.request("PATCH", self.path(resource, name, namespace=namespace, subresource=subresource),
                                   content=content, headers={"Content-Type": ct}, params=params)
 
@@ -199,6 +321,7 @@ class ApiClient:
             if resp.status_code >= 400:
                 await resp.aread()
                 self._decode(resp)
+            self._warnings(resp)
             async for line in resp.aiter_lines():
                 if not line.strip():
                     continue

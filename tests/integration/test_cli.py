@@ -480,3 +480,69 @@ def test_reapplying_the_dns_addon_is_unchanged(kl):
     assert again.code == 0 and again.out.count("unchanged") == 3, again.out
     changed = kl("apply", "-f", "-", input=text.replace("--metrics-port=9153", "--metrics-port=9154"))
     assert "deployment.apps/kube-dns configured" in changed.out
+
+
+TYPO_POD = """\
+apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+spec:
+  containers:
+  - name: web
+    image: nginx
+    readinesProbe:
+      httpGet: {{path: /, port: 80}}
+    ports:
+    - containerPort: 80
+"""
+STRICT_ERROR = ('Error from server (BadRequest): error when creating "{source}": Pod in version "v1" cannot be '
+                'handled as a Pod: strict decoding error: unknown field "spec.containers[0].readinesProbe"\n')
+TYPO_WARNING = 'Warning: unknown field "spec.containers[0].readinesProbe"\n'
+
+
+def test_validate_strict_by_default_rejects_a_typo(kl, apiserver, tmp_path):
+    """kubectl's `--validate=strict` default: the typo is an error (exit 1, kubectl's exact line), nothing is created."""
+    f = tmp_path / "typo.yaml"
+    f.write_text(TYPO_POD.format(name="typo"))
+    r = kl("apply", "-f", str(f))
+    assert (r.code, r.out, r.err) == (1, "", STRICT_ERROR.format(source=f))
+    r = kl("create", "--validate=true", "-f", "-", input=TYPO_POD.format(name="typo"))
+    assert (r.code, r.out, r.err) == (1, "", STRICT_ERROR.format(source="STDIN"))
+    assert api_get(apiserver, f"/api/v1/namespaces/{kl.namespace}/pods/typo").status_code == 404
+    r = kl("apply", "--validate=Warn", "-f", str(f))  # kubectl's values are lower case
+    assert (r.code, r.err) == (1, 'error: invalid - validate option "Warn"; must be one of: strict (or true), '
+                                  'warn, ignore (or false)\n')
+
+
+def test_validate_warn_creates_and_prints_the_warning(kl, apiserver):
+    r = kl("apply", "--validate=warn", "-f", "-", input=TYPO_POD.format(name="warned"))
+    assert (r.code, r.out, r.err) == (0, "pod/warned created\n", TYPO_WARNING)
+    pod = api_get(apiserver, f"/api/v1/namespaces/{kl.namespace}/pods/warned").json()
+    container = pod["spec"]["containers"][0]
+    assert "readinesProbe" not in container and container["ports"][0]["containerPort"] == 80
+
+    # a re-apply is a strategic merge PATCH: warned about with warn, refused by the strict default
+    changed = TYPO_POD.replace("image: nginx", "image: nginx:1.25").format(name="warned")
+    r = kl("apply", "-f", "-", input=changed)
+    assert r.code == 1 and r.out == ""
+    assert 'strict decoding error: unknown field "spec.containers[0].readinesProbe"' in r.err
+    assert len(r.err.splitlines()) == 1 and "Traceback" not in r.err
+    r = kl("apply", "--validate=warn", "-f", "-", input=changed)
+    assert (r.code, r.out, r.err) == (0, "pod/warned configured\n", TYPO_WARNING)
+    assert api_get(apiserver, f"/api/v1/namespaces/{kl.namespace}/pods/warned").json()[
+        "spec"]["containers"][0]["image"] == "nginx:1.25"
+
+    # verbs without --validate send no fieldValidation: the server's default warns, as with kubectl patch
+    r = kl("patch", "pod", "warned", "--type", "merge", "-p", '{"metadata":{"labels":{"a":"b"}},"spek":{}}')
+    assert (r.code, r.out, r.err) == (0, "pod/warned patched\n", 'Warning: unknown field "spek"\n')
+
+
+def test_validate_false_creates_silently(kl, apiserver):
+    r = kl("apply", "--validate=false", "-f", "-", input=TYPO_POD.format(name="quiet"))
+    assert (r.code, r.out, r.err) == (0, "pod/quiet created\n", "")
+    r = kl("create", "--validate=ignore", "-f", "-", input=TYPO_POD.format(name="quiet2"))
+    assert (r.code, r.out, r.err) == (0, "pod/quiet2 created\n", "")
+    for name in ("quiet", "quiet2"):
+        spec = api_get(apiserver, f"/api/v1/namespaces/{kl.namespace}/pods/{name}").json()["spec"]
+        assert "readinesProbe" not in json.dumps(spec)
