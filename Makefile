@@ -9,12 +9,15 @@ APT_PACKAGES = etcd-server etcd-client nftables iptables iproute2 conntrack dnsu
 BENCH_PACKAGES = dnsperf dnsmasq-base iperf3
 VM_PACKAGES = mmdebstrap qemu-system-x86 qemu-utils e2fsprogs apt-utils netcat-openbsd openssh-client vagrant
 
-.PHONY: deps install lab test test-unit test-vm bench clean
+.PHONY: deps deps-vm install lab test test-host test-unit test-vm bench clean
 
 deps:  ## system packages (Debian/Ubuntu, as root)
 	@if [ "$$(id -u)" != 0 ]; then echo "make deps: run as root (sudo make ...)"; exit 1; fi
 	DEBIAN_FRONTEND=noninteractive apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null
+
+deps-vm: deps  ## what the VM suite adds: qemu, mmdebstrap, vagrant (for `vagrant validate`)
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(VM_PACKAGES) >/dev/null
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +31,10 @@ install: deps $(VENV)/.installed  ## kubelab into .venv, `kubelab` on the PATH
 lab: install  ## a 3-node lab cluster on this host with the nginx demo
 	kubelab up --demo
 
-test: install  ## the whole suite (unit, integration on real etcd/netns/nftables); exit 5 (no tests) fails
-	$(PY) -m pytest
+test: deps-vm test-host test-vm  ## the whole suite (what CI runs): the host suite, then the VM suite
+
+test-host: install  ## unit, integration and lab e2e on real etcd/netns/nftables (~8 min); exit 5 (no tests) fails
+	$(PY) -m pytest --ignore=tests/vm
 
 test-unit: $(VENV)/.installed
 	$(PY) -m pytest tests/unit
@@ -38,9 +43,7 @@ bench: install
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BENCH_PACKAGES) >/dev/null
 	for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
-test-vm: install  ## Ansible onto 3 qemu VMs (image from Debian packages, TCG), then the e2e checks
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(VM_PACKAGES) >/dev/null
-	$(PY) -m pip install -q ansible-core ansible-lint
+test-vm: install deps-vm  ## Ansible onto 3 qemu VMs (image from Debian packages, TCG), then the e2e checks (~25 min)
 	KUBELAB_TEST_VM=1 PATH=$(abspath $(VENV))/bin:$$PATH $(PY) -m pytest tests/vm -v -s -rs
 
 clean:

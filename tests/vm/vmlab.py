@@ -245,6 +245,8 @@ def build_wheelhouse(dest: str, *, source: str = "") -> float:
                                  capture_output=True, check=True)
         subprocess.run(["tar", "-x", "-C", tmp], input=archive.stdout, check=True)
         src = tmp
+    # pip builds in the source tree; setuptools would pack modules deleted since the last build
+    shutil.rmtree(os.path.join(src, "build"), ignore_errors=True)
     run([sys.executable, "-m", "pip", "wheel", "-q", src, "-w", dest], timeout=900,
         env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
     if tmp:
