@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from kubelab.cli.main import main
+from test_field_validation import TYPO_POD  # the typo kubectl's tests use (tests/integration is on sys.path)
 
 MANIFEST = """\
 apiVersion: apps/v1
@@ -482,20 +483,6 @@ def test_reapplying_the_dns_addon_is_unchanged(kl):
     assert "deployment.apps/kube-dns configured" in changed.out
 
 
-TYPO_POD = """\
-apiVersion: v1
-kind: Pod
-metadata:
-  name: {name}
-spec:
-  containers:
-  - name: web
-    image: nginx
-    readinesProbe:
-      httpGet: {{path: /, port: 80}}
-    ports:
-    - containerPort: 80
-"""
 STRICT_ERROR = ('Error from server (BadRequest): error when creating "{source}": Pod in version "v1" cannot be '
                 'handled as a Pod: strict decoding error: unknown field "spec.containers[0].readinesProbe"\n')
 TYPO_WARNING = 'Warning: unknown field "spec.containers[0].readinesProbe"\n'
