@@ -30,6 +30,7 @@ class Connection:
     client_key: str | None = None
     ca_file: str | None = None
     insecure: bool = False
+    token_file: str | None = None  # re-read when it changes (rotated service-account tokens), see rest.py
 
 
 def default_path() -> str:
@@ -46,6 +47,15 @@ def _materialize(data_b64: str, suffix: str) -> str:
         f.write(base64.b64decode(data_b64))
     os.chmod(path, 0o600)
     return path
+
+
+def read_token_file(path: str) -> str:
+    """The bearer token in `path`, stripped; OSError/ValueError when unreadable or empty."""
+    with open(path) as f:
+        token = f.read().strip()
+    if not token:
+        raise ValueError(f"token file {path} is empty")
+    return token
 
 
 def load(path: str | None = None, *, context: str | None = None) -> Connection:
@@ -87,7 +97,13 @@ def load(path: str | None = None, *, context: str | None = None) -> Connection:
         conn.client_key = _materialize(user["client-key-data"], ".key")
     conn.token = user.get("token")
     if user.get("tokenFile"):
-        conn.token = Path(rel(user["tokenFile"])).read_text().strip()
+        # as client-go: the file is re-read while running, and its last good value wins over `token`
+        conn.token_file = rel(user["tokenFile"])
+        try:
+            conn.token = read_token_file(conn.token_file)
+        except (OSError, ValueError) as e:
+            if not conn.token:
+                raise KubeconfigError(f"user {ctx.get('user')!r} in {path}: cannot read tokenFile: {e}") from None
     return conn
 
 
@@ -126,17 +142,22 @@ def add_connection_args(parser: argparse.ArgumentParser) -> None:
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 
-def in_cluster() -> Connection | None:
+def in_cluster(*, sa_dir: str = SA_DIR) -> Connection | None:
     """A pod's view of the API: the `kubernetes` Service from the env vars the node agent
-    sets, plus the mounted service-account token when there is one (as client-go's)."""
+    sets, plus the mounted service-account token when there is one (as client-go's). The
+    token file is remembered: the node agent rotates it, and ApiClient re-reads it."""
     host, port = os.environ.get("KUBERNETES_SERVICE_HOST"), os.environ.get("KUBERNETES_SERVICE_PORT")
     if not host or not port:
         return None
-    token_file, ca_file = os.path.join(SA_DIR, "token"), os.path.join(SA_DIR, "ca.crt")
+    token_file, ca_file = os.path.join(sa_dir, "token"), os.path.join(sa_dir, "ca.crt")
     secure = os.path.exists(ca_file)
     conn = Connection(server=f"{'https' if secure else 'http'}://{host}:{port}", ca_file=ca_file if secure else None)
     if os.path.exists(token_file):
-        conn.token = Path(token_file).read_text().strip()
+        conn.token_file = token_file
+        try:
+            conn.token = read_token_file(token_file)
+        except (OSError, ValueError):
+            pass  # ApiClient keeps trying the file
     return conn
 
 

@@ -90,7 +90,8 @@ async def exec_stream(client: ApiClient, name: str, command: list[str], *, names
         query.append(("tty", "true"))
     base = client.connection.server.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
     url = f"{base}{client.path('pods', name, namespace=namespace, subresource='exec')}?{urlencode(query)}"
-    headers = {"Authorization": f"Bearer {client.connection.token}"} if client.connection.token else None
+    token = client.bearer_token()  # re-read when it comes from a rotated token file
+    headers = {"Authorization": f"Bearer {token}"} if token else None
     status: dict = {"status": "Success"}
     try:
         async with connect(url, subprotocols=[SUBPROTOCOL], additional_headers=headers, ssl=_ssl_context(client),

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import NamedTuple
 from urllib.parse import quote
@@ -20,7 +22,7 @@ import httpx
 from kubelab.resources import ResourceType, lookup
 
 from .errors import ApiError, error_for
-from .kubeconfig import Connection, load
+from .kubeconfig import Connection, load, read_token_file
 
 PATCH_TYPES = {
     "merge": "application/merge-patch+json",
@@ -158,6 +160,69 @@ def tls_context(conn: Connection):
     return ctx
 
 
+class FileTokenAuth(httpx.Auth):
+    """Bearer token from a file that is replaced underneath us: the pod's service-account token
+    (the node agent rotates it before it expires), a kubeconfig's `tokenFile`.
+
+    Like client-go's cached file token source (transport/token_source.go), the last good value
+    is used and a failed read keeps it; a 401 makes the next request re-read the file. Instead
+    of client-go's blind re-read every minute, each request does one os.stat (a couple of
+    microseconds) and re-reads when the file's inode, size or mtime changed, so a rotation is
+    seen by the very next request; the `period` re-read still catches an in-place rewrite of
+    the same size within one mtime tick. The current token is also kept in `connection.token`.
+    """
+
+    def __init__(self, connection: Connection, *, period: float = 60.0, clock=time.monotonic) -> None:
+        if not connection.token_file:
+            raise ValueError("FileTokenAuth needs a connection with token_file")
+        self.connection = connection
+        self.path = connection.token_file
+        self.period = period
+        self._clock = clock
+        self._sig: tuple | None = None
+        self._read_at = float("-inf")
+        self._failing = False
+
+    def token(self) -> str | None:
+        now = self._clock()
+        try:
+            st = os.stat(self.path)
+            sig: tuple | None = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        except OSError as e:
+            self._failed(e)
+            return self.connection.token
+        if sig != self._sig or now - self._read_at >= self.period:
+            self._sig, self._read_at = sig, now  # a bad file is not re-read until it changes
+            try:
+                token = read_token_file(self.path)
+            except (OSError, ValueError) as e:
+                self._failed(e)
+                return self.connection.token
+            self._failing = False
+            if token != self.connection.token:
+                if self.connection.token is not None:
+                    log.info("bearer token re-read from %s", self.path)
+                self.connection.token = token
+        return self.connection.token
+
+    def _failed(self, e: Exception) -> None:
+        if not self._failing:  # once per failing spell, not once per request
+            log.warning("cannot read bearer token file %s (%s); keeping the last token", self.path, e)
+        self._failing = True
+
+    def reset(self) -> None:
+        """The server said 401: re-read the file on the next request, whatever its stat says."""
+        self._sig = None
+
+    def auth_flow(self, request: httpx.Request):
+        token = self.token()
+        if token and "Authorization" not in request.headers:
+            request.headers["Authorization"] = f"Bearer {token}"
+        response = yield request
+        if response.status_code == 401:
+            self.reset()
+
+
 class ApiClient:
     """One connection pool to one API server; cheap to share across tasks."""
 
@@ -168,9 +233,12 @@ class ApiClient:
         self.connection = conn
         self.warning_handler: WarningHandler = warning_handler or LogWarnings()
         headers = {"User-Agent": user_agent, "Accept": "application/json"}
-        if conn.token:
+        # a token from a file goes on each request (re-read when the file changes); else a fixed header
+        self.token_auth = FileTokenAuth(conn) if conn.token_file else None
+        if self.token_auth is None and conn.token:
             headers["Authorization"] = f"Bearer {conn.token}"
         self._http = httpx.AsyncClient(base_url=conn.server, headers=headers, verify=tls_context(conn),
+                                       auth=self.token_auth,
                                        timeout=httpx.Timeout(timeout, connect=5.0),
                                        limits=httpx.Limits(max_connections=200, max_keepalive_connections=50))
 
@@ -181,6 +249,11 @@ class ApiClient:
     @property
     def server(self) -> str:
         return self.connection.server
+
+    def bearer_token(self) -> str | None:
+        """The token to send now (the file's latest, when it comes from a file): for
+        connections made outside httpx, e.g. exec's websocket."""
+        return self.token_auth.token() if self.token_auth is not None else self.connection.token
 
     async def aclose(self) -> None:
         await self._http.aclose()

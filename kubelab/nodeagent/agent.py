@@ -171,6 +171,9 @@ class PodWorker:
         self.retry_at = 0.0
         self.done = False
         self.check_network = False     # CNI CHECK once, for a sandbox found again after a restart
+        # next service-account token check: a new pod's token was just written; a re-adopted
+        # pod's may have aged (or expired) while the agent was down, so it is checked at once
+        self.token_check_at = 0.0 if sb is not None else time.time() + satoken.CHECK_INTERVAL
         self.wake = asyncio.Event()
         self.task: asyncio.Task | None = None
 
@@ -266,12 +269,30 @@ class PodWorker:
                 log.exception("pod %s: sync failed", self.key)
                 self.error = str(e)
                 self.retry_at = time.time() + 1.0
+            await self.refresh_token()
             delay = self.next_wakeup()
             try:
                 await asyncio.wait_for(self.wake.wait(), delay)
             except asyncio.TimeoutError:
                 pass
         self.agent.forget(self)
+
+    async def refresh_token(self, now: float | None = None) -> None:
+        """At most every CHECK_INTERVAL (on the worker's own wake-ups, at least every 30 s):
+        rotate the pod's service-account token as the kubelet does. Never raises: a failure
+        keeps the old token and the next check retries."""
+        now = time.time() if now is None else now
+        if now < self.token_check_at:
+            return
+        self.token_check_at = now + satoken.CHECK_INTERVAL
+        if self.gone or self.pod["metadata"].get("deletionTimestamp") or self.sandbox is None or self.finished():
+            return
+        try:
+            await satoken.refresh(self.agent.client, self.pod, self.dir, now=now)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("pod %s: service-account token check failed", self.key)
 
     def next_wakeup(self) -> float:
         now = time.time()
