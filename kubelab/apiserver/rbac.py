@@ -6,14 +6,18 @@ account (ServiceAccount) points at a role with a rule matching the request's ver
 group, resource[/subresource] and name. A RoleBinding grants only in its own namespace;
 a ClusterRoleBinding everywhere. There are no deny rules.
 
-Also here: the default roles the API server creates at start (cluster-admin, admin, edit,
-view, and the components' roles), as in Kubernetes' bootstrap policy, cut down to the
-resources kubelab serves.
+Also here: privilege-escalation prevention's rule comparison (which requested rules the
+writer's own rules do not cover, upstream's `Covers`, and the 403 wording), and the default
+roles the API server creates at start (cluster-admin, admin, edit, view, and the
+components' roles), as in Kubernetes' bootstrap policy, cut down to the resources kubelab
+serves.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from .shapes import go_quote
 
 READ = ["get", "list", "watch"]
 WRITE = ["create", "delete", "deletecollection", "patch", "update"]
@@ -177,6 +181,152 @@ class Policy:
                         if rule_allows(rule, a):
                             return True, f'RBAC: allowed by RoleBinding "{b["metadata"]["name"]}/{ns}"'
         return False, ""
+
+
+# ---- privilege-escalation prevention --------------------------------------------------------
+# Kubernetes' rule (pkg/registry/rbac/validation): a user may write a Role, ClusterRole or a
+# binding only if it grants nothing the user does not already hold, unless the user has the
+# `escalate` verb (roles) or `bind` verb (bindings). Otherwise anyone allowed to create
+# RoleBindings could bind cluster-admin to themselves.
+
+RBAC_GROUP = "rbac.authorization.k8s.io"
+PRIVILEGED_GROUP = "system:masters"
+# What an aggregationRule may gather: anything, so setting one needs * on *.* and on every URL.
+FULL_AUTHORITY = [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}, {"nonResourceURLs": ["*"], "verbs": ["*"]}]
+AGGREGATION_DENIED = "must have cluster-admin privileges to use the aggregationRule"
+# Metadata the garbage collector changes: updating only these never needs the check.
+_GC_FIELDS = ("ownerReferences", "finalizers", "selfLink", "managedFields", "resourceVersion")
+
+
+def escalation_allowed(user: UserInfo) -> bool:
+    """system:masters holds everything (the API server's own loopback identity is in it)."""
+    return PRIVILEGED_GROUP in user.groups
+
+
+def _strings(value) -> list[str]:
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
+def breakdown_rule(rule: dict) -> list[dict]:
+    """`rule` as rules of one verb, one group, one resource and at most one name each
+    (upstream's BreakdownRule): each piece is then covered by one owner rule or not at all."""
+    if not isinstance(rule, dict):
+        return []
+    verbs, names = _strings(rule.get("verbs")), _strings(rule.get("resourceNames"))
+    out: list[dict] = []
+    for group in _strings(rule.get("apiGroups")):
+        for resource in _strings(rule.get("resources")):
+            for verb in verbs:
+                base = {"apiGroups": [group], "resources": [resource], "verbs": [verb]}
+                out += [{**base, "resourceNames": [n]} for n in names] if names else [base]
+    for url in _strings(rule.get("nonResourceURLs")):
+        out += [{"nonResourceURLs": [url], "verbs": [verb]} for verb in verbs]
+    return out
+
+
+def _resources_cover(owner: list[str], wanted: list[str]) -> bool:
+    if "*" in owner or set(wanted) <= set(owner):
+        return True
+    for r in wanted:
+        if r in owner:
+            continue
+        if "/" not in r or f"*/{r.split('/', 1)[1]}" not in owner:
+            return False
+    return True
+
+
+def _url_covers(owner: str, path: str) -> bool:
+    return owner == path or (owner.endswith("*") and path.startswith(owner.rstrip("*")))
+
+
+def rule_covers(owner: dict, sub: dict) -> bool:
+    """Whether `owner` allows everything `sub` (one piece of `breakdown_rule`) does; upstream's ruleCovers."""
+    if not isinstance(owner, dict):
+        return False
+    o_verbs, o_groups = _strings(owner.get("verbs")), _strings(owner.get("apiGroups"))
+    o_names, o_urls = _strings(owner.get("resourceNames")), _strings(owner.get("nonResourceURLs"))
+    s_names = _strings(sub.get("resourceNames"))
+    return ("*" in o_verbs or set(_strings(sub.get("verbs"))) <= set(o_verbs)) and \
+        ("*" in o_groups or set(_strings(sub.get("apiGroups"))) <= set(o_groups)) and \
+        _resources_cover(_strings(owner.get("resources")), _strings(sub.get("resources"))) and \
+        all(any(_url_covers(o, u) for o in o_urls) for u in _strings(sub.get("nonResourceURLs"))) and \
+        (not o_names or (bool(s_names) and set(s_names) <= set(o_names)))
+
+
+def uncovered_rules(owner_rules: list[dict], requested: list[dict]) -> list[dict]:
+    """The pieces of `requested` that no rule of `owner_rules` covers ([]: nothing escalates).
+    Upstream's Covers."""
+    return [sub for rule in requested for sub in breakdown_rule(rule)
+            if not any(rule_covers(o, sub) for o in owner_rules)]
+
+
+def compact_rules(rules: list[dict]) -> list[dict]:
+    """Pieces differing only in verb merged back into one rule (upstream's CompactRules),
+    so a message lists `Verbs:["get" "list"]` once rather than a line per verb."""
+    out: list[dict] = []
+    simple: dict[tuple, dict] = {}
+    for r in rules:
+        groups, resources, names = r.get("apiGroups") or [], r.get("resources") or [], r.get("resourceNames") or []
+        if len(groups) == 1 and len(resources) == 1 and len(names) <= 1 and not r.get("nonResourceURLs") and \
+                set(r) <= {"apiGroups", "resources", "verbs", "resourceNames"}:
+            key = (groups[0], resources[0], names[0] if names else None)
+            if key in simple:
+                simple[key]["verbs"] = list(simple[key].get("verbs") or []) + list(r.get("verbs") or [])
+            else:
+                simple[key] = {k: list(v) for k, v in r.items()}
+        else:
+            out.append(r)
+    return out + list(simple.values())
+
+
+def _go_list(items: list[str]) -> str:
+    """A []string as Go's %q prints it: `["a" "b"]`."""
+    return "[" + " ".join(go_quote(i) for i in items) + "]"
+
+
+def compact_string(rule: dict) -> str:
+    """A rule as upstream prints it in escalation errors: `{APIGroups:[""], Resources:["pods"], Verbs:["delete"]}`."""
+    parts = [f"{label}:{_go_list(rule[key])}" for label, key in (
+        ("APIGroups", "apiGroups"), ("Resources", "resources"), ("NonResourceURLs", "nonResourceURLs"),
+        ("ResourceNames", "resourceNames"), ("Verbs", "verbs")) if rule.get(key)]
+    return "{" + ", ".join(parts) + "}"
+
+
+def escalation_message(user: UserInfo, missing: list[dict]) -> str:
+    """Upstream's ConfirmNoEscalation wording, the missing rules compacted, one per line, sorted."""
+    lines = sorted({compact_string(r) for r in compact_rules(missing)})
+    return (f"user {go_quote(user.name)} (groups={_go_list(list(user.groups))}) is attempting to grant "
+            f"RBAC permissions not currently held:\n" + "\n".join(lines))
+
+
+def rbac_forbidden_message(plural: str, name: str, why: str) -> str:
+    """`roles.rbac.authorization.k8s.io "x" is forbidden: <why>` (upstream's NewForbidden)."""
+    return f'{plural}.{RBAC_GROUP} "{name}" is forbidden: {why}'
+
+
+def has_aggregation_rule(role: dict | None) -> bool:
+    """An aggregationRule with at least one selector (an empty one aggregates nothing)."""
+    agg = (role or {}).get("aggregationRule")
+    return isinstance(agg, dict) and bool(agg.get("clusterRoleSelectors"))
+
+
+def _semantic(value):
+    """Go's semantic equality treats null, [] and {} alike: drop them before comparing."""
+    if isinstance(value, dict):
+        out = {k: _semantic(v) for k, v in value.items()}
+        return {k: v for k, v in out.items() if v not in (None, [], {})}
+    if isinstance(value, list):
+        return [_semantic(v) for v in value]
+    return value
+
+
+def only_gc_fields_changed(new: dict, old: dict) -> bool:
+    """An update touching only what the garbage collector writes (owner references,
+    finalizers) needs no escalation check: the GC must be able to delete any role."""
+    def strip(obj: dict) -> dict:
+        meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in _GC_FIELDS}
+        return _semantic({**obj, "metadata": meta})
+    return strip(new) == strip(old)
 
 
 # ---- the default policy --------------------------------------------------------------------

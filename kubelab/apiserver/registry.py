@@ -14,7 +14,7 @@ import json
 import logging
 import random
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 
 from kubelab.resources import BY_PLURAL, ResourceType
@@ -31,6 +31,7 @@ _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 # Resources whose status is written only through the /status subresource.
 _STATUS_RESET_ON_CREATE = {"pods", "services", "deployments", "replicasets"}
 _MAX_CAS_RETRIES = 16
+_RBAC_WRITES = {"roles", "clusterroles", "rolebindings", "clusterrolebindings"}
 MAX_OBJECT_BYTES = 1536 * 1024  # etcd's default --max-request-bytes
 
 
@@ -57,6 +58,10 @@ class Registry:
         # namespace. A miss still reads etcd (the watch may lag a just-created namespace).
         self._namespaces: dict[str, dict] = {}
         self.caches["namespaces"].listeners.append(self._on_namespace_event)
+        # Set by the request filter (security.Guard): RBAC privilege-escalation prevention,
+        # called with (rt, new object, old object or None) before a role or binding is
+        # stored by create, update or patch; it raises the 403. None: no check.
+        self.rbac_write_check: Callable[[ResourceType, dict, dict | None], Awaitable[None]] | None = None
         # Hooks for kinds with their own semantics (defaults, validation, patch live in
         # their modules; imported lazily so pure modules stay importable alone).
         from . import defaults, patch, validation
@@ -248,6 +253,8 @@ class Registry:
         if "spec" in obj or rt.plural in ("deployments", "replicasets", "pods", "services"):
             meta["generation"] = 1
         self._validate(rt, obj)
+        if self.rbac_write_check is not None and rt.plural in _RBAC_WRITES:
+            await self.rbac_write_check(rt, obj, None)
         if dry_run:
             return obj
         spec = obj.get("spec") or {}
@@ -456,6 +463,8 @@ class Registry:
         old = entry.obj
         self._defaults.apply_defaults(rt, new)
         self._validate(rt, new, old)
+        if self.rbac_write_check is not None and rt.plural in _RBAC_WRITES:
+            await self.rbac_write_check(rt, new, old)
         if _spec_part(new) != _spec_part(old) and "generation" in old["metadata"]:
             new["metadata"]["generation"] = int(old["metadata"]["generation"]) + 1
         if dry_run:

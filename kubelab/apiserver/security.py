@@ -3,7 +3,9 @@
 An ASGI wrapper around the whole app (resource router and FastAPI alike), in Kubernetes'
 order: authentication (401), per-client limits (429 + Retry-After), SelfSubjectAccessReview
 (answered here, it is about the caller), authorization (403 with user, verb and resource),
-then the request, whose body is read under a size cap and a deadline (413, 408).
+then the request, whose body is read under a size cap and a deadline (413, 408). The
+request's user stays known while it runs (`CURRENT_REQUEST`), for the registry's hook that
+refuses RBAC privilege escalation in writes of roles and bindings (authz.EscalationCheck).
 
 Without any authentication configured (plain HTTP on loopback, the tests' and by-hand mode)
 everyone is `system:anonymous` and the authorization mode is AlwaysAllow, as before.
@@ -12,6 +14,7 @@ everyone is `system:anonymous` and the authorization mode is AlwaysAllow, as bef
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import time
@@ -22,7 +25,7 @@ from kubelab.resources import BY_PLURAL
 
 from . import status as st
 from .authn import ANONYMOUS, PEER_CERT, Authenticator, AuthError, parse_token_file
-from .authz import Authorizer, parse_modes
+from .authz import Authorizer, EscalationCheck, parse_modes
 from .rbac import Attributes, Policy, UserInfo, forbidden_message
 
 log = logging.getLogger(__name__)
@@ -35,6 +38,9 @@ RBAC_PLURALS = ("roles", "clusterroles", "rolebindings", "clusterrolebindings")
 _METHOD_VERBS = {"GET": "get", "HEAD": "get", "POST": "create", "PUT": "update", "PATCH": "patch",
                  "DELETE": "delete"}
 _CONNECT_SUBRESOURCES = {"exec", "attach", "portforward", "proxy"}
+# The API request being served (its user, verb, resource), for the registry's RBAC write
+# check. Unset for the API server's own writes (bootstrap), which are never checked.
+CURRENT_REQUEST: contextvars.ContextVar[Attributes | None] = contextvars.ContextVar("kubelab_request", default=None)
 
 
 @dataclass
@@ -186,6 +192,9 @@ class Guard:
         self.policy = PolicyCache(registry)
         self.authz = Authorizer(parse_modes(config.authorization_mode), policy=self.policy.get,
                                 graph=RegistryGraph(registry))
+        self.escalation = EscalationCheck(self.authz, policy=self.policy.get, get_role=self._get_role)
+        if hasattr(registry, "rbac_write_check"):
+            registry.rbac_write_check = self._rbac_write_check
         self.inflight: dict[str, int] = {}
         self.watches: dict[str, int] = {}
         # No authentication, AlwaysAllow, no caps: the plain-HTTP loopback mode of tests.
@@ -199,6 +208,16 @@ class Guard:
             if e.code == 404:
                 return None
             raise
+
+    async def _get_role(self, plural: str, namespace: str, name: str) -> dict:
+        return await self.registry.get(BY_PLURAL[plural], namespace, name)
+
+    async def _rbac_write_check(self, rt, obj: dict, old: dict | None) -> None:
+        """The registry's hook before it stores a role or binding: privilege-escalation
+        prevention for the user of the request being served (none: the server's own write)."""
+        request = CURRENT_REQUEST.get()
+        if request is not None:
+            await self.escalation.check(request, rt.plural, obj, old)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -277,9 +296,11 @@ class Guard:
                        headers={"Retry-After": "1"})
             return
         table[client] = table.get(client, 0) + 1
+        current = CURRENT_REQUEST.set(attrs)
         try:
             await self.app(scope, self._receive(scope, receive, attrs), send)
         finally:
+            CURRENT_REQUEST.reset(current)
             left = table.get(client, 1) - 1
             if left:
                 table[client] = left

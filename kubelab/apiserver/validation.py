@@ -1035,11 +1035,18 @@ def _validate_endpointslice_update(errs: Causes, obj: dict, old: dict) -> None:
         _immutable(errs, "addressType", obj.get("addressType"), old["addressType"])
 
 
+def _validate_binding_update(errs: Causes, obj: dict, old: dict) -> None:
+    """Upstream: a binding's roleRef never changes (delete and recreate to point elsewhere)."""
+    if old.get("roleRef") and obj.get("roleRef") != old["roleRef"]:
+        errs.invalid("roleRef", obj.get("roleRef"), "cannot change roleRef")
+
+
 _UPDATE_VALIDATORS = {
     "Pod": _validate_pod_update, "Service": _validate_service_update,
     "Deployment": _validate_replicated_update, "ReplicaSet": _validate_replicated_update,
     "Node": _validate_node_update, "ConfigMap": _validate_data_update,
     "Secret": _validate_data_update, "EndpointSlice": _validate_endpointslice_update,
+    "RoleBinding": _validate_binding_update, "ClusterRoleBinding": _validate_binding_update,
 }
 
 

@@ -425,6 +425,12 @@ BOUND = pod(nodeName="n1", activeDeadlineSeconds=100)
       ("data[tls.key]", "Required value")]),
     ("endpointslices", obj_of("endpointslices", addressType="IPv4"), _set("addressType", "IPv6"),
      [("addressType", 'Invalid value: "IPv6": field is immutable')]),
+    ("rolebindings", obj_of("rolebindings", roleRef={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                                     "name": "pod-reader"}), _set("roleRef.name", "admin"),
+     [("roleRef", 'Invalid value: {"apiGroup":"rbac.authorization.k8s.io","kind":"Role","name":"admin"}: '
+                  "cannot change roleRef")]),
+    ("rolebindings", obj_of("rolebindings", roleRef={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                                     "name": "pod-reader"}), _set("subjects", []), []),
 ])
 def test_updates(plural, old, mutate, expected):
     got = _upd(plural, old, mutate)

@@ -194,6 +194,9 @@ def test_rebooted_worker_comes_back(vmcluster, workload):
         return [x["status"] for x in n["status"]["conditions"] if x["type"] == "Ready"] == ["True"]
     wait_until(ready, timeout=300, interval=3, what=f"{worker.name} Ready after reboot")
     wait_until(lambda: running(c, "web"), timeout=300, interval=3, what="pod web running again after the reboot")
+    # Ready is reported before the client node's proxy has the new endpoint: wait for it there
+    p = wait_until(lambda: (r := exec_client(c, "curl", "-sS", "-m", "10", f"http://web.{NS}/", check=False))
+                   .returncode == 0 and r, timeout=120, interval=2,
+                   what="the Service to answer from the rebooted worker's new pod")
     vmlab.TIMES["worker reboot"] = round(time.monotonic() - t0, 1)
-    p = exec_client(c, "curl", "-sS", "-m", "10", f"http://web.{NS}/")
     assert "nginx" in p.stdout.lower()
