@@ -120,6 +120,8 @@ def test_reference_log_deployment_matches_its_decoded_form():
     {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
      "spec": {"ports": [{"port": 80, "targetPort": "http", "appProtocol": "http"}], "ipFamilyPolicy": "SingleStack",
               "ipFamilies": ["IPv4"], "internalTrafficPolicy": "Cluster", "sessionAffinity": "ClientIP"}},
+    {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "agg"},
+     "aggregationRule": {"clusterRoleSelectors": [{"matchLabels": {"rbac.example.com/aggregate-to-agg": "true"}}]}},
 ])
 def test_round_trip_keeps_pointer_zeroes(obj):
     """Fields that are pointers in Go keep explicit zeroes/false (replicas: 0, immutable: false)."""
