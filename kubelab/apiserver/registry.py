@@ -13,11 +13,12 @@ import copy
 import json
 import logging
 import random
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime, timedelta, timezone
 
 from kubelab.resources import BY_PLURAL, ResourceType
+from kubelab.timestamps import format_time
 
 from . import allocators, shapes
 from . import status as st
@@ -36,7 +37,7 @@ MAX_OBJECT_BYTES = 1536 * 1024  # etcd's default --max-request-bytes
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_time()
 
 
 def _spec_part(obj: dict) -> dict:
@@ -607,8 +608,7 @@ class Registry:
                 if grace > 0 and (current is None or grace < current):
                     graceful = True
                     meta["deletionGracePeriodSeconds"] = grace
-                    meta["deletionTimestamp"] = (datetime.now(timezone.utc) + timedelta(seconds=grace)).strftime(
-                        "%Y-%m-%dT%H:%M:%SZ")
+                    meta["deletionTimestamp"] = format_time(time.time() + grace)
                 elif grace == 0:
                     meta["deletionGracePeriodSeconds"] = 0
                 elif current is not None:

@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from typing import Callable
 
 from kubelab.resources import ResourceType
+from kubelab.timestamps import parse_datetime
 
 NONE = "<none>"
 
@@ -48,18 +49,8 @@ def human_age(seconds: float) -> str:
     return f"{hours // 24 // 365}y"
 
 
-def parse_time(ts) -> datetime | None:
-    """RFC 3339 timestamps as the API writes them (`Z`, optional fraction), else None."""
-    if not isinstance(ts, str) or not ts:
-        return None
-    try:
-        return datetime.fromisoformat(ts.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 def _since(ts, now: datetime) -> str:
-    t = parse_time(ts)
+    t = parse_datetime(ts)
     if t is None:
         return "<unknown>"
     if t.tzinfo is None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 
 from kubelab.pki import tokens
+from kubelab.timestamps import format_time
 
 from .status import StatusError, bad_request
 
@@ -21,10 +22,6 @@ KIND = "TokenRequest"
 DEFAULT_EXPIRATION = 3600
 MIN_EXPIRATION = 600              # Kubernetes' minimum (10 minutes)
 MAX_EXPIRATION = 48 * 3600        # a lab cap, as --service-account-max-token-expiration
-
-
-def _rfc3339(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
 def load_signing_key(path: str | None):
@@ -87,7 +84,7 @@ def build_response(body: dict, *, account: dict, key, issuer: str = tokens.DEFAU
     return {"kind": KIND, "apiVersion": API_VERSION,
             "metadata": {"name": meta["name"], "namespace": meta["namespace"], "creationTimestamp": None},
             "spec": out_spec,
-            "status": {"token": tokens.sign(claims, key), "expirationTimestamp": _rfc3339(claims["exp"])}}
+            "status": {"token": tokens.sign(claims, key), "expirationTimestamp": format_time(claims["exp"])}}
 
 
 class Signer:

@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 import yaml
 
 from kubelab.resources import ResourceType
+from kubelab.timestamps import parse_datetime
 
 from . import jsonpath
 
@@ -67,17 +68,8 @@ def human_duration(seconds: float) -> str:
     return human_age(seconds)
 
 
-def parse_time(ts: str | None) -> datetime | None:
-    if not ts:
-        return None
-    try:
-        return datetime.fromisoformat(ts.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 def age(ts: str | None, now: datetime | None = None) -> str:
-    t = parse_time(ts)
+    t = parse_datetime(ts)
     if t is None:
         return "<unknown>"
     now = now or datetime.now(timezone.utc)

@@ -14,10 +14,11 @@ import math
 import time
 
 from kubelab.client import AlreadyExists, Conflict, NotFound
+from kubelab.timestamps import format_time, parse_epoch
 
 from .base import Context, Controller
 from .replicaset import controller_index
-from .util import controller_ref, fnv32a, owner_ref_for, parse_time, pod_is_terminal, safe_encode
+from .util import controller_ref, fnv32a, owner_ref_for, pod_is_terminal, safe_encode
 
 REVISION = "deployment.kubernetes.io/revision"
 DESIRED_REPLICAS = "deployment.kubernetes.io/desired-replicas"
@@ -26,10 +27,6 @@ HASH_LABEL = "pod-template-hash"
 
 
 # ---- pure ------------------------------------------------------------------------------
-
-def micro(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
-
 
 def _int_or_percent(value, total: int, *, round_up: bool) -> int:
     if value is None:
@@ -264,7 +261,7 @@ def deployment_status(deployment: dict, new_rs: dict | None, all_rss: list[dict]
         moved = any(status[k] != old_status.get(k) for k in ("replicas", "updatedReplicas", "readyReplicas",
                                                              "availableReplicas"))
         prev = old.get("Progressing")
-        last = parse_time((prev or {}).get("lastUpdateTime"))
+        last = parse_epoch((prev or {}).get("lastUpdateTime"))
         if prev and prev.get("reason") == "ProgressDeadlineExceeded" and not moved:
             prog = prev
         elif not moved and last is not None and now_ts is not None and now_ts - last > progress_deadline(deployment):
@@ -452,7 +449,7 @@ class DeploymentController(Controller):
 
     async def _write_status(self, d: dict, new_rs: dict | None, rss: list[dict], *, created_new: bool = False) -> None:
         now = time.time()
-        status = deployment_status(d, new_rs, rss, now=micro(now), created_new=created_new, now_ts=now)
+        status = deployment_status(d, new_rs, rss, now=format_time(now), created_new=created_new, now_ts=now)
         prog = next((c for c in status["conditions"] if c["type"] == "Progressing"), None)
         key = f"{d['metadata']['namespace']}/{d['metadata']['name']}"
         if prog and prog.get("reason") == "ReplicaSetUpdated" and self._deadlines.get(key, 0) < time.monotonic():

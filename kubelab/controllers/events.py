@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable
 
 from kubelab.client import ApiClient, ApiError, NotFound
+from kubelab.timestamps import format_time
 
-from .util import now_iso
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ def involved_object(obj: dict) -> dict:
 def make_event(obj: dict, *, type_: str, reason: str, message: str, component: str, host: str | None = None,
                timestamp: str | None = None) -> dict:
     """The Event object for one occurrence (pure)."""
-    ts = timestamp or now_iso()
+    ts = timestamp or format_time()
     meta = obj.get("metadata") or {}
     ns = meta.get("namespace") or "default"
     source = {"component": component}
@@ -84,7 +84,7 @@ class EventRecorder:
         if seen:
             ns, name, count = seen
             try:
-                await self.client.patch("events", name, {"count": count + 1, "lastTimestamp": now_iso()},
+                await self.client.patch("events", name, {"count": count + 1, "lastTimestamp": format_time()},
                                         namespace=ns)
                 self._seen[key] = (ns, name, count + 1)
                 return

@@ -20,8 +20,9 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 
 from kubelab.client import AlreadyExists, ApiClient, ApiError, Conflict, NotFound
+from kubelab.timestamps import parse_epoch
 
-from .util import parse_duration, parse_time
+from .util import parse_duration
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ def lease_decision(lease: dict | None, *, identity: str, now: float) -> str:
         return "renew"
     if not holder:
         return "acquire"
-    renewed = parse_time(spec.get("renewTime")) or parse_time(spec.get("acquireTime")) or 0.0
+    renewed = parse_epoch(spec.get("renewTime")) or parse_epoch(spec.get("acquireTime")) or 0.0
     duration = spec.get("leaseDurationSeconds") or 15
     return "acquire" if renewed + duration < now else "wait"
 

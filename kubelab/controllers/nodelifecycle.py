@@ -15,9 +15,10 @@ import copy
 import time
 
 from kubelab.client import Conflict, NotFound
+from kubelab.timestamps import format_time, parse_epoch
 
 from .base import Context, Controller
-from .util import condition, now_iso, parse_duration, parse_time
+from .util import condition, parse_duration
 
 LEASE_NAMESPACE = "kube-node-lease"
 UNREACHABLE = "node.kubernetes.io/unreachable"
@@ -61,7 +62,7 @@ def desired_taints(node: dict) -> list[dict]:
     key = UNREACHABLE if ready == "Unknown" else NOT_READY if ready == "False" else None
     if key:
         for effect in ("NoSchedule", "NoExecute"):
-            t = old.get((key, effect)) or {"key": key, "effect": effect, "timeAdded": now_iso()}
+            t = old.get((key, effect)) or {"key": key, "effect": effect, "timeAdded": format_time()}
             taints.append(t)
     return taints
 
@@ -140,7 +141,7 @@ class NodeLifecycleController(Controller):
                 return
         if ready.get("status") == "Unknown":
             await self._pods_not_ready(key)
-            since = parse_time(ready.get("lastTransitionTime")) or time.time()
+            since = parse_epoch(ready.get("lastTransitionTime")) or time.time()
             if time.time() - since >= self.eviction:
                 await self._evict(node)
             else:
@@ -162,7 +163,7 @@ class NodeLifecycleController(Controller):
 
     async def _mark_unknown(self, node: dict) -> dict | None:
         body = copy.deepcopy(node)
-        body.setdefault("status", {})["conditions"] = unknown_conditions(node, now_iso())
+        body.setdefault("status", {})["conditions"] = unknown_conditions(node, format_time())
         try:
             out = await self.client.replace("nodes", node["metadata"]["name"], body, subresource="status")
         except NotFound:
@@ -175,7 +176,7 @@ class NodeLifecycleController(Controller):
         return out
 
     async def _pods_not_ready(self, node_name: str) -> None:
-        now = now_iso()
+        now = format_time()
 
         async def one(pod: dict) -> None:
             patch = pod_not_ready_patch(pod, now)

@@ -13,10 +13,11 @@ import asyncio
 import time
 
 from kubelab.client import Conflict, NotFound
+from kubelab.timestamps import parse_epoch
 
 from .base import Context, Controller
-from .util import (condition, controller_ref, owner_ref_for, parse_time, pod_is_active, pod_is_available,
-                   pod_is_ready, selector_matches)
+from .util import (condition, controller_ref, owner_ref_for, pod_is_active, pod_is_available, pod_is_ready,
+                   selector_matches)
 
 EXPECTATIONS_TTL = 300.0
 BURST_REPLICAS = 500
@@ -83,9 +84,9 @@ def deletion_order(pods: list[dict]) -> list[dict]:
     def rank(p: dict):
         ready_c = condition(p, "Ready")
         ready = pod_is_ready(p)
-        ready_since = parse_time(ready_c.get("lastTransitionTime")) if ready and ready_c else 0.0
+        ready_since = parse_epoch(ready_c.get("lastTransitionTime")) if ready and ready_c else 0.0
         restarts = sum(int(c.get("restartCount") or 0) for c in (p.get("status") or {}).get("containerStatuses") or [])
-        created = parse_time(p["metadata"].get("creationTimestamp")) or 0.0
+        created = parse_epoch(p["metadata"].get("creationTimestamp")) or 0.0
         return (bool(p["spec"].get("nodeName")), _phase_rank(p), ready, -(ready_since or 0.0), -restarts, -created,
                 p["metadata"]["name"])
     return sorted(pods, key=rank)

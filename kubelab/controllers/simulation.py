@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from kubelab.client import ApiClient, ApiError, Informer, NotFound
 
 from kubelab.testing import Proc
+from kubelab.timestamps import format_time
 
 from .leaderelection import micro_time
 from .nodelifecycle import LEASE_NAMESPACE
@@ -31,7 +32,7 @@ def node_body(name: str, *, cpu: str = "4", memory: str = "8Gi", pods: str = "11
 async def create_node(api: ApiClient, name: str, *, ready: bool = True, cpu: str = "4", memory: str = "8Gi",
                       pods: str = "110", labels: dict | None = None, taints: list | None = None) -> dict:
     await api.create("nodes", node_body(name, labels=labels, taints=taints))
-    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    now = format_time()
     status = {"conditions": [{"type": "Ready", "status": "True" if ready else "False", "reason": "KubeletReady",
                               "message": "kubelet is posting ready status", "lastHeartbeatTime": now,
                               "lastTransitionTime": now}],
@@ -118,7 +119,7 @@ class FakeNodeAgent:
     async def _make_ready(self, pod: dict) -> None:
         if self.ready_delay:
             await asyncio.sleep(self.ready_delay)
-        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        now = format_time()
         ip = self._ip_for(pod)
         status = {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}], "hostIP": "192.168.56.11",
                   "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": now},

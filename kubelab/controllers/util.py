@@ -7,24 +7,11 @@ Kept here (not imported from the API server) because components only see the API
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
 
 from kubelab.labels import selector_matches  # noqa: F401  (re-exported for the controllers)
 from kubelab.resources import BY_KIND, ResourceType
+from kubelab.timestamps import parse_epoch
 
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(s: str | None) -> float | None:
-    """RFC 3339 → epoch seconds (None when absent or unparsable)."""
-    if not s:
-        return None
-    try:
-        return datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 def map_selector_matches(selector: dict | None, labels: dict | None) -> bool:
@@ -70,7 +57,7 @@ def pod_is_available(pod: dict, min_ready_seconds: int, now: float) -> bool:
         return False
     if min_ready_seconds <= 0:
         return True
-    t = parse_time(c.get("lastTransitionTime"))
+    t = parse_epoch(c.get("lastTransitionTime"))
     return t is None or t + min_ready_seconds <= now
 
 

@@ -17,6 +17,7 @@ from datetime import datetime
 from urllib.parse import parse_qs, urlsplit
 
 from kubelab.client import ApiError
+from kubelab.timestamps import parse_epoch
 
 from . import state
 
@@ -29,15 +30,6 @@ class Row:
     who: str       # the component or object that acted
     what: str      # one line
     source: str    # supervisor | api | event
-
-
-def parse_time(ts: str | None) -> float | None:
-    if not ts:
-        return None
-    try:
-        return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 def _supervisor_rows(events: list[dict]) -> list[Row]:
@@ -70,7 +62,7 @@ def _condition_rows(kind: str, name: str, obj: dict, wanted: dict[str, str]) -> 
     rows = []
     for c in (obj.get("status") or {}).get("conditions") or []:
         if c.get("type") in wanted and c.get("status") == "True":
-            t = parse_time(c.get("lastTransitionTime"))
+            t = parse_epoch(c.get("lastTransitionTime"))
             if t:
                 rows.append(Row(t, f"{kind}/{name}", wanted[c["type"]], "api"))
     return rows
@@ -80,7 +72,7 @@ def _object_rows(objects: dict[str, list[dict]]) -> list[Row]:
     rows = []
     for n in objects.get("nodes", []):
         name = n["metadata"]["name"]
-        t = parse_time(n["metadata"].get("creationTimestamp"))
+        t = parse_epoch(n["metadata"].get("creationTimestamp"))
         if t:
             rows.append(Row(t, f"node/{name}", "registered by its node agent", "api"))
         rows += _condition_rows("node", name, n, {"Ready": "Ready"})
@@ -89,7 +81,7 @@ def _object_rows(objects: dict[str, list[dict]]) -> list[Row]:
     for p in objects.get("pods", []):
         m = p["metadata"]
         name = f"{m.get('namespace')}/{m['name']}"
-        t = parse_time(m.get("creationTimestamp"))
+        t = parse_epoch(m.get("creationTimestamp"))
         owner = (m.get("ownerReferences") or [{}])[0]
         by = f" by {owner.get('kind')}/{owner.get('name')}" if owner.get("kind") else ""
         if t:
@@ -99,13 +91,13 @@ def _object_rows(objects: dict[str, list[dict]]) -> list[Row]:
             "Ready": f"Ready, IP {(p.get('status') or {}).get('podIP') or '?'}"})
     for s in objects.get("services", []):
         m = s["metadata"]
-        t = parse_time(m.get("creationTimestamp"))
+        t = parse_epoch(m.get("creationTimestamp"))
         if t:
             rows.append(Row(t, f"service/{m.get('namespace')}/{m['name']}",
                             f"created, ClusterIP {(s.get('spec') or {}).get('clusterIP')}", "api"))
     for es in objects.get("endpointslices", []):
         m = es["metadata"]
-        t = parse_time(m.get("creationTimestamp"))
+        t = parse_epoch(m.get("creationTimestamp"))
         if t:
             n = sum(len(e.get("addresses") or []) for e in es.get("endpoints") or [])
             rows.append(Row(t, f"endpointslice/{m.get('namespace')}/{m['name']}",
@@ -114,12 +106,12 @@ def _object_rows(objects: dict[str, list[dict]]) -> list[Row]:
     for lease in objects.get("leases", []):
         m = lease["metadata"]
         if m.get("namespace") == "kube-system":
-            t = parse_time((lease.get("spec") or {}).get("acquireTime")) or parse_time(m.get("creationTimestamp"))
+            t = parse_epoch((lease.get("spec") or {}).get("acquireTime")) or parse_epoch(m.get("creationTimestamp"))
             if t:
                 rows.append(Row(t, f"lease/{m['name']}",
                                 f"leader: {(lease.get('spec') or {}).get('holderIdentity')}", "api"))
     for e in objects.get("events", []):
-        t = parse_time(e.get("eventTime") or e.get("firstTimestamp") or (e.get("metadata") or {}).get("creationTimestamp"))
+        t = parse_epoch(e.get("eventTime") or e.get("firstTimestamp") or (e.get("metadata") or {}).get("creationTimestamp"))
         if not t:
             continue
         src = (e.get("source") or {}).get("component") or e.get("reportingComponent") or "?"

@@ -26,6 +26,7 @@ from kubelab.client import AlreadyExists, ApiClient, ApiError, Conflict, Informe
 from kubelab.cni.bridge import host_veth_name
 from kubelab.cni.spec import CniError
 from kubelab.controllers.events import EventRecorder
+from kubelab.timestamps import format_time
 
 from . import containers as ctr
 from . import images, podstatus, procs, routes, sandbox, satoken
@@ -558,7 +559,7 @@ class PodWorker:
 
     def status(self) -> dict:
         sb = self.sandbox
-        start = (self.last_status or {}).get("startTime") or (podstatus.rfc3339(sb.created) if sb else None)
+        start = (self.last_status or {}).get("startTime") or (format_time(sb.created) if sb else None)
         view = podstatus.SandboxView(ready=sb is not None and sb.network_ready,
                                      pod_ip=sb.pod_ip if sb else self.last_ip, host_ip=self.agent.cfg.node_ip,
                                      start_time=start)
@@ -566,7 +567,7 @@ class PodWorker:
             return [(self.containers.get(cs["name"]) or ctr.Container(cs["name"], cs.get("image", ""))).view()
                     for cs in specs]
         prev = self.last_status or self.pod.get("status") or {}
-        return podstatus.compute(self.pod, view, views(self.spec_containers), now=podstatus.rfc3339(),
+        return podstatus.compute(self.pod, view, views(self.spec_containers), now=format_time(),
                                  previous=prev, init_containers=views(self.init_specs) if self.init_specs else None)
 
     async def write_status(self) -> None:
@@ -609,12 +610,12 @@ class NodeAgent:
                              "labels": {"kubernetes.io/hostname": cfg.node_name, "kubernetes.io/os": "linux",
                                         "kubernetes.io/arch": arch, "beta.kubernetes.io/os": "linux",
                                         "beta.kubernetes.io/arch": arch}},
-                "spec": {}, "status": node_status(cfg, now=podstatus.rfc3339())}
+                "spec": {}, "status": node_status(cfg, now=format_time())}
         try:
             node = await self.client.create("nodes", body)
         except AlreadyExists:
             node = await self.client.get("nodes", cfg.node_name)
-        return await self.client.patch("nodes", cfg.node_name, {"status": node_status(cfg, now=podstatus.rfc3339())},
+        return await self.client.patch("nodes", cfg.node_name, {"status": node_status(cfg, now=format_time())},
                                        subresource="status", patch_type="merge") or node
 
     async def wait_pod_cidr(self) -> str:
@@ -654,7 +655,7 @@ class NodeAgent:
             await asyncio.sleep(300)
             try:
                 await self.client.patch("nodes", self.cfg.node_name,
-                                        {"status": node_status(self.cfg, now=podstatus.rfc3339())},
+                                        {"status": node_status(self.cfg, now=format_time())},
                                         subresource="status", patch_type="merge")
             except Exception as e:
                 log.warning("node status update failed: %s", e)

@@ -25,9 +25,10 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
+from kubelab.timestamps import format_time
 
 from . import images, procs
-from .podstatus import ContainerView, rfc3339
+from .podstatus import ContainerView
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 RECORD_SCRIPT = 'f=$1; shift; "$@"; echo $? > "$f"'
@@ -170,7 +171,7 @@ class Container:
 
     def view(self) -> ContainerView:
         if self.state == "running":
-            state: dict[str, Any] = {"running": {"startedAt": rfc3339(self.started_at)}}
+            state: dict[str, Any] = {"running": {"startedAt": format_time(self.started_at)}}
         elif self.state == "terminated":
             state = {"terminated": self.terminated()}
         else:
@@ -187,8 +188,8 @@ class Container:
     def terminated(self) -> dict[str, Any]:
         code = self.exit_code if self.exit_code is not None else 137
         t: dict[str, Any] = {"exitCode": code, "reason": self.reason or ("Completed" if code == 0 else "Error"),
-                             "startedAt": rfc3339(self.started_at) if self.started_at is not None else None,
-                             "finishedAt": rfc3339(self.finished_at) if self.finished_at is not None else None}
+                             "startedAt": format_time(self.started_at) if self.started_at is not None else None,
+                             "finishedAt": format_time(self.finished_at) if self.finished_at is not None else None}
         if self.message:
             t["message"] = self.message
         if self.container_id:

@@ -8,13 +8,7 @@ Phase and conditions follow the kubelet's rules (`getPhase`, `generateAPIPodStat
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
-
-
-def rfc3339(ts: float | None = None) -> str:
-    dt = datetime.fromtimestamp(ts, timezone.utc) if ts is not None else datetime.now(timezone.utc)
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass

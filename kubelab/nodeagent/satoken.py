@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import calendar
 import json
 import logging
 import os
@@ -35,6 +34,7 @@ import time
 import httpx
 
 from kubelab.client import ApiClient, ApiError
+from kubelab.timestamps import parse_epoch
 
 log = logging.getLogger("kubelab.nodeagent")
 
@@ -79,19 +79,10 @@ def times_from_response(tr: dict, *, requested: int, now: float) -> tuple[float,
     the kubelet computes it. Falls back to `now` and the requested lifetime."""
     ttl = (tr.get("spec") or {}).get("expirationSeconds")
     ttl = ttl if isinstance(ttl, int) and not isinstance(ttl, bool) and ttl > 0 else requested
-    exp = parse_rfc3339((tr.get("status") or {}).get("expirationTimestamp"))
+    exp = parse_epoch((tr.get("status") or {}).get("expirationTimestamp"))
     if exp is None:
         return now, now + ttl
     return exp - ttl, exp
-
-
-def parse_rfc3339(text) -> float | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        return float(calendar.timegm(time.strptime(text.split(".")[0].rstrip("Z"), "%Y-%m-%dT%H:%M:%S")))
-    except ValueError:
-        return None
 
 
 def times_from_jwt(token: str) -> tuple[float, float] | None:

@@ -18,6 +18,7 @@ import time
 from kubelab.client import ApiClient, ApiError, Conflict, Informer, NotFound, WorkQueue, key_of
 from kubelab.client.workqueue import run_worker
 from kubelab.controllers.events import EventRecorder
+from kubelab.timestamps import format_time
 
 from .filters import NodeInfo, Resources, filter_node, fit_error_message, pod_requests
 from .scores import DEFAULT_MEMORY, DEFAULT_MILLI_CPU, owner_uid, score_nodes
@@ -232,8 +233,7 @@ class Scheduler:
         self.recorder.event(pod, "Warning", "FailedScheduling", message)
         patch = {"status": {"conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
                                             "message": message, "lastProbeTime": None,
-                                            "lastTransitionTime": time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                                                                                time.gmtime())}]}}
+                                            "lastTransitionTime": format_time()}]}}
         try:
             await self.client.patch("pods", pod["metadata"]["name"], patch, namespace=pod["metadata"]["namespace"],
                                     subresource="status", patch_type="strategic")

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from kubelab.lab.timeline import Row, build_timeline, parse_time, render_timeline
+from kubelab.lab.timeline import Row, build_timeline, render_timeline
+from kubelab.timestamps import format_time, parse_epoch
 
-T0 = parse_time("2026-11-26T12:00:00Z")
+T0 = parse_epoch("2026-11-26T12:00:00Z")
 
 
 def test_parse_time():
-    assert parse_time("2026-11-26T12:00:01Z") == T0 + 1
-    assert parse_time("2026-11-26T12:00:01.500000Z") == T0 + 1.5
-    assert parse_time(None) is None and parse_time("garbage") is None
+    assert parse_epoch("2026-11-26T12:00:01Z") == T0 + 1
+    assert parse_epoch("2026-11-26T12:00:01.500000Z") == T0 + 1.5
+    assert parse_epoch(None) is None and parse_epoch("garbage") is None
+    assert format_time(T0 + 1.9) == "2026-11-26T12:00:01Z"  # metav1.Time: whole seconds
 
 
 def test_build_timeline_merges_sources_in_time_order():

@@ -64,8 +64,8 @@ def test_times_from_response_as_the_kubelet():
     # the server capped 72 h to 48 h: issue time = expiry - the spec's (answered) seconds
     tr = {"spec": {"expirationSeconds": 48 * H}, "status": {"expirationTimestamp": "2023-11-16T22:13:20Z"}}
     assert satoken.times_from_response(tr, requested=72 * H, now=0) == (T0, T0 + 48 * H)
-    tr["status"]["expirationTimestamp"] = "2023-11-16T22:13:20.5Z"  # fractions ignored
-    assert satoken.times_from_response(tr, requested=72 * H, now=0) == (T0, T0 + 48 * H)
+    tr["status"]["expirationTimestamp"] = "2023-11-16T22:13:20.5Z"  # a MicroTime fraction is kept
+    assert satoken.times_from_response(tr, requested=72 * H, now=0) == (T0 + 0.5, T0 + 48 * H + 0.5)
     # no timestamp: now and the requested lifetime
     assert satoken.times_from_response({"status": {}}, requested=600, now=T0) == (T0, T0 + 600)
     assert satoken.times_from_response({"status": {"expirationTimestamp": "garbage"}}, requested=600,
