@@ -14,7 +14,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import httpx
@@ -201,3 +202,40 @@ def start_apiserver(etcd_url: str, *, port: int | None = None, bind_address: str
         a.stop()
         raise
     return a
+
+
+@contextmanager
+def secure_apiserver(etcd_url: str, *, nodes: Iterable[str] = ("n1",), users: Iterable[str] = (),
+                     args: Iterable[str] = ()) -> Iterator[ApiServer]:
+    """An HTTPS API server with a fresh lab PKI (client certificates, service-account tokens):
+    `a.extra["dir"]` holds the CA, admin/node/user certificates and sa.key. Both go at exit."""
+    from kubelab.pki import certs
+    d = tempfile.mkdtemp(prefix="kubelab-pki-")
+    os.chmod(d, 0o700)
+    a = None
+    try:
+        certs.init(d, apiserver_ips=["127.0.0.1"], nodes=list(nodes))
+        for user in users:
+            certs.issue_identity(d, certs.user_identity(user))
+        a = start_apiserver(etcd_url, args=[
+            "--tls-cert-file", f"{d}/apiserver.crt", "--tls-private-key-file", f"{d}/apiserver.key",
+            "--client-ca-file", f"{d}/ca.crt", "--service-account-key-file", f"{d}/sa.key", *args],
+            ca_file=f"{d}/ca.crt", client_cert=f"{d}/admin.crt", client_key=f"{d}/admin.key")
+        a.extra["dir"] = d
+        yield a
+    finally:
+        if a is not None:
+            a.stop()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def tls_client(a: ApiServer, ident: str | None = "admin", token: str | None = None) -> httpx.Client:
+    """An httpx client of `secure_apiserver`'s: as the certificate `ident` (e.g. admin,
+    user-alice, node-n1), or anonymous with None; a bearer `token` on top if given."""
+    import ssl
+    d = a.extra["dir"]
+    ctx = ssl.create_default_context(cafile=f"{d}/ca.crt")
+    if ident:
+        ctx.load_cert_chain(f"{d}/{ident}.crt", f"{d}/{ident}.key")
+    return httpx.Client(base_url=a.url, verify=ctx, timeout=10,
+                        headers={"Authorization": f"Bearer {token}"} if token else {})

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import ssl
 import subprocess
-import tempfile
 import uuid
 
 import httpx
@@ -17,8 +15,7 @@ import pytest
 
 from kubelab.apiserver.rbac import default_cluster_roles
 from kubelab.client.kubeconfig import render
-from kubelab.pki import certs
-from kubelab.testing import start_apiserver, wait_until
+from kubelab.testing import secure_apiserver, tls_client, wait_until
 
 KUBECTL = shutil.which("kubectl")
 RBAC = "/apis/rbac.authorization.k8s.io/v1"
@@ -34,9 +31,7 @@ class Secured:
         self.api, self.dir = api, d
 
     def http(self, ident: str = "admin") -> httpx.Client:
-        ctx = ssl.create_default_context(cafile=f"{self.dir}/ca.crt")
-        ctx.load_cert_chain(f"{self.dir}/{ident}.crt", f"{self.dir}/{ident}.key")
-        return httpx.Client(base_url=self.api.url, verify=ctx, timeout=10)
+        return tls_client(self.api, ident)
 
     def kubeconfig(self, ident: str) -> str:
         path = f"{self.dir}/{ident}.test.kubeconfig"
@@ -69,23 +64,8 @@ class Secured:
 
 @pytest.fixture(scope="module")
 def secured(etcd):
-    d = tempfile.mkdtemp(prefix="kubelab-pki-esc-")
-    os.chmod(d, 0o700)
-    a = None
-    try:
-        certs.init(d, apiserver_ips=["127.0.0.1"], nodes=["n1"])
-        for user in (ALICE, FRANK):
-            certs.issue_identity(d, certs.user_identity(user))
-        a = start_apiserver(etcd.url, args=[
-            "--tls-cert-file", f"{d}/apiserver.crt", "--tls-private-key-file", f"{d}/apiserver.key",
-            "--client-ca-file", f"{d}/ca.crt", "--service-account-key-file", f"{d}/sa.key",
-            "--authorization-mode", "RBAC,Node"],
-                            ca_file=f"{d}/ca.crt", client_cert=f"{d}/admin.crt", client_key=f"{d}/admin.key")
-        yield Secured(a, d)
-    finally:
-        if a is not None:
-            a.stop()
-        shutil.rmtree(d, ignore_errors=True)
+    with secure_apiserver(etcd.url, users=(ALICE, FRANK), args=["--authorization-mode", "RBAC,Node"]) as a:
+        yield Secured(a, a.extra["dir"])
 
 
 def rule(groups, resources, verbs, names=None) -> dict:

@@ -6,46 +6,25 @@ from __future__ import annotations
 
 import os
 import shutil
-import ssl
 import subprocess
-import tempfile
 import uuid
 
 import httpx
 import pytest
 
-from kubelab.pki import certs, tokens
-from kubelab.testing import start_apiserver
+from kubelab.pki import tokens
+from kubelab.testing import secure_apiserver, tls_client
 
 KUBECTL = shutil.which("kubectl")
 
 
 @pytest.fixture(scope="module")
 def secured(etcd):
-    d = tempfile.mkdtemp(prefix="kubelab-pki-sa-")
-    os.chmod(d, 0o700)
-    a = None
-    try:
-        certs.init(d, apiserver_ips=["127.0.0.1"], nodes=["n1", "n2"])
-        a = start_apiserver(etcd.url, args=[
-            "--tls-cert-file", f"{d}/apiserver.crt", "--tls-private-key-file", f"{d}/apiserver.key",
-            "--client-ca-file", f"{d}/ca.crt", "--service-account-key-file", f"{d}/sa.key"],
-            ca_file=f"{d}/ca.crt", client_cert=f"{d}/admin.crt", client_key=f"{d}/admin.key")
-        a.extra["dir"] = d
+    with secure_apiserver(etcd.url, nodes=["n1", "n2"]) as a:
         yield a
-    finally:
-        if a is not None:
-            a.stop()
-        shutil.rmtree(d, ignore_errors=True)
 
 
-def client(a, ident: str | None = "admin", token: str | None = None) -> httpx.Client:
-    d = a.extra["dir"]
-    ctx = ssl.create_default_context(cafile=f"{d}/ca.crt")
-    if ident:
-        ctx.load_cert_chain(f"{d}/{ident}.crt", f"{d}/{ident}.key")
-    return httpx.Client(base_url=a.url, verify=ctx, timeout=10,
-                        headers={"Authorization": f"Bearer {token}"} if token else {})
+client = tls_client
 
 
 @pytest.fixture

@@ -14,49 +14,27 @@ from __future__ import annotations
 
 import os
 import shutil
-import ssl
-import tempfile
 import time
 import uuid
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 import yaml
 
 from kubelab.client import ApiClient, ApiError
 from kubelab.client.kubeconfig import Connection, in_cluster
 from kubelab.nodeagent import satoken
-from kubelab.pki import certs, tokens
-from kubelab.testing import eventually, start_apiserver
+from kubelab.pki import tokens
+from kubelab.testing import eventually, secure_apiserver, tls_client
 
 
 @pytest.fixture(scope="module")
 def secured(etcd):
-    d = tempfile.mkdtemp(prefix="kubelab-pki-rot-")
-    os.chmod(d, 0o700)
-    a = None
-    try:
-        certs.init(d, apiserver_ips=["127.0.0.1"], nodes=["n1"])
-        a = start_apiserver(etcd.url, args=[
-            "--tls-cert-file", f"{d}/apiserver.crt", "--tls-private-key-file", f"{d}/apiserver.key",
-            "--client-ca-file", f"{d}/ca.crt", "--service-account-key-file", f"{d}/sa.key"],
-            ca_file=f"{d}/ca.crt", client_cert=f"{d}/admin.crt", client_key=f"{d}/admin.key")
-        a.extra["dir"] = d
+    with secure_apiserver(etcd.url) as a:
         yield a
-    finally:
-        if a is not None:
-            a.stop()
-        shutil.rmtree(d, ignore_errors=True)
 
 
-def http(a, ident: str | None = "admin", token: str | None = None) -> httpx.Client:
-    d = a.extra["dir"]
-    ctx = ssl.create_default_context(cafile=f"{d}/ca.crt")
-    if ident:
-        ctx.load_cert_chain(f"{d}/{ident}.crt", f"{d}/{ident}.key")
-    return httpx.Client(base_url=a.url, verify=ctx, timeout=10,
-                        headers={"Authorization": f"Bearer {token}"} if token else {})
+http = tls_client
 
 
 def request_token(a, ns: str, account: str, spec: dict | None = None) -> str:
