@@ -239,3 +239,15 @@ def tls_client(a: ApiServer, ident: str | None = "admin", token: str | None = No
         ctx.load_cert_chain(f"{d}/{ident}.crt", f"{d}/{ident}.key")
     return httpx.Client(base_url=a.url, verify=ctx, timeout=10,
                         headers={"Authorization": f"Bearer {token}"} if token else {})
+
+
+def kubectl(kubeconfig: str, *args: str, request_timeout: str = "30s", timeout: float = 60,
+            check: bool = True, input: str | None = None) -> subprocess.CompletedProcess:
+    """The real kubectl against `kubeconfig`; with `check`, a failure is an AssertionError
+    that carries its output (what a test report should show)."""
+    p = subprocess.run(["kubectl", "--kubeconfig", kubeconfig, f"--request-timeout={request_timeout}", *args],
+                       capture_output=True, text=True, timeout=timeout, input=input,
+                       stdin=None if input is not None else subprocess.DEVNULL)
+    if check and p.returncode != 0:
+        raise AssertionError(f"kubectl {' '.join(args)} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
+    return p

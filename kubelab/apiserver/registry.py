@@ -213,12 +213,12 @@ class Registry:
             warnings.extend(shapes.unknown_field_message(p) for p in paths)
         return []
 
-    def _drop_unknown_or_fail(self, rt: ResourceType, obj: dict, field_validation: str,
+    def _drop_unknown_or_fail(self, kind: str, version: str, obj: dict, field_validation: str,
                               warnings: list[str] | None) -> None:
         """For a POST/PUT body: Strict fails with the 400 upstream's decoder gives."""
-        bad = self._drop_unknown(rt.kind, obj, field_validation, warnings)
+        bad = self._drop_unknown(kind, obj, field_validation, warnings)
         if bad:
-            raise st.bad_request(f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
+            raise st.bad_request(f'{kind} in version "{version}" cannot be handled as a {kind}: '
                                  f"{shapes.strict_decoding_error(bad)}")
 
     async def create(self, rt: ResourceType, namespace: str | None, body: dict, *, dry_run: bool = False,
@@ -226,7 +226,7 @@ class Registry:
         """POST. `field_validation` (Strict, Warn, Ignore) says what to do about unknown
         fields; Warn's warnings go to `warnings`."""
         self._check_type(rt, body)
-        self._drop_unknown_or_fail(rt, body, field_validation, warnings)
+        self._drop_unknown_or_fail(rt.kind, rt.version, body, field_validation, warnings)
         obj = body
         meta = obj["metadata"]
         if rt.namespaced:
@@ -356,7 +356,7 @@ class Registry:
             self._check_type(rt, body)
         elif not isinstance(body, dict):
             raise st.bad_request("the body of the request was in an unknown format")
-        self._drop_unknown_or_fail(rt, body, field_validation, warnings)
+        self._drop_unknown_or_fail(rt.kind, rt.version, body, field_validation, warnings)
         meta = body.get("metadata") or {}
         if meta.get("name") and meta["name"] != name:
             raise st.bad_request(f"the name of the object ({meta['name']}) does not match the name on the URL ({name})")
@@ -525,10 +525,7 @@ class Registry:
                            warnings: list[str] | None = None) -> dict:
         if not isinstance(body, dict):
             raise st.bad_request("the body of the request was in an unknown format")
-        bad = self._drop_unknown("Scale", body, field_validation, warnings)
-        if bad:
-            raise st.bad_request(f'Scale in version "v1" cannot be handled as a Scale: '
-                                 f"{shapes.strict_decoding_error(bad)}")
+        self._drop_unknown_or_fail("Scale", "v1", body, field_validation, warnings)
         entry = await self._get_entry(rt, namespace, name)
         rv = (body.get("metadata") or {}).get("resourceVersion")
         if rv and _parse_rv(rv) != entry.mod_revision:

@@ -18,6 +18,8 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
+from kubelab.testing import kubectl as run_kubectl
+
 from . import components, state, topology
 from .topology import LabPlan
 
@@ -110,8 +112,7 @@ class Lab:
         out = [self.run("status", *self.lab_args(), check=False).stdout]
         kc = os.path.join(self.root_dir, self.name, "kubeconfig")
         for args in (["get", "pods", "-A", "-o", "wide"], ["get", "events", "-A"]):
-            p = subprocess.run(["kubectl", "--kubeconfig", kc, "--request-timeout=10s", *args], capture_output=True,
-                               text=True, timeout=30, stdin=subprocess.DEVNULL)
+            p = run_kubectl(kc, *args, request_timeout="10s", timeout=30, check=False)
             out.append(p.stdout[-3000:] + p.stderr[-500:])
         logs = os.path.join(self.root_dir, self.name, "logs")
         for node in sorted(os.listdir(logs)) if os.path.isdir(logs) else []:
@@ -139,11 +140,7 @@ class Lab:
         return components.kubeconfig_path(self.plan)
 
     def kubectl(self, *args: str, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess:
-        p = subprocess.run(["kubectl", "--kubeconfig", self.kubeconfig, "--request-timeout=30s", *args],
-                           capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-        if check and p.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
-        return p
+        return run_kubectl(self.kubeconfig, *args, timeout=timeout, check=check)
 
     def down(self) -> subprocess.CompletedProcess:
         self.remember_namespaces()

@@ -17,6 +17,8 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import vmlab  # noqa: E402
 
+from kubelab.testing import kubectl  # noqa: E402
+
 ENABLED = os.environ.get("KUBELAB_TEST_VM") == "1"
 TIMES = vmlab.TIMES
 
@@ -50,11 +52,7 @@ class Cluster:
         self.first_run = first_run
 
     def kubectl(self, *args: str, timeout: float = 90, check: bool = True) -> subprocess.CompletedProcess:
-        p = subprocess.run(["kubectl", "--kubeconfig", self.kubeconfig, "--request-timeout=60s", *args],
-                           capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-        if check and p.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
-        return p
+        return kubectl(self.kubeconfig, *args, request_timeout="60s", timeout=timeout, check=check)
 
     def ssh(self, vm: str, *cmd: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
         return self.lab.ssh(vm, *cmd, timeout=timeout, check=check)

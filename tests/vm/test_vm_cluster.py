@@ -17,7 +17,7 @@ import time
 import pytest
 import vmlab  # tests/vm is on sys.path (conftest.py)
 
-from kubelab.testing import wait_until
+from kubelab.testing import kubectl, wait_until
 
 NS = "vmtest"
 CP_UNITS = ("etcd", "kubelab-apiserver", "kubelab-controllers", "kubelab-scheduler")
@@ -27,9 +27,7 @@ WORKER_UNITS = ("kubelab-nodeagent", "kubelab-proxy")
 def apply(c, manifest: dict | list) -> None:
     docs = manifest if isinstance(manifest, list) else [manifest]
     for d in docs:  # one object per apply: kubectl reads one JSON document from stdin
-        p = subprocess.run(["kubectl", "--kubeconfig", c.kubeconfig, "apply", "-f", "-"], input=json.dumps(d),
-                           capture_output=True, text=True, timeout=90)
-        assert p.returncode == 0, p.stdout + p.stderr
+        kubectl(c.kubeconfig, "apply", "-f", "-", input=json.dumps(d), request_timeout="60s", timeout=90)
 
 
 def pod(name: str, node: str, image: str, labels: dict | None = None) -> dict:
