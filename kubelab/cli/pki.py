@@ -91,6 +91,9 @@ async def run_issue(ctx: Context) -> int:
         ident = certs.user_identity(a.name, tuple(a.group))
     else:
         known = {c.name: c for c in certs.COMPONENTS}
+        if a.name in {c.name for c in certs.ETCD_CLIENTS}:
+            raise CliError(f"{a.name} is signed by the etcd CA, not the cluster CA: "
+                           f"`kubelab pki init --dir {a.dir}` re-issues it")
         if a.name not in known:
             raise CliError(f"unknown component {a.name!r} (one of: {', '.join(known)})")
         ident = known[a.name]

@@ -91,8 +91,9 @@ def control_plane_specs(plan: LabPlan) -> list[ComponentSpec]:
     if plan.tls:
         from kubelab.pki import certs
         d = pki_dir(plan)
-        etcd_tls = certs.etcd_flags(d)
-        # the API server: HTTPS, client certs + service-account tokens, RBAC+Node, etcd over mutual TLS,
+        etcd_tls = certs.etcd_flags(d)  # trusts the etcd CA only
+        # the API server: HTTPS, client certs + service-account tokens, RBAC+Node, etcd over mutual TLS
+        # (its etcd client certificate is the etcd CA's),
         # and its kubelet-client certificate towards the node agents (verified against the lab CA)
         api_security = [*certs.apiserver_flags(d), "--kubelet-client-certificate", f"{d}/apiserver-kubelet-client.crt",
                         "--kubelet-client-key", f"{d}/apiserver-kubelet-client.key",
@@ -214,16 +215,23 @@ def api_client(plan: LabPlan):
     return ApiClient(server=plan.api_url)
 
 
-def health_verify(plan: LabPlan):
-    """httpx `verify` for the health URLs: with --tls the lab CA and the admin certificate
-    (etcd and the node agents ask for a client certificate) when readable, else unverified."""
+def health_verify(plan: LabPlan, *, etcd: bool = False):
+    """httpx `verify` for the health URLs (etcd's, or everyone else's): see `health_tls`."""
     if not plan.tls:
         return True
+    return health_tls(pki_dir(plan), etcd=etcd)
+
+
+def health_tls(directory: str, *, etcd: bool = False):
+    """The TLS context for health probes with --tls: etcd trusts only its own CA, so its probe
+    presents the etcd health-check client (etcd CA); everything else the admin certificate
+    (the node agents ask for a client certificate of the cluster CA). Unverified when the
+    files are not readable (e.g. `kubelab status` as a student)."""
     import ssl
-    d = pki_dir(plan)
+    ca, cert = ("etcd-ca", "etcd-healthcheck-client") if etcd else ("ca", "admin")
     try:
-        ctx = ssl.create_default_context(cafile=os.path.join(d, "ca.crt"))
-        ctx.load_cert_chain(os.path.join(d, "admin.crt"), os.path.join(d, "admin.key"))
+        ctx = ssl.create_default_context(cafile=os.path.join(directory, f"{ca}.crt"))
+        ctx.load_cert_chain(os.path.join(directory, f"{cert}.crt"), os.path.join(directory, f"{cert}.key"))
         return ctx
     except (OSError, ssl.SSLError):
         return ssl._create_unverified_context()

@@ -680,14 +680,15 @@ async def component_health(plan: LabPlan) -> list[dict]:
     """One row per component: alive (same PID + start time), health endpoint, restarts."""
     sup = supervisor_record(plan)
     rows = []
-    async with httpx.AsyncClient(trust_env=False, verify=components.health_verify(plan)) as http:
+    async with httpx.AsyncClient(trust_env=False, verify=components.health_verify(plan)) as http, \
+            httpx.AsyncClient(trust_env=False, verify=components.health_verify(plan, etcd=True)) as etcd_http:
         for c in sup.get("components", []):
             spec = ComponentSpec.from_dict(c["spec"])
             is_alive = state.alive(c.get("pid"))
             health = None
             if is_alive and spec.health:
                 try:
-                    r = await http.get(spec.health, timeout=2.0)
+                    r = await (etcd_http if spec.name == "etcd" else http).get(spec.health, timeout=2.0)
                     health = "ok" if r.status_code == 200 else f"HTTP {r.status_code}"
                 except httpx.HTTPError as e:
                     health = f"unreachable ({type(e).__name__})"

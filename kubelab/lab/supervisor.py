@@ -90,17 +90,20 @@ class Supervisor:
         self.children = [Child(s, lab_dir) for s in specs]
         self.stopping = asyncio.Event()
         self.me = state.proc_id(os.getpid())
+        self.etcd_probe: httpx.AsyncClient | None = None  # etcd's health client (its own CA), set by run()
 
-    def health_tls(self):
-        """`kubelab up --tls`: health probes verify the lab CA and present the admin certificate
-        (etcd and the node agents want a client certificate at the handshake)."""
+    def health_tls(self, *, etcd: bool = False):
+        """`kubelab up --tls`: health probes verify the lab CA and present a client certificate
+        (etcd's own CA and client for etcd; the admin certificate for the node agents)."""
         d = os.path.join(self.lab_dir, "pki")
         if not os.path.exists(os.path.join(d, "admin.crt")):
             return True
-        import ssl
-        ctx = ssl.create_default_context(cafile=os.path.join(d, "ca.crt"))
-        ctx.load_cert_chain(os.path.join(d, "admin.crt"), os.path.join(d, "admin.key"))
-        return ctx
+        from .components import health_tls
+        return health_tls(d, etcd=etcd)
+
+    def probe(self, client: httpx.AsyncClient, child: Child) -> httpx.AsyncClient:
+        """etcd is probed with its own client (its CA differs from everyone else's)."""
+        return self.etcd_probe if self.etcd_probe is not None and child.spec.name == "etcd" else client
 
     def event(self, kind: str, child: Child | None = None, **kw) -> None:
         ev = {"source": "supervisor", "event": kind, **kw}
@@ -127,7 +130,7 @@ class Supervisor:
                 if self.stopping.is_set():
                     return False
                 for c in list(pending):
-                    if await healthy(client, c):
+                    if await healthy(self.probe(client, c), c):
                         c.healthy_at = time.time()
                         pending.remove(c)
                         self.event("healthy", c, seconds=round(time.time() - c.started_at, 2))
@@ -157,7 +160,7 @@ class Supervisor:
                 if c.running():
                     if c.started_at and now - c.started_at > 60:
                         c.backoff = 1.0
-                    if c.healthy_at is None and await healthy(client, c):
+                    if c.healthy_at is None and await healthy(self.probe(client, c), c):
                         c.healthy_at = now
                         self.event("healthy", c, seconds=round(now - c.started_at, 2))
                         changed = True
@@ -208,7 +211,9 @@ class Supervisor:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
         self.event("supervisor-started", pid=os.getpid())
-        async with httpx.AsyncClient(trust_env=False, verify=self.health_tls()) as client:
+        async with httpx.AsyncClient(trust_env=False, verify=self.health_tls()) as client, \
+                httpx.AsyncClient(trust_env=False, verify=self.health_tls(etcd=True)) as etcd_client:
+            self.etcd_probe = etcd_client
             try:
                 if await self.boot(client):
                     await self.watch(client)

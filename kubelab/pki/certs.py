@@ -4,6 +4,11 @@ One directory holds everything (`ca.crt`, `<identity>.crt/.key`, `sa.key`/`sa.pu
 `<identity>.kubeconfig`). Who is who comes from the certificate: Kubernetes takes the user
 from the CN and the groups from O, so `admin` is O `system:masters` and a node is
 `system:node:<name>` in `system:nodes` (what the RBAC bindings and the node authorizer match).
+
+etcd has a CA of its own (`etcd-ca.crt`, kubeadm's `etcd/ca`): etcd trusts only it, and it
+signs only etcd's server and peer certificates, the API server's etcd client certificate and
+a health-check client. etcd has no authorization of its own here, so whoever etcd accepts
+reads every Secret: no user, node or component certificate of the cluster CA may open it.
 """
 
 from __future__ import annotations
@@ -38,7 +43,14 @@ COMPONENTS = (
     Identity("kube-dns", "system:kube-dns", kubeconfig=True),
     # The API server's identity towards node agents (logs/exec) and etcd.
     Identity("apiserver-kubelet-client", "kube-apiserver-kubelet-client", ("system:masters",)),
+)
+
+ETCD_CA = "etcd-ca"
+# Signed by the etcd CA (never by the cluster CA): the API server's client certificate towards
+# etcd, and a client for health probes (kubeadm's etcd/healthcheck-client).
+ETCD_CLIENTS = (
     Identity("apiserver-etcd-client", "kube-apiserver-etcd-client"),
+    Identity("etcd-healthcheck-client", "kube-etcd-healthcheck-client"),
 )
 
 
@@ -64,6 +76,13 @@ def load_ca(directory: str) -> pki.KeyPair:
         return pki.load_pair(directory, "ca")
     except FileNotFoundError:
         raise FileNotFoundError(f"no CA in {directory} (run `kubelab pki init --dir {directory}` first)") from None
+
+
+def load_etcd_ca(directory: str) -> pki.KeyPair:
+    try:
+        return pki.load_pair(directory, ETCD_CA)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no etcd CA in {directory} (run `kubelab pki init --dir {directory}`)") from None
 
 
 def write_kubeconfig(directory: str, ident: Identity, *, server: str) -> str:
@@ -112,14 +131,21 @@ def init(directory: str, *, apiserver_ips: list[str] | tuple[str, ...] = ("192.1
         ip = (node_ips or {}).get(node)
         written += issue_identity(directory, node_identity(node), server_url=server_url, days=days,
                                   dns=[node], ips=[ip] if ip else [])
-    # etcd: one server cert (all members' names and addresses), peer certs per member, the
-    # API server's client cert above. Both usages on server/peer certs, as etcd's docs do.
+    # etcd: its own CA (kept like the cluster CA; made when missing, e.g. a PKI from before it
+    # existed), one server cert (all members' names and addresses), one peer cert, and its
+    # only clients. Both usages on server/peer certs, as etcd's docs and kubeadm do.
+    if force or not os.path.exists(os.path.join(directory, f"{ETCD_CA}.crt")):
+        written += pki.write_pair(directory, ETCD_CA, pki.create_ca("kubelab-etcd-ca", days=3650))
+    etcd_ca = load_etcd_ca(directory)
     e_ips = [*etcd_ips, "127.0.0.1"]
     e_names = [*etcd_names, "localhost"]
     written += pki.write_pair(directory, "etcd-server", pki.issue(
-        ca, cn="etcd-server", dns=e_names, ips=e_ips, server=True, client=True, days=days))
+        etcd_ca, cn="etcd-server", dns=e_names, ips=e_ips, server=True, client=True, days=days))
     written += pki.write_pair(directory, "etcd-peer", pki.issue(
-        ca, cn="etcd-peer", dns=e_names, ips=e_ips, server=True, client=True, days=days))
+        etcd_ca, cn="etcd-peer", dns=e_names, ips=e_ips, server=True, client=True, days=days))
+    for ident in ETCD_CLIENTS:
+        written += pki.write_pair(directory, ident.name, pki.issue(
+            etcd_ca, cn=ident.cn, orgs=ident.orgs, server=False, client=True, days=days))
     sa_key = os.path.join(directory, "sa.key")
     if force or not os.path.exists(sa_key):
         key = pki.new_key("rsa")
@@ -136,13 +162,14 @@ def apiserver_flags(directory: str, *, authorization_mode: str = "RBAC,Node") ->
     return ["--tls-cert-file", f"{d}/apiserver.crt", "--tls-private-key-file", f"{d}/apiserver.key",
             "--client-ca-file", f"{d}/ca.crt", "--service-account-key-file", f"{d}/sa.key",
             "--authorization-mode", authorization_mode,
-            "--etcd-cafile", f"{d}/ca.crt", "--etcd-certfile", f"{d}/apiserver-etcd-client.crt",
+            "--etcd-cafile", f"{d}/{ETCD_CA}.crt", "--etcd-certfile", f"{d}/apiserver-etcd-client.crt",
             "--etcd-keyfile", f"{d}/apiserver-etcd-client.key"]
 
 
 def etcd_flags(directory: str) -> list[str]:
+    """etcd trusts the etcd CA only, for clients and peers alike."""
     d = os.path.abspath(directory)
     return ["--cert-file", f"{d}/etcd-server.crt", "--key-file", f"{d}/etcd-server.key",
-            "--trusted-ca-file", f"{d}/ca.crt", "--client-cert-auth",
+            "--trusted-ca-file", f"{d}/{ETCD_CA}.crt", "--client-cert-auth",
             "--peer-cert-file", f"{d}/etcd-peer.crt", "--peer-key-file", f"{d}/etcd-peer.key",
-            "--peer-trusted-ca-file", f"{d}/ca.crt", "--peer-client-cert-auth"]
+            "--peer-trusted-ca-file", f"{d}/{ETCD_CA}.crt", "--peer-client-cert-auth"]

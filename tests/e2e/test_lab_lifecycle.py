@@ -82,7 +82,7 @@ def test_node_network(lab):
     cp, w2 = plan.nodes[0], plan.nodes[-1]
     if lab.plan.tls:  # etcd speaks only mutual TLS: present the API server's etcd client certificate
         pki = components.pki_dir(lab.plan)
-        tls = ["--cacert", f"{pki}/ca.crt", "--cert", f"{pki}/apiserver-etcd-client.crt",
+        tls = ["--cacert", f"{pki}/etcd-ca.crt", "--cert", f"{pki}/apiserver-etcd-client.crt",
                "--key", f"{pki}/apiserver-etcd-client.key"]
     else:
         tls = []

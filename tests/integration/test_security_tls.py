@@ -35,6 +35,7 @@ class Cluster:
     dir: str
     url: str
     admin_kubeconfig: str
+    etcd_url: str = ""
 
     def path(self, name: str) -> str:
         return os.path.join(self.dir, name)
@@ -66,7 +67,7 @@ def _start_tls_etcd(d: str) -> tuple[Proc, str, str]:
            f"https://127.0.0.1:{peer}", "--initial-cluster", f"default=https://127.0.0.1:{peer}",
            "--log-level", "warn", *certs.etcd_flags(d)]
     proc = _spawn(cmd, data + ".log")
-    ctx = ssl.create_default_context(cafile=os.path.join(d, "ca.crt"))
+    ctx = ssl.create_default_context(cafile=os.path.join(d, "etcd-ca.crt"))
     ctx.load_cert_chain(os.path.join(d, "apiserver-etcd-client.crt"), os.path.join(d, "apiserver-etcd-client.key"))
 
     def healthy():
@@ -106,7 +107,7 @@ def cluster():
                                             "--max-watches-per-client", "3", "--request-body-timeout", "2"],
                             ca_file=f"{d}/ca.crt", client_cert=f"{d}/admin.crt", client_key=f"{d}/admin.key")
         try:
-            c = Cluster(d, a.url, a.kubeconfig)
+            c = Cluster(d, a.url, a.kubeconfig, etcd_url)
             with c.http() as h:
                 r = h.post("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", json={
                     "metadata": {"name": "viewer-view"},
@@ -331,6 +332,34 @@ async def test_kubelab_client_works_over_tls(cluster):
 
 
 # ---- limits ---------------------------------------------------------------------------------
+
+# ---- etcd trusts only the API server (issue 13) ------------------------------------------------
+
+ETCDCTL = shutil.which("etcdctl")
+
+
+def etcdctl(cluster: Cluster, ident: str, *args: str, ca: str = "etcd-ca.crt") -> subprocess.CompletedProcess:
+    """The real etcdctl (v3 API) against the cluster's etcd, as the certificate `ident`."""
+    return subprocess.run([ETCDCTL, "--endpoints", cluster.etcd_url, "--cacert", cluster.path(ca),
+                           "--cert", cluster.path(f"{ident}.crt"), "--key", cluster.path(f"{ident}.key"),
+                           "--dial-timeout", "3s", "--command-timeout", "5s", *args],
+                          capture_output=True, text=True, timeout=30, env={**os.environ, "ETCDCTL_API": "3"})
+
+
+@pytest.mark.skipif(ETCDCTL is None, reason="etcdctl not installed (apt-get install etcd-client)")
+def test_etcd_refuses_every_certificate_of_the_cluster_ca(cluster):
+    """The attack of issue 13: `kubelab pki issue user jane` gave jane raw etcd access (every
+    Secret, every RoleBinding). etcd now trusts only its own CA: jane, the admin, a node and a
+    component certificate all fail the handshake; the API server's etcd client reads."""
+    ok = etcdctl(cluster, "apiserver-etcd-client", "get", "/registry/namespaces/default", "--keys-only")
+    assert ok.returncode == 0 and "/registry/namespaces/default" in ok.stdout, ok.stdout + ok.stderr
+    assert etcdctl(cluster, "etcd-healthcheck-client", "endpoint", "health").returncode == 0
+    for ident in ("user-jane", "admin", "node-n1", "kube-controller-manager", "apiserver-kubelet-client"):
+        for ca in ("etcd-ca.crt", "ca.crt"):  # whichever CA the attacker trusts for etcd's server
+            p = etcdctl(cluster, ident, "get", "/registry/", "--prefix", "--keys-only", ca=ca)
+            assert p.returncode != 0, f"{ident} read etcd: {p.stdout[:300]}"
+            assert "/registry/" not in p.stdout
+
 
 def test_object_larger_than_etcd_limit_is_413(cluster):
     with cluster.http() as h:

@@ -8,10 +8,13 @@ import datetime as dt
 import json
 import os
 import stat
+import subprocess
+import sys
 
 import pytest
 import yaml
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from kubelab.pki import ca as pki
@@ -60,8 +63,8 @@ def test_component_identities_are_cn_and_o(pkidir, name, cn, orgs):
 
 def test_every_private_key_is_0600_and_kubeconfigs_point_at_files(pkidir):
     keys = [f for f in os.listdir(pkidir) if f.endswith(".key")]
-    assert {"ca.key", "admin.key", "apiserver.key", "etcd-server.key", "etcd-peer.key",
-            "apiserver-etcd-client.key", "sa.key"} <= set(keys)
+    assert {"ca.key", "admin.key", "apiserver.key", "etcd-server.key", "etcd-peer.key", "etcd-ca.key",
+            "apiserver-etcd-client.key", "etcd-healthcheck-client.key", "sa.key"} <= set(keys)
     for f in keys:
         assert stat.S_IMODE(os.stat(os.path.join(pkidir, f)).st_mode) == 0o600, f
     with open(os.path.join(pkidir, "admin.kubeconfig")) as f:
@@ -79,6 +82,49 @@ def test_etcd_certs_serve_and_authenticate_peers(pkidir):
         assert ExtendedKeyUsageOID.SERVER_AUTH in eku and ExtendedKeyUsageOID.CLIENT_AUTH in eku
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         assert "etcd-0" in san.get_values_for_type(x509.DNSName)
+
+
+def test_etcd_has_its_own_ca_and_trusts_nothing_of_the_cluster_ca(pkidir):
+    """Issue 13: etcd's CA signs etcd's certificates and its two clients, nothing else; the
+    cluster CA signs none of them, and etcd's flags name only the etcd CA."""
+    cluster_ca = pki.load_cert(os.path.join(pkidir, "ca.crt"))
+    etcd_ca = pki.load_cert(os.path.join(pkidir, "etcd-ca.crt"))
+    assert etcd_ca.subject != cluster_ca.subject and etcd_ca.public_key() != cluster_ca.public_key()
+    for name in ("etcd-server", "etcd-peer", "apiserver-etcd-client", "etcd-healthcheck-client"):
+        cert = pki.load_cert(os.path.join(pkidir, f"{name}.crt"))
+        cert.verify_directly_issued_by(etcd_ca)
+        with pytest.raises((ValueError, InvalidSignature)):
+            cert.verify_directly_issued_by(cluster_ca)
+    for name in ("admin", "kube-controller-manager", "apiserver-kubelet-client", "apiserver"):
+        with pytest.raises((ValueError, InvalidSignature)):
+            pki.load_cert(os.path.join(pkidir, f"{name}.crt")).verify_directly_issued_by(etcd_ca)
+    flags = certs.etcd_flags(pkidir)
+    for flag in ("--trusted-ca-file", "--peer-trusted-ca-file"):
+        assert flags[flags.index(flag) + 1].endswith("/etcd-ca.crt")
+    api = certs.apiserver_flags(pkidir)
+    assert api[api.index("--etcd-cafile") + 1].endswith("/etcd-ca.crt")
+    assert api[api.index("--client-ca-file") + 1].endswith("/ca.crt")
+
+
+def test_pki_issue_refuses_etcd_clients_from_the_cluster_ca(pkidir):
+    p = subprocess.run([sys.executable, "-m", "kubelab.cli", "pki", "issue", "component", "apiserver-etcd-client",
+                        "--dir", pkidir], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1 and "etcd CA" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_init_on_a_pki_without_an_etcd_ca_adds_one_and_keeps_the_cluster_ca(tmp_path):
+    d = str(tmp_path)
+    certs.init(d, nodes=[])
+    with open(os.path.join(d, "ca.crt")) as f:
+        ca1 = f.read()
+    for f in ("etcd-ca.crt", "etcd-ca.key"):
+        os.unlink(os.path.join(d, f))  # a PKI made before etcd had its own CA
+    written = certs.init(d, nodes=[])
+    assert os.path.join(d, "etcd-ca.crt") in written
+    with open(os.path.join(d, "ca.crt")) as f:
+        assert f.read() == ca1
+    pki.load_cert(os.path.join(d, "apiserver-etcd-client.crt")).verify_directly_issued_by(
+        pki.load_cert(os.path.join(d, "etcd-ca.crt")))
 
 
 def test_init_again_keeps_the_ca_and_reissues_leaves(pkidir, tmp_path):
