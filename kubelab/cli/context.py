@@ -8,10 +8,9 @@ import os
 import sys
 from urllib.parse import urlsplit
 
-import yaml
 
 from kubelab.client import ApiClient, ApiError, Connection, KubeconfigError
-from kubelab.client.kubeconfig import default_path, load
+from kubelab.client.kubeconfig import default_paths, load
 from kubelab.resources import RESOURCES, ResourceType, lookup
 
 DEFAULT_SERVER = "http://127.0.0.1:6443"
@@ -44,19 +43,6 @@ def resolve_type(name: str) -> ResourceType:
     raise CliError(f'the server doesn\'t have a resource type "{name}"')
 
 
-def kubeconfig_namespace(path: str, context: str | None) -> str | None:
-    try:
-        with open(path) as f:
-            cfg = yaml.safe_load(f) or {}
-        name = context or cfg.get("current-context")
-        for c in cfg.get("contexts") or []:
-            if c.get("name") == name:
-                return (c.get("context") or {}).get("namespace") or None
-    except (OSError, yaml.YAMLError, AttributeError):
-        return None
-    return None
-
-
 class WarningPrinter:
     """kubectl's warning writer: each server warning as `Warning: TEXT` on stderr, once per run."""
 
@@ -81,20 +67,20 @@ class Context:
 
     # --- connection ---------------------------------------------------------------------------
     def kubeconfig_path(self) -> str | None:
-        if getattr(self.args, "kubeconfig", None):
-            return self.args.kubeconfig
-        path = default_path()
-        return path if os.path.exists(path) else None
+        """--kubeconfig, else None: the merged $KUBECONFIG files (or ~/.kube/config) apply."""
+        return getattr(self.args, "kubeconfig", None) or None
+
+    def _have_kubeconfig(self) -> bool:
+        return bool(self.kubeconfig_path()) or any(os.path.exists(p) for p in default_paths())
 
     def connection(self) -> Connection:
         if self._conn is None:
             server = getattr(self.args, "server", None)
-            path = self.kubeconfig_path()
-            if path is None or (server and not getattr(self.args, "kubeconfig", None)):
+            if not self._have_kubeconfig() or (server and not self.kubeconfig_path()):
                 self._conn = Connection(server=(server or DEFAULT_SERVER).rstrip("/"))
             else:
                 try:
-                    conn = load(path, context=getattr(self.args, "context", None))
+                    conn = load(self.kubeconfig_path(), context=getattr(self.args, "context", None))
                 except KubeconfigError as e:
                     raise CliError(str(e)) from None
                 if server:
@@ -119,9 +105,10 @@ class Context:
         ns = getattr(self.args, "namespace", None)
         if ns:
             return ns
-        path = self.kubeconfig_path()
-        if path and not (getattr(self.args, "server", None) and not getattr(self.args, "kubeconfig", None)):
-            ns = kubeconfig_namespace(path, getattr(self.args, "context", None))
+        try:
+            ns = self.connection().namespace  # the context's namespace (None with --server alone)
+        except CliError:
+            ns = None
         return ns or "default"
 
     @property

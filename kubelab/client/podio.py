@@ -64,10 +64,8 @@ def _ssl_context(client: ApiClient) -> ssl.SSLContext | None:
     conn = client.connection
     if not conn.server.startswith("https"):
         return None
-    ctx = ssl.create_default_context(cafile=conn.ca_file) if not conn.insecure else ssl._create_unverified_context()
-    if conn.client_cert:
-        ctx.load_cert_chain(conn.client_cert, conn.client_key)
-    return ctx
+    from .kubeconfig import ssl_context
+    return ssl_context(conn)
 
 
 async def exec_stream(client: ApiClient, name: str, command: list[str], *, namespace: str,

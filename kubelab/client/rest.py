@@ -22,7 +22,7 @@ import httpx
 from kubelab.resources import ResourceType, lookup
 
 from .errors import ApiError, error_for
-from .kubeconfig import Connection, load, read_token_file
+from .kubeconfig import Connection, load, read_token_file, ssl_context
 
 PATCH_TYPES = {
     "merge": "application/merge-patch+json",
@@ -145,19 +145,12 @@ def _resource(resource: str | ResourceType) -> ResourceType:
 
 
 def tls_context(conn: Connection):
-    """The TLS settings for httpx: one SSLContext with the CA and the client certificate.
+    """The TLS settings for httpx: one SSLContext with the CA and the client certificate
+    (kubeconfig.ssl_context: embedded keys stay in memory).
     (httpx 0.28 ignores `cert=` when `verify` is a CA path, so the certificate was never sent.)"""
     if not conn.server.startswith("https://"):
         return True  # plain HTTP: nothing to verify (httpx's default, no context built)
-    import ssl
-    if conn.insecure:
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
-    else:
-        ctx = ssl.create_default_context(cafile=conn.ca_file)
-    if conn.client_cert:
-        ctx.load_cert_chain(conn.client_cert, conn.client_key)
-    return ctx
+    return ssl_context(conn)
 
 
 class FileTokenAuth(httpx.Auth):

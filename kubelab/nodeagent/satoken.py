@@ -27,7 +27,6 @@ import binascii
 import json
 import logging
 import os
-import shutil
 import stat
 import time
 
@@ -195,10 +194,10 @@ async def write_files(client: ApiClient, pod: dict, pod_dir: str, *, expiration:
     os.makedirs(d, mode=0o755, exist_ok=True)
     _store_token(pod_dir, tr, requested=expiration)
     _write(os.path.join(d, "namespace"), ns.encode())
-    ca = client.connection.ca_file if client.server.startswith("https://") else None
+    # the CA the agent itself trusts, from a file or embedded in its kubeconfig
+    ca = client.connection.ca_pem() if client.server.startswith("https://") else None
     if ca:
-        shutil.copyfile(ca, os.path.join(d, "ca.crt.tmp"))
-        os.replace(os.path.join(d, "ca.crt.tmp"), os.path.join(d, "ca.crt"))
+        _write(os.path.join(d, "ca.crt"), ca)
     return d
 
 

@@ -69,7 +69,10 @@ def test_lab_pki_and_admin_kubeconfig(tmp_path):
     path = tmp_path / "kc"
     path.write_text(text)
     conn = load(str(path))
-    assert conn.server == plan.api_url and conn.client_cert and conn.ca_file
+    # embedded credentials stay in memory: no file path, and no key in the Connection's repr
+    assert conn.server == plan.api_url and conn.client_cert_data and conn.client_key_data and conn.ca_data
+    assert not (conn.client_cert or conn.client_key or conn.ca_file)
+    assert b"PRIVATE KEY" not in repr(conn).encode() and "PRIVATE" not in repr(conn)
     # the node's serving certificate carries its IP (the API server verifies it)
     from cryptography import x509
     with open(os.path.join(d, "node-worker-1.crt"), "rb") as f:
