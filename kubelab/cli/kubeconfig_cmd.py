@@ -19,6 +19,12 @@ def register(sub) -> None:
     p.add_argument("-o", "--output", default=None,
                    help="file to write (default: $KUBECONFIG or ~/.kube/config); - for stdout")
     p.add_argument("--force", action="store_true", help="overwrite a kubeconfig that is not kubelab's")
+    p.add_argument("--export", action="store_true",
+                   help="merge a lab's cluster/user/context (kubelab-<lab>) into your kubeconfig and make it "
+                        "current, as `kind export kubeconfig` (`kubelab down` removes them); -o - prints it")
+    from kubelab.lab.lab import DEFAULT_ROOT
+    p.add_argument("--name", default="lab", help="with --export: the lab (default: lab)")
+    p.add_argument("--root-dir", default=DEFAULT_ROOT, help="with --export: where labs keep their state")
     p.set_defaults(func=run)
 
 
@@ -36,6 +42,9 @@ def _ours(path: str) -> bool:
 
 async def run(ctx: Context) -> int:
     args = ctx.args
+    if args.export:
+        from .lab import run_export_kubeconfig
+        return await run_export_kubeconfig(ctx)
     server = getattr(args, "server", None)
     if not server:
         try:

@@ -77,6 +77,13 @@ def register(sub) -> None:
     p.add_argument("--no-dns", action="store_true", help="do not ask the DNS server live")
     p.set_defaults(func=run_trace)
 
+    p = sub.add_parser("get-kubeconfig", help="print a lab's kubeconfig (as `kind get kubeconfig`)",
+                       description="Print the lab's admin kubeconfig (cluster, user and context kubelab-<lab>, "
+                                   "credentials embedded) on stdout; `kubelab kubeconfig --export` merges it into "
+                                   "your kubeconfig instead.")
+    _lab_flags(p)
+    p.set_defaults(func=run_get_kubeconfig)
+
     p = sub.add_parser("timeline", help="show the lab's boot sequence as it happened")
     _lab_flags(p)
     p.add_argument("--since-up", action="store_true", help="only events since the last `up`")
@@ -108,6 +115,26 @@ async def run_up(ctx: Context) -> int:
 async def run_down(ctx: Context) -> int:
     from kubelab.lab.lab import down
     return await down(name=ctx.args.name, root_dir=ctx.args.root_dir, keep_data=ctx.args.keep_data)
+
+
+@_wrap
+async def run_get_kubeconfig(ctx: Context) -> int:
+    from kubelab.lab.lab import lab_kubeconfig
+    ctx.out(lab_kubeconfig(ctx.args.name, ctx.args.root_dir))
+    return 0
+
+
+@_wrap
+async def run_export_kubeconfig(ctx: Context) -> int:
+    from kubelab.lab.lab import export_kubeconfig, lab_kubeconfig
+    a = ctx.args
+    if a.output == "-":
+        ctx.out(lab_kubeconfig(a.name, a.root_dir))
+        return 0
+    if a.output:
+        raise CliError("--export writes into your kubeconfig ($KUBECONFIG's first file or ~/.kube/config): "
+                       "use KUBECONFIG=FILE, or -o - to print it")
+    return export_kubeconfig(a.name, a.root_dir, write=ctx.line)
 
 
 @_wrap

@@ -175,7 +175,8 @@ def admin_kubeconfig(plan: LabPlan) -> str:
     """The student's kubeconfig: plain with no TLS; with --tls the admin's certificate, key and
     the lab CA embedded (the pki dir is root's: kubectl run as the student must not need it)."""
     from kubelab.client.kubeconfig import render
-    text = render(server=plan.api_url, name=f"kubelab-{plan.name}")
+    # cluster, user and context all `kubelab-<lab>` (kind's `kind-<name>`): what `up` merges
+    text = render(server=plan.api_url, name=f"kubelab-{plan.name}", user=f"kubelab-{plan.name}")
     if not plan.tls:
         return text
     import base64

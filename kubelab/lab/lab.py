@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import pwd
 import shutil
 import subprocess
 import sys
@@ -25,7 +24,7 @@ import yaml
 from kubelab.client import AlreadyExists, ApiClient, ApiError
 from kubelab.resources import for_object
 
-from . import components, state, topology
+from . import components, state, topology, userconfig
 from .components import ComponentSpec
 from .topology import LabPlan
 
@@ -117,58 +116,57 @@ def residue_by_name(plan: LabPlan) -> list[str]:
     return found
 
 
-def kubeconfig_home() -> tuple[str, int | None, int | None]:
-    """~/.kube/config of the user who ran sudo (not root's), with their uid/gid."""
-    user = os.environ.get("SUDO_USER")
-    if user and user != "root":
-        try:
-            pw = pwd.getpwnam(user)
-            return os.path.join(pw.pw_dir, ".kube", "config"), pw.pw_uid, pw.pw_gid
-        except KeyError:
-            pass
-    return os.path.join(os.path.expanduser("~"), ".kube", "config"), None, None
+def user_kubeconfig_name(plan: LabPlan) -> str:
+    """The cluster, user and context the lab adds to the user's kubeconfig (kind's `kind-<name>`)."""
+    return f"kubelab-{plan.name}"
 
 
-def install_user_kubeconfig(text: str, write: Write) -> dict:
-    """Write ~/.kube/config; an existing different one is first copied aside (never clobbered)."""
-    path, uid, gid = kubeconfig_home()
-    backup = None
-    if os.path.exists(path):
-        with open(path) as f:
-            old = f.read()
-        if old != text:
-            backup = f"{path}.kubelab-backup-{time.strftime('%Y%m%d-%H%M%S')}"
-            shutil.copy2(path, backup)
-            write(f"  your existing {path} was saved as {backup} (restored by `kubelab down`)")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as f:
-        f.write(text)
-    os.chmod(path, 0o600)
-    if uid is not None:
-        for p in (os.path.dirname(path), path):
-            os.chown(p, uid, gid)
-    return {"path": path, "backup": backup, "content": text}
+def install_user_kubeconfig(plan: LabPlan, text: str, write: Write) -> dict:
+    """Merge the lab's entries into the user's kubeconfig (userconfig.py: never through a link)."""
+    try:
+        record, line = userconfig.install(text, user_kubeconfig_name(plan))
+    except userconfig.UserConfigError as e:
+        raise LabError(str(e)) from None
+    write(f"  kubeconfig: {line}")
+    return record
+
+
+def lab_kubeconfig(name: str, root_dir: str) -> str:
+    """The lab's admin kubeconfig (`kubelab get-kubeconfig`, as `kind get kubeconfig`)."""
+    plan, _ = load_plan(name, root_dir)
+    try:
+        with open(components.kubeconfig_path(plan)) as f:
+            return f.read()
+    except PermissionError:
+        raise LabError(f"{components.kubeconfig_path(plan)} is root's: run `sudo kubelab get-kubeconfig"
+                       f"{_name_flag(plan)}`") from None
+    except FileNotFoundError:
+        raise LabError(f"lab {name!r} has no kubeconfig yet (is it up? `kubelab status{_name_flag(plan)}`)") from None
+
+
+def export_kubeconfig(name: str, root_dir: str, write: Write = _stdout) -> int:
+    """`kubelab kubeconfig --export`: merge the lab's entries into the user's kubeconfig again
+    and make them current (as `kind export kubeconfig`); `down` removes them."""
+    plan, record = load_plan(name, root_dir)
+    text = lab_kubeconfig(name, root_dir)
+    info = install_user_kubeconfig(plan, text, write)
+    old = record.get("kubeconfig") or {}
+    if old.get("name") == info["name"] and old.get("path") == info["path"]:
+        info["previous_context"] = old.get("previous_context")
+        info["created_file"] = old.get("created_file", info["created_file"])
+    record["kubeconfig"] = info
+    state.save_record(plan.lab_dir, record)
+    return 0
 
 
 def restore_user_kubeconfig(info: dict | None, write: Write) -> None:
-    if not info:
-        return
-    path, backup = info["path"], info.get("backup")
+    """Remove exactly the entries `up` merged (an old record, from before merging, is ignored)."""
     try:
-        with open(path) as f:
-            current = f.read()
-    except OSError:
-        current = None
-    if current != info.get("content"):
-        if current is not None:
-            write(f"  {path} was changed since `up`: left as it is")
-        return
-    if backup and os.path.exists(backup):
-        os.replace(backup, path)
-        write(f"  restored your kubeconfig {path} from {backup}")
-    else:
-        os.unlink(path)
-        write(f"  removed {path} (written by `up`)")
+        line = userconfig.uninstall(info)
+    except (userconfig.UserConfigError, OSError) as e:
+        line = f"could not remove the lab from your kubeconfig: {e}"
+    if line:
+        write(f"  {line}")
 
 
 def build_topology(plan: LabPlan, record: dict, progress: Progress) -> None:
@@ -382,6 +380,11 @@ async def up(opts: UpOptions, write: Write = _stdout) -> int:
         if not shutil.which(tool):
             raise LabError(f"`{tool}` is not installed (apt-get install iproute2 util-linux etcd-server)")
     progress = Progress(write)
+    if opts.write_kubeconfig:
+        try:  # before anything is made: a kubeconfig that cannot be merged safely changes nothing
+            userconfig.read(userconfig.target())
+        except userconfig.UserConfigError as e:
+            raise LabError(f"{e}") from None
     existing = state.load_record(plan.lab_dir)
     root_was_ours = bool((existing or {}).get("created_root_dir"))
     if existing and existing.get("phase") == "down" and not residue_by_name(plan):
@@ -457,7 +460,7 @@ async def up(opts: UpOptions, write: Write = _stdout) -> int:
         state.save_record(plan.lab_dir, record)
 
         if opts.write_kubeconfig:
-            record["kubeconfig"] = install_user_kubeconfig(kc_text, write)
+            record["kubeconfig"] = install_user_kubeconfig(plan, kc_text, write)
             state.save_record(plan.lab_dir, record)
 
         api = components.api_client(plan)
@@ -543,7 +546,8 @@ def summary(plan: LabPlan, specs: list[ComponentSpec], record: dict, notes: list
     lines.append(f"  API server:  {plan.api_url}")
     kc = components.kubeconfig_path(plan)
     user_kc = (record.get("kubeconfig") or {}).get("path")
-    lines.append(f"  kubeconfig:  {kc}" + (f" (also {user_kc})" if user_kc else ""))
+    lines.append(f"  kubeconfig:  {kc}" + (f" (also {user_kc}, context {user_kubeconfig_name(plan)})"
+                                           if user_kc else ""))
     for note in notes:
         lines.append(f"  note: {note}")
     w = plan.workers[0].netns if plan.workers else plan.control_plane.netns

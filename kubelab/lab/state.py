@@ -1,10 +1,11 @@
 """What `up` made, recorded under the lab dir so `down` removes exactly that and nothing else.
 
 Layout of `<root-dir>/<lab>/`:
-  lab.json                the plan + what was created (netns, links, kubeconfig backup) + phase
+  lab.json                the plan + what was created (netns, links, which kubeconfig entries were
+                          merged into whose file) + phase
   supervisor.json         the supervisor's PID (+ start time) and every component's PID
   events.jsonl            one JSON line per boot/supervision event (progress and `timeline`)
-  kubeconfig              the admin kubeconfig (plain http for now)
+  kubeconfig              the admin kubeconfig (`kubelab get-kubeconfig` prints it)
   logs/<node>/<component>.log
   <node>/                 per-node state (etcd data, node agent root dir)
 

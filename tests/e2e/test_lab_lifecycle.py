@@ -13,6 +13,7 @@ import subprocess
 import time
 
 import pytest
+import yaml
 
 from kubelab.lab import components, state, topology
 from kubelab.lab.testing import Lab
@@ -20,7 +21,20 @@ from kubelab.testing import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
 
-USER_KUBECONFIG = "apiVersion: v1\nkind: Config\nclusters: []\n# the student's own\n"
+# the student's own kubeconfig, with a cluster of their own that must survive `up` and `down`
+USER_KUBECONFIG = """apiVersion: v1
+kind: Config
+current-context: work
+clusters:
+- name: work
+  cluster: {server: 'https://work.example:6443'}
+users:
+- name: me
+  user: {token: not-a-real-token}
+contexts:
+- name: work
+  context: {cluster: work, user: me, namespace: team}
+"""
 
 
 def host_nft_tables() -> set[str]:
@@ -160,14 +174,25 @@ def test_timeline_shows_the_boot_order(lab):
     assert any("service/default/kubernetes" in line for line in lines)
 
 
-def test_user_kubeconfig_was_backed_up(lab):
+def test_up_merged_the_lab_into_the_users_kubeconfig(lab):
+    """As kind: cluster/user/context kubelab-<lab> added and current, the student's own kept;
+    the real kubectl uses it with no --kubeconfig (HOME is the lab's throwaway home)."""
     kc = os.path.join(lab.home, ".kube", "config")
     with open(kc) as f:
-        assert f"server: {lab.plan.api_url}" in f.read()
-    backups = [f for f in os.listdir(os.path.dirname(kc)) if f.startswith("config.kubelab-backup-")]
-    assert len(backups) == 1
-    with open(os.path.join(os.path.dirname(kc), backups[0])) as f:
-        assert f.read() == USER_KUBECONFIG
+        cfg = yaml.safe_load(f)
+    name = f"kubelab-{lab.name}"
+    assert cfg["current-context"] == name
+    for key in ("clusters", "users", "contexts"):
+        assert [e["name"] for e in cfg[key]] == [yaml.safe_load(USER_KUBECONFIG)[key][0]["name"], name]
+    assert cfg["clusters"][1]["cluster"]["server"] == lab.plan.api_url
+    assert os.listdir(os.path.dirname(kc)) == ["config"]  # no backup copies, no temporaries
+    env = {k: v for k, v in lab.env.items() if k != "KUBECONFIG"}
+    p = subprocess.run(["kubectl", "get", "ns", "kube-system", "-o", "name", "--request-timeout=20s"],
+                       capture_output=True, text=True, timeout=60, env=env)
+    assert p.stdout.strip() == "namespace/kube-system", p.stderr
+    # `kubelab get-kubeconfig` prints the same entries (as `kind get kubeconfig`)
+    got = yaml.safe_load(lab.run("get-kubeconfig", *lab.lab_args()).stdout)
+    assert got["current-context"] == name and got["clusters"][0]["cluster"]["server"] == lab.plan.api_url
 
 
 def test_a_half_started_lab_is_torn_down_and_rebuilt(lab):
@@ -195,8 +220,9 @@ def test_zz_down_leaves_no_residue(lab):
     assert not left, f"residue after down: {left}"
     assert time.monotonic() - t0 < 60
     assert not any(state.alive(p) for p in pids)
-    with open(os.path.join(lab.home, ".kube", "config")) as f:
-        assert f.read() == USER_KUBECONFIG
+    with open(os.path.join(lab.home, ".kube", "config")) as f:  # exactly the lab's entries went
+        assert yaml.safe_load(f) == yaml.safe_load(USER_KUBECONFIG)
+    assert f"removed cluster, user and context kubelab-{lab.name}" in p.stdout
     assert not os.path.exists(lab.root_dir), "the root dir `up` created is removed with the last lab"
     lab.cleaned = True
     assert lab.cleanup() == []

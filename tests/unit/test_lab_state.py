@@ -56,31 +56,6 @@ def test_process_identity_survives_only_for_the_same_process():
     assert not state.signal_proc(state.ProcId(1, state.proc_start(1)), 0)
 
 
-def test_user_kubeconfig_is_backed_up_and_restored(tmp_path, monkeypatch):
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.delenv("SUDO_USER", raising=False)
-    kc = tmp_path / ".kube" / "config"
-    kc.parent.mkdir()
-    kc.write_text("mine\n")
-    lines = []
-    info = lab.install_user_kubeconfig("lab's\n", lines.append)
-    assert kc.read_text() == "lab's\n"
-    assert info["backup"] and open(info["backup"]).read() == "mine\n"
-    assert any("saved as" in line for line in lines)
-    lab.restore_user_kubeconfig(info, lines.append)
-    assert kc.read_text() == "mine\n" and not os.path.exists(info["backup"])
-    # no previous file: written, then removed; a file the user changed since is left alone
-    kc.unlink()
-    info = lab.install_user_kubeconfig("lab's\n", lines.append)
-    assert info["backup"] is None
-    lab.restore_user_kubeconfig(info, lines.append)
-    assert not kc.exists()
-    info = lab.install_user_kubeconfig("lab's\n", lines.append)
-    kc.write_text("edited\n")
-    lab.restore_user_kubeconfig(info, lines.append)
-    assert kc.read_text() == "edited\n"
-
-
 def test_dns_addon_never_forwards_to_the_host_resolvers():
     plan = plan_lab()
     docs = lab.addon_objects(plan)
