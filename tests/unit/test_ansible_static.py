@@ -7,6 +7,7 @@ venv's bin); a check whose tool is missing is skipped with the install command.
 from __future__ import annotations
 
 import glob
+import json
 import os
 import re
 import shutil
@@ -116,3 +117,71 @@ def test_vmlab_inventory_pins_node_ips():
     files = vmlab.image_files("ssh-ed25519 AAA test")
     assert "Address=192.168.56.11/24" in files["etc/systemd/network/20-node-1.network"]
     assert "UseDNS=no" in files["etc/systemd/network/10-mgmt.network"]
+
+
+def render_admin_artifact(tmp_path, pki_dir: str, server: str, tls: bool = True) -> str:
+    """control_plane's admin.kubeconfig.j2 rendered by the real ansible-playbook on localhost,
+    as the role does on the controller."""
+    exe = tool("ansible-playbook")
+    if not exe:
+        pytest.skip("ansible-playbook not installed (pip install ansible-core)")
+    out = os.path.join(str(tmp_path), "admin.kubeconfig")
+    play = os.path.join(str(tmp_path), "render.yml")
+    with open(play, "w") as f:
+        yaml.safe_dump([{"name": "Render the admin artifact", "hosts": "localhost", "connection": "local",
+                         "gather_facts": False, "tasks": [{"name": "Template", "ansible.builtin.template": {
+                             "src": os.path.join(ANSIBLE, "roles", "control_plane", "templates", "admin.kubeconfig.j2"),
+                             "dest": out, "mode": "0600"}}]}], f)
+    extra = {"kubelab_tls": tls, "kubelab_pki_controller_dir": pki_dir, "ansible_python_interpreter": sys.executable,
+             "control_plane_admin_kubeconfig_server": server, "control_plane_admin_kubeconfig_name": "kubelab"}
+    p = run([exe, "-i", "localhost,", play, "-e", json.dumps(extra)], cwd=str(tmp_path))
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    return out
+
+
+def test_admin_kubeconfig_artifact_embeds_the_certificates(tmp_path):
+    """Issue 22: ansible/artifacts/admin.kubeconfig works on the instructor's machine as it is:
+    the CA, certificate and key embedded (no VM path), 0600, read alike by kubelab and kubectl."""
+    from kubelab.client.kubeconfig import load, ssl_context
+    from kubelab.pki import certs
+    d = os.path.join(str(tmp_path), "pki")
+    certs.init(d, apiserver_ips=["192.168.56.10"])
+    out = render_admin_artifact(tmp_path, d, "https://127.0.0.1:16443")
+    with open(out) as f:
+        text = f.read()
+    cfg = yaml.safe_load(text)
+    assert "/etc/kubelab" not in text and d not in text
+    assert oct(os.stat(out).st_mode & 0o777) == oct(0o600)
+    user = cfg["users"][0]["user"]
+    assert set(user) == {"client-certificate-data", "client-key-data"}
+    assert set(cfg["clusters"][0]["cluster"]) == {"server", "certificate-authority-data"}
+    conn = load(out)
+    assert conn.server == "https://127.0.0.1:16443"
+    for field, name in (("ca_data", "ca.crt"), ("client_cert_data", "admin.crt"), ("client_key_data", "admin.key")):
+        with open(os.path.join(d, name), "rb") as f:
+            assert getattr(conn, field) == f.read(), field
+    assert ssl_context(conn).get_ca_certs()[0]["subject"] == ((("commonName", "kubelab-ca"),),)
+    kubectl = shutil.which("kubectl")
+    if kubectl:
+        p = subprocess.run([kubectl, "--kubeconfig", out, "config", "view", "--raw", "-o",
+                            "jsonpath={.users[0].user.client-key-data}"], capture_output=True, text=True, timeout=30)
+        assert p.stdout == user["client-key-data"], p.stderr
+    # without TLS: no certificates, a plain URL
+    plain = yaml.safe_load(open(render_admin_artifact(tmp_path, d, "http://192.168.56.10:6443", tls=False)))
+    assert plain["users"][0]["user"] == {} and "certificate-authority-data" not in plain["clusters"][0]["cluster"]
+
+
+def test_controller_secrets_are_git_ignored():
+    """The controller's PKI (every key) and the admin kubeconfig never land in a commit."""
+    if not os.path.isdir(os.path.join(ROOT, ".git")) and not os.path.isfile(os.path.join(ROOT, ".git")):
+        pytest.skip("not a git checkout")
+    p = subprocess.run(["git", "check-ignore", "ansible/files/pki/ca.key", "ansible/artifacts/admin.kubeconfig"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=30)
+    assert p.stdout.split() == ["ansible/files/pki/ca.key", "ansible/artifacts/admin.kubeconfig"], p.stderr
+
+
+def test_vm_suite_uses_the_artifact_unmodified():
+    with open(os.path.join(ROOT, "tests", "vm", "vmlab.py")) as f:
+        src = f.read()
+    assert "control_plane_admin_kubeconfig_server" in src
+    assert ".replace(" not in src.split("def kubeconfig(self)")[1].split("\n    def ")[0]

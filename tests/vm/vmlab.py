@@ -455,7 +455,9 @@ class VMLab:
         argv = [exe, "-i", inv, os.path.join(ANSIBLE_DIR, "site.yml"),
                 "-e", f"kubelab_wheelhouse_dir={self.wheelhouse}",
                 "-e", f"kubelab_fetch_dir={os.path.join(self.run_dir, 'fetched')}",
+                # the instructor's view of the API server: the control plane's hostfwd port
                 "-e", json.dumps({"kubelab_pki_controller_dir": self.pki_dir,
+                                  "control_plane_admin_kubeconfig_server": f"https://127.0.0.1:{self.vms[0].api_port}",
                                   "pki_kubelab_command": f"{sys.executable} -m kubelab.cli",
                                   "kubelab_controller_python": sys.executable}), *extra]
         log(" ".join(argv))
@@ -472,17 +474,9 @@ class VMLab:
         return os.path.join(self.run_dir, "pki")
 
     def kubeconfig(self) -> str:
-        """The admin kubeconfig Ansible fetched, pointed at the control plane's hostfwd port."""
-        src = os.path.join(self.run_dir, "fetched", "admin.kubeconfig")
-        dst = os.path.join(self.run_dir, "host.kubeconfig")
-        with open(src) as f:
-            text = f.read()
-        cp = self.vms[0]
-        text = text.replace(f"{cp.node_ip}:6443", f"127.0.0.1:{cp.api_port}")
-        text = text.replace("/etc/kubelab/pki/", self.pki_dir + "/")  # kubelab_pki_dir on the VMs
-        with open(dst, "w") as f:
-            f.write(text)
-        return dst
+        """The admin kubeconfig Ansible wrote for the controller, used as it is (certificates
+        embedded; its server is the control plane's hostfwd port, set by ansible_playbook)."""
+        return os.path.join(self.run_dir, "fetched", "admin.kubeconfig")
 
     # -- teardown: exactly what we started
     def stop_vm(self, vm: VM) -> None:
