@@ -86,3 +86,25 @@ def test_components_run_with_their_own_identity(lab):
     st = lab.run("status", *lab.lab_args())
     assert "unreachable" not in st.stdout, st.stdout
     wait_until(lambda: "HTTP" not in lab.run("status", *lab.lab_args()).stdout, timeout=20, what="all healthy")
+
+
+def test_etcd_opens_only_to_the_api_server(lab):
+    """Issue 13: a user certificate the lab CA signs (`kubelab pki issue user jane`) gets no raw
+    etcd access; the API server's etcd client certificate (etcd CA) does. Real etcdctl, run in
+    a worker's netns against the control plane's etcd over the node network."""
+    d = os.path.join(lab.plan.lab_dir, "pki")
+    lab.run("pki", "issue", "user", "jane", "--group", "system:masters", "--dir", d)
+    cp, w = lab.plan.control_plane, lab.plan.workers[0]
+
+    def etcdctl(ident: str, ca: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["ip", "netns", "exec", w.netns, "etcdctl", "--endpoints", f"https://{cp.ip}:2379",
+                               "--cacert", pki(lab, ca), "--cert", pki(lab, f"{ident}.crt"),
+                               "--key", pki(lab, f"{ident}.key"), "--dial-timeout", "3s", "--command-timeout", "5s",
+                               "get", "/registry/", "--prefix", "--keys-only", "--limit", "5"],
+                              capture_output=True, text=True, timeout=30, env={**os.environ, "ETCDCTL_API": "3"})
+    ok = etcdctl("apiserver-etcd-client", "etcd-ca.crt")
+    assert ok.returncode == 0 and "/registry/" in ok.stdout, ok.stdout + ok.stderr
+    for ident in ("user-jane", "admin", "node-worker-1"):
+        for ca in ("etcd-ca.crt", "ca.crt"):
+            p = etcdctl(ident, ca)
+            assert p.returncode != 0 and "/registry/" not in p.stdout, f"{ident} read etcd: {p.stdout[:200]}"
