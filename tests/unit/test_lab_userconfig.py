@@ -127,3 +127,39 @@ def test_up_refuses_a_linked_kubeconfig_before_changing_anything(tmp_path):
     assert p.returncode == 1 and "symbolic link" in p.stderr and "Traceback" not in p.stderr, p.stdout + p.stderr
     assert len(p.stderr.strip().splitlines()) == 1
     assert not root.exists() and victim.read_text() == "do not touch\n"
+
+
+def test_get_kubeconfig_and_export_on_a_recorded_lab(tmp_path):
+    """`kubelab get-kubeconfig` prints the lab's kubeconfig; `kubelab kubeconfig --export`
+    merges it into the user's (recorded in lab.json, so `down` removes it); -o - prints."""
+    from kubelab.lab import components, lab, state, topology
+    plan = topology.plan_lab(name="kx", workers=1, root_dir=str(tmp_path / "root"))
+    record = state.new_record(plan)
+    state.save_record(plan.lab_dir, record)
+    text = render(server=plan.api_url, name="kubelab-kx", user="kubelab-kx")
+    with open(components.kubeconfig_path(plan), "w") as f:
+        f.write(text)
+    home = tmp_path / "home"
+    (home / ".kube").mkdir(parents=True)
+    (home / ".kube" / "config").write_text(yaml.safe_dump(THEIRS))
+    env = {k: v for k, v in os.environ.items() if k not in ("SUDO_USER", "KUBECONFIG")}
+    env["HOME"] = str(home)
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "kubelab.cli", *args, "--name", "kx", "--root-dir",
+                               str(tmp_path / "root")], capture_output=True, text=True, timeout=60, env=env)
+    p = cli("get-kubeconfig")
+    assert p.returncode == 0 and p.stdout == text, p.stderr
+    assert cli("kubeconfig", "--export", "-o", "-").stdout == text
+    p = cli("kubeconfig", "--export")
+    assert p.returncode == 0 and "merged cluster, user and context kubelab-kx" in p.stdout, p.stderr
+    cfg = yaml.safe_load((home / ".kube" / "config").read_text())
+    assert cfg["current-context"] == "kubelab-kx" and names(cfg, "contexts") == ["work", "kubelab-kx"]
+    rec = state.load_record(plan.lab_dir)["kubeconfig"]
+    assert rec["path"] == str(home / ".kube" / "config") and rec["previous_context"] == "work"
+    lines = []
+    lab.restore_user_kubeconfig(rec, lines.append)
+    assert yaml.safe_load((home / ".kube" / "config").read_text()) == THEIRS and lines
+    p = subprocess.run([sys.executable, "-m", "kubelab.cli", "get-kubeconfig", "--name", "nolab", "--root-dir",
+                        str(tmp_path / "root")], capture_output=True, text=True, timeout=60, env=env)
+    assert p.returncode == 1 and "no lab named 'nolab'" in p.stderr and "Traceback" not in p.stderr
