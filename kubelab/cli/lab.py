@@ -27,7 +27,8 @@ def register(sub) -> None:
     p.add_argument("--proxy-mode", choices=("nftables", "iptables"), default="nftables", help="proxy dataplane")
     p.add_argument("--demo", action="store_true",
                    help="also run an nginx Deployment with a ClusterIP and a NodePort Service (namespace demo)")
-    p.add_argument("--no-kubeconfig", action="store_true", help="do not write ~/.kube/config")
+    p.add_argument("--no-kubeconfig", action="store_true",
+                   help="do not merge the lab's context (kubelab-<lab>) into your kubeconfig")
     p.add_argument("--node-subnet", default="192.168.56.0/24", help="node network (default 192.168.56.0/24)")
     p.add_argument("--no-dns", action="store_true", help="do not apply the DNS add-on")
     p.add_argument("--tls", dest="tls", action="store_true", default=True,
