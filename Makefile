@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
 APT_PACKAGES = etcd-server etcd-client nftables iptables iproute2 conntrack dnsutils nginx-light curl \
-               procps util-linux kmod python3-venv python3-pip
+               procps util-linux kmod python3-venv python3-pip graphviz chromium chromium-driver
 BENCH_PACKAGES = dnsperf dnsmasq-base iperf3
 VM_PACKAGES = mmdebstrap qemu-system-x86 qemu-utils e2fsprogs apt-utils netcat-openbsd openssh-client vagrant
 
