@@ -277,7 +277,7 @@ def map_dot(model: MapModel, trace: TracePath | None = None) -> str:
 
     out = ["digraph map {",
            '  graph [rankdir=TB, newrank=true, nodesep=0.25, ranksep=0.45, fontname="Helvetica", fontsize=11, '
-           'bgcolor="transparent", id="map"];',
+           'bgcolor="transparent"];',
            '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=10, margin="0.08,0.04"];',
            '  edge [arrowsize=0.6];']
     svc_ids = []
@@ -294,7 +294,7 @@ def map_dot(model: MapModel, trace: TracePath | None = None) -> str:
         hid = f"nodeinfo:{n.name}"
         header_ids.append(hid)
         out.append(f"  subgraph {q('cluster_' + n.name)} {{")
-        out.append(f"    id={q(nid)}; class={q('node')}; label=\"\"; style=\"rounded,filled\"; "
+        out.append(f"    id={q(nid)}; class={q('labnode')}; label=\"\"; style=\"rounded,filled\"; "
                    f"fillcolor={q('#f7f7f7' if n.ready or not n.registered else '#fbeaea')}; color={q('#607d8b')};"
                    + (f" penwidth=3; color={q(TRACE_COLOR)};" if nid in hi else ""))
         out.append(f"    {q(hid)} [id={q(hid)}, class={q('nodeinfo')}, label={q(_node_label(n))}, shape=box, "
@@ -384,9 +384,9 @@ def parse_source(value: str | None, default_namespace: str = "default") -> tuple
     """`from=` : POD or NAMESPACE/POD (DNS names) -> (namespace, pod)."""
     if not value:
         raise QueryError("from: required (a pod, as NAME or NAMESPACE/NAME)")
-    if len(value) > MAX_QUERY or not _POD_RE.match(value):
+    if len(value) > MAX_QUERY or not _POD_RE.fullmatch(value):
         raise QueryError(f"from: {value[:60]!r} is not a pod name (NAME or NAMESPACE/NAME, lowercase DNS names)")
-    m = _POD_RE.match(value)
+    m = _POD_RE.fullmatch(value)
     return m.group(1) or default_namespace, m.group(2)
 
 
@@ -406,7 +406,7 @@ def parse_destination(value: str | None) -> tuple[str, int | None]:
         if ip.version != 4:
             raise QueryError("to: only IPv4 addresses (the lab is IPv4)")
     except ValueError:
-        if not _HOST_RE.match(host) or len(host) > MAX_QUERY:
+        if not _HOST_RE.fullmatch(host) or len(host) > MAX_QUERY:
             raise QueryError(f"to: {host[:60]!r} is neither a Service name nor an IPv4 address") from None
     return host, int(port) if port else None
 
@@ -414,7 +414,7 @@ def parse_destination(value: str | None) -> tuple[str, int | None]:
 def parse_node(value: str | None, known: list[str]) -> str:
     if not value:
         raise QueryError(f"node: required, one of {', '.join(known)}")
-    if not _NODE_RE.match(value) or value not in known:
+    if not _NODE_RE.fullmatch(value) or value not in known:
         raise QueryError(f"node: {value[:60]!r} is not a node of this lab (one of {', '.join(known)})")
     return value
 
@@ -437,7 +437,9 @@ def rule_lines(table: str, services: list[ServiceBox]) -> list[RuleLine]:
         words = []
         if s.cluster_ip and s.cluster_ip != "None":
             words.append(rf"(?<![\d.]){re.escape(s.cluster_ip)}(?![\d])")
-        words.append(rf"(?<![-\w.]){re.escape(s.namespace)}/{re.escape(s.name)}(?=[/:\s\"])")
+        ns_name = f"{re.escape(s.namespace)}/{re.escape(s.name)}"
+        words.append(rf"-[A-Z2-7]{{8}}-{ns_name}/")                 # nftables chain: HASH-ns/name/proto/port
+        words.append(rf"(?<![-\w.]){ns_name}(?=[/:\s\"])")        # iptables comment: "ns/name:port ..."
         words += [rf"(?:dport|\.) {p}\b" for p in s.node_ports]
         pats.append((s.key, re.compile("|".join(words))))
     out = []
