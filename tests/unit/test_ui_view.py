@@ -227,12 +227,13 @@ def test_rule_lines_tag_each_service_by_ip_chain_and_nodeport():
     table = NFT_TABLE + "\n\t\telements = { tcp . 30080 : goto external-X-default/web/tcp/ }\n" \
         "\t\telements = { 10.110.101.90 . tcp . 80 : goto service-Y-default/nginxish/tcp/ }"
     lines = view.rule_lines(table, services)
-    tags = {ln.text.strip()[:43]: ln.services for ln in lines}
-    assert tags["chain service-ECO34HEO-default/nginx/tcp/ {"] == ("default/nginx",)
-    assert tags["ip daddr 10.110.101.9 ip saddr != 10.244.0.0/"] == ("default/nginx",)
-    assert tags["elements = { tcp . 30080 : goto external-X-"] == ("default/web",)
-    assert tags["elements = { 10.110.101.90 . tcp . 80 : goto se"] == ()   # neither a longer IP nor a longer name
-    assert tags["table ip kube-proxy {"] == ()
+    def tags(prefix: str) -> tuple[str, ...]:
+        return next(ln.services for ln in lines if ln.text.strip().startswith(prefix))
+    assert tags("chain service-ECO34HEO-default/nginx/tcp/ {") == ("default/nginx",)
+    assert tags("ip daddr 10.110.101.9 ip saddr != 10.244.0.0/") == ("default/nginx",)
+    assert tags("elements = { tcp . 30080 : goto external-X-") == ("default/web",)
+    assert tags("elements = { 10.110.101.90 . tcp . 80 : goto se") == ()   # neither a longer IP nor a longer name
+    assert tags("table ip kube-proxy {") == ()
     ipt = view.rule_lines('-A KUBE-SERVICES -d 10.96.0.10/32 -p udp -m comment --comment "kube-system/kube-dns:dns '
                           'cluster IP" -j KUBE-SVC-X', services)
     assert ipt[0].services == ("kube-system/kube-dns",)
