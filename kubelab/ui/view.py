@@ -279,7 +279,7 @@ def map_dot(model: MapModel, trace: TracePath | None = None) -> str:
            '  graph [rankdir=TB, newrank=true, nodesep=0.25, ranksep=0.45, fontname="Helvetica", fontsize=11, '
            'bgcolor="transparent"];',
            '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=10, margin="0.08,0.04"];',
-           '  edge [arrowsize=0.6];']
+           '  edge [arrowsize=0.6, fontname="Helvetica"];']
     svc_ids = []
     for s in model.services:
         sid = f"svc:{s.key}"
@@ -443,10 +443,21 @@ def rule_lines(table: str, services: list[ServiceBox]) -> list[RuleLine]:
         words += [rf"(?:dport|\.) {p}\b" for p in s.node_ports]
         pats.append((s.key, re.compile("|".join(words))))
     out = []
+    chain_keys: tuple[str, ...] = ()   # the lines of a Service's chain belong to it (the dnat rule...)
     for line in table.splitlines():
         keys = tuple(k for k, pat in pats if pat.search(line))
+        if _CHAIN_START.match(line):
+            chain_keys = keys
+        elif chain_keys and not keys:
+            keys = chain_keys
+        if _CHAIN_END.match(line):
+            chain_keys = ()
         out.append(RuleLine(line, keys))
     return out
+
+
+_CHAIN_START = re.compile(r"^\s*chain \S+ \{\s*$")
+_CHAIN_END = re.compile(r"^\s*\}\s*$")
 
 
 # --- timeline chart ------------------------------------------------------------------------------

@@ -234,6 +234,7 @@ def test_rule_lines_tag_each_service_by_ip_chain_and_nodeport():
     assert tags("elements = { tcp . 30080 : goto external-X-") == ("default/web",)
     assert tags("elements = { 10.110.101.90 . tcp . 80 : goto se") == ()   # neither a longer IP nor a longer name
     assert tags("table ip kube-proxy {") == ()
+    assert tags("meta l4proto tcp dnat to 10.244.1.9:80") == ("default/nginx",)  # inside its endpoint chain
     ipt = view.rule_lines('-A KUBE-SERVICES -d 10.96.0.10/32 -p udp -m comment --comment "kube-system/kube-dns:dns '
                           'cluster IP" -j KUBE-SVC-X', services)
     assert ipt[0].services == ("kube-system/kube-dns",)
