@@ -276,7 +276,7 @@ def map_dot(model: MapModel, trace: TracePath | None = None) -> str:
         return f", color={q(TRACE_COLOR)}, penwidth=3" if obj_id in hi else ""
 
     out = ["digraph map {",
-           '  graph [rankdir=TB, newrank=true, nodesep=0.25, ranksep=0.45, fontname="Helvetica", fontsize=11, '
+           '  graph [rankdir=TB, newrank=true, nodesep=0.25, ranksep=0.45, nslimit=2, nslimit1=2, fontname="Helvetica", fontsize=11, '
            'bgcolor="transparent"];',
            '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=10, margin="0.08,0.04"];',
            '  edge [arrowsize=0.6, fontname="Helvetica"];']
