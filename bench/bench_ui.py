@@ -18,6 +18,8 @@ Target (issue 20): 200 pods in ≤ 1 s; an update burst in < 2 s.
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import statistics
 import sys
 import time
@@ -53,17 +55,24 @@ def objects(pods: int, workers: int) -> dict:
     return {"nodes": nodes, "pods": plist, "services": services, "slices": slices, "info": info}
 
 
-def draw(objs: dict) -> tuple[float, int]:
-    t = time.perf_counter()
+def cpu() -> float:
+    """CPU seconds of this process and its finished children (`dot`): unlike the wall clock,
+    not inflated when other work shares the machine."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def draw(objs: dict) -> tuple[float, float, int]:
+    t, c = time.perf_counter(), cpu()
     model = view.build_map(nodes=objs["nodes"], pods=objs["pods"], services=objs["services"], slices=objs["slices"],
                            info=objs["info"])
     svg = graphviz.render_svg(view.map_dot(model))
-    return time.perf_counter() - t, len(svg)
+    return time.perf_counter() - t, cpu() - c, len(svg)
 
 
-def median_draw(objs: dict, repeat: int) -> tuple[float, int]:
+def median_draw(objs: dict, repeat: int) -> tuple[float, float, int]:
     runs = [draw(objs) for _ in range(repeat)]
-    return statistics.median(r[0] for r in runs), runs[0][1]
+    return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs), runs[0][2]
 
 
 def main() -> int:
@@ -75,20 +84,24 @@ def main() -> int:
     if not graphviz.available():
         print("Graphviz `dot` is not installed (make install)")
         return 1
-    base, base_bytes = median_draw(objects(4, 2), args.repeat)
+    base, base_cpu, base_bytes = median_draw(objects(4, 2), args.repeat)
     big_objs = objects(args.pods, args.workers)
-    big, big_bytes = median_draw(big_objs, args.repeat)
+    big, big_cpu, big_bytes = median_draw(big_objs, args.repeat)
     for p in big_objs["pods"][:50]:  # a burst: 50 pods change at once, one redraw
         p["status"]["phase"] = "Pending"
         p["status"]["conditions"] = [{"type": "Ready", "status": "False"}]
-    burst, _ = median_draw(big_objs, args.repeat)
-    print(f"ui map: objects -> model -> DOT -> SVG (Graphviz), median of {args.repeat}")
-    print(f"{'':<52}{'seconds':>9}{'x base':>8}{'SVG KiB':>9}")
-    print(f"{'baseline: demo lab (4 pods, 2 workers)':<52}{base:>9.3f}{1.0:>8.2f}{base_bytes / 1024:>9.0f}")
-    print(f"{f'map: {args.pods} pods on {args.workers} workers':<52}{big:>9.3f}{big / base:>8.2f}{big_bytes / 1024:>9.0f}")
-    print(f"{'update burst: 50 pods change, one redraw':<52}{burst:>9.3f}{burst / base:>8.2f}")
+    burst, burst_cpu, _ = median_draw(big_objs, args.repeat)
+    print(f"ui map: objects -> model -> DOT -> SVG (Graphviz), median of {args.repeat}; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(f"{'':<46}{'wall s':>8}{'CPU s':>8}{'x base':>8}{'SVG KiB':>9}")
+    print(f"{'baseline: demo lab (4 pods, 2 workers)':<46}{base:>8.3f}{base_cpu:>8.3f}{1.0:>8.2f}{base_bytes / 1024:>9.0f}")
+    print(f"{f'map: {args.pods} pods on {args.workers} workers':<46}{big:>8.3f}{big_cpu:>8.3f}{big / base:>8.2f}"
+          f"{big_bytes / 1024:>9.0f}")
+    print(f"{'update burst: 50 pods change, one redraw':<46}{burst:>8.3f}{burst_cpu:>8.3f}{burst / base:>8.2f}")
     ok = big <= 1.0 and burst < 2.0
-    print(f"target: {args.pods} pods ≤ 1 s, burst < 2 s: {'met' if ok else 'NOT met'}")
+    ok_cpu = big_cpu <= 1.0 and burst_cpu < 2.0
+    print(f"target: {args.pods} pods ≤ 1 s, burst < 2 s: wall {'met' if ok else 'NOT met'}, "
+          f"CPU {'met' if ok_cpu else 'NOT met'}")
     return 0
 
 
