@@ -209,7 +209,7 @@ def create_app(ctx: UiContext) -> FastAPI:
         table = ['<table id="timeline-rows"><thead><tr><th>+s</th><th>who</th><th>what</th><th>source</th></tr>'
                  '</thead><tbody>']
         for i, r in enumerate(rows):
-            table.append(f'<tr data-i="{i}"><td>{r.t - t0:.2f}</td><td>{html.escape(r.who)}</td>'
+            table.append(f'<tr data-i="{i}" data-t="{r.t - t0:.3f}"><td>{r.t - t0:.2f}</td><td>{html.escape(r.who)}</td>'
                          f'<td>{html.escape(r.what)}</td><td>{r.source}</td></tr>')
         table.append("</tbody></table>")
         controls = ('<div class="replay"><button id="tl-first" type="button">|&lt;</button>'

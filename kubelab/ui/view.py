@@ -548,7 +548,8 @@ def timeline_svg(lanes: list[Lane], span: float, *, width: int = 1280, lane_h: i
         out.append(f'<rect x="0" y="{y}" width="{width}" height="{lane_h}" fill="{fill}"/>')
         out.append(f'<text class="lane" x="4" y="{y + 15}">{html.escape(lane.name)}</text>')
         for a, b in lane.bars:
-            out.append(f'<rect class="bar" x="{x(a):.1f}" y="{y + 5}" width="{max(2.0, x(b) - x(a)):.1f}" '
+            out.append(f'<rect class="bar" data-ts="{a:.3f}" data-te="{b:.3f}" data-w="{max(2.0, x(b) - x(a)):.1f}" '
+                       f'x="{x(a):.1f}" y="{y + 5}" width="{max(2.0, x(b) - x(a)):.1f}" '
                        f'height="{lane_h - 10}" rx="3" fill="#90caf9"/>')
         for i, t, what in lane.markers:
             out.append(f'<circle class="marker" data-i="{i}" cx="{x(t):.1f}" cy="{y + lane_h / 2}" r="3.5" '

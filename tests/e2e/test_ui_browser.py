@@ -191,12 +191,14 @@ def test_timeline_lists_every_component_and_replays(lab, ui, browser):
     markers = browser.execute_script("return document.querySelectorAll('circle.marker').length;")
     browser.find_element("id", "tl-first").click()
     assert browser.execute_script("return document.querySelectorAll('circle.marker:not(.future)').length;") == 1
+    assert browser.execute_script("return document.querySelectorAll('rect.bar:not(.future)').length;") == 0
     browser.find_element("id", "tl-next").click()
     browser.find_element("id", "tl-next").click()
     assert browser.execute_script("return document.querySelectorAll('circle.marker:not(.future)').length;") == 3
     assert "step 3/" in browser.find_element("id", "tl-now").text
     browser.find_element("id", "tl-last").click()
     assert browser.execute_script("return document.querySelectorAll('circle.marker:not(.future)').length;") == markers
+    assert browser.execute_script("return document.querySelectorAll('rect.bar:not(.future)').length;") == bars
     shot(browser, "timeline")
 
 

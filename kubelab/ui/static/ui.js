@@ -100,6 +100,7 @@ function timeline() {
   if (!slider) return;
   const rows = $all("#timeline-rows tr[data-i]");
   const markers = $all("circle.marker");
+  const bars = $all("rect.bar");
   const now = $("#tl-now");
   let timer = null;
   function show(i) {
@@ -112,6 +113,13 @@ function timeline() {
       r.classList.toggle("now", j === i);
     });
     const r = rows[i];
+    const tnow = r ? parseFloat(r.dataset.t) : Infinity;
+    bars.forEach(b => {  // a component's bar grows from "started" to "healthy" as the replay passes
+      const ts = parseFloat(b.dataset.ts), te = parseFloat(b.dataset.te), w = parseFloat(b.dataset.w);
+      b.classList.toggle("future", tnow < ts);
+      const part = te > ts ? Math.min(1, Math.max(0, (tnow - ts) / (te - ts))) : 1;
+      b.setAttribute("width", String(Math.max(2, w * part)));
+    });
     if (r) {
       const c = r.children;
       now.textContent = "step " + (i + 1) + "/" + rows.length + ": +" + c[0].textContent + "s " + c[1].textContent + ": " + c[2].textContent;
