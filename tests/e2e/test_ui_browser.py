@@ -212,7 +212,8 @@ def test_rules_page_highlights_a_services_entries_and_shows_routes(lab, ui, brow
         "return Array.from(document.querySelectorAll('#rules-table .rl.hl')).map(l => l.textContent);")
     assert any(ip in x for x in lit), lit
     assert any("default/web/" in x for x in lit), lit
-    assert all(ip in x or "default/web" in x for x in lit), lit
+    assert any("dnat to 10.244." in x for x in lit), lit    # the endpoint chains' DNAT rules belong to it
+    assert not any(lab.plan.dns_ip in x and ip not in x for x in lit), lit  # another Service's entries do not
     routes = browser.find_element("id", "routes").text
     assert re.search(r"10\.244\.\d+\.0/24 via ", routes), routes
     assert "nft list table ip kube-proxy" in browser.find_element("css selector", ".shell").text
@@ -235,3 +236,31 @@ def test_one_watch_per_resource_with_several_browsers(lab, ui, browser):
         assert stats["watches_open"] == {r: 1 for r in ("nodes", "pods", "services", "endpointslices", "events")}
     finally:
         close(other)
+
+
+def test_busy_port_is_a_clear_error_and_another_address_warns(lab, ui):
+    port = int(ui.rsplit(":", 1)[1])
+    p = subprocess.run(kubelab_cmd("ui", *lab.lab_args(), "--port", str(port)), capture_output=True, text=True,
+                       timeout=60, env=lab.env, stdin=subprocess.DEVNULL)
+    assert p.returncode == 1 and p.stderr.startswith(f"error: cannot listen on 127.0.0.1:{port}"), p.stderr
+    # the lab bridge's address: not loopback, but an address the lab made (reachable from this host only)
+    addr, port2 = lab.plan.bridge_ip, free_port()
+    proc = subprocess.Popen(kubelab_cmd("ui", *lab.lab_args(), "--address", addr, "--port", str(port2)),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=lab.env,
+                            stdin=subprocess.DEVNULL)
+    try:
+        warning = proc.stderr.readline()
+        assert warning.startswith(f"warning: kubelab ui on {addr} is reachable from other machines"), warning
+        assert f"http://{addr}:{port2}/" in proc.stdout.readline()
+        import httpx
+        r = httpx.get(f"http://{addr}:{port2}/api/stats", timeout=20)
+        assert r.status_code == 200 and r.json()["informers"]
+    finally:
+        proc.terminate()  # by its PID: the process this test started
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        proc.stdout.close()
+        proc.stderr.close()
