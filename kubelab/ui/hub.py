@@ -60,6 +60,7 @@ class Hub:
         self.informers: dict[str, Informer] = {r: Informer(api, r) for r in resources}  # type: ignore[arg-type]
         self.map_version = 0
         self.subscribers = 0            # SSE streams open now
+        self.closing = False            # set once, at shutdown: every SSE stream ends
         self._changed = asyncio.Condition()
         self._tasks: list[asyncio.Task] = []
         for r, inf in self.informers.items():
@@ -99,11 +100,17 @@ class Hub:
         return inf.store.get(key) if inf else None
 
     async def wait_change(self, seen: int, timeout: float) -> int:
-        """The map version once it is newer than `seen`, or the current one after `timeout`."""
+        """The map version once it is newer than `seen`, or the current one after `timeout`
+        (or at once when the server is closing)."""
         async with self._changed:
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._changed.wait_for(lambda: self.map_version > seen), timeout)
+                await asyncio.wait_for(self._changed.wait_for(lambda: self.map_version > seen or self.closing), timeout)
         return self.map_version
+
+    async def close_streams(self) -> None:
+        """End every SSE stream (server shutdown: browsers reconnect to the next server)."""
+        self.closing = True
+        await self._notify()
 
     def stats(self) -> dict:
         return {"informers": sorted(self.informers), "subscribers": self.subscribers,

@@ -146,8 +146,14 @@ async def serve(*, name: str, root_dir: str, port: int = DEFAULT_PORT, address: 
     hub.start()
     ctx = lab_context(plan, hub)
     app = create_app(ctx)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
-    server = uvicorn.Server(config)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=3)
+    loop = asyncio.get_running_loop()
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:  # Ctrl-C/SIGTERM: end the SSE streams, which never end alone
+            loop.call_soon_threadsafe(lambda: loop.create_task(hub.close_streams()))
+            super().handle_exit(sig, frame)
+    server = Server(config)
     url = url_for(bind_addr, port)
     print(f"kubelab ui for lab {plan.name!r}: {url}  (read-only; Ctrl-C stops it)", flush=True)
     if ctx.why_no_netns:

@@ -269,8 +269,10 @@ def create_app(ctx: UiContext) -> FastAPI:
             try:
                 seen = ctx.hub.map_version
                 yield f"event: map\ndata: {json.dumps({'version': seen})}\n\n"
-                while True:
+                while not ctx.hub.closing:
                     v = await ctx.hub.wait_change(seen, SSE_HEARTBEAT)
+                    if ctx.hub.closing:
+                        break
                     if v == seen:
                         yield ": heartbeat\n\n"
                         continue

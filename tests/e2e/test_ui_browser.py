@@ -58,11 +58,18 @@ def ui(lab):
     finally:
         p.terminate()  # the one process this fixture started, by its PID
         try:
-            p.wait(10)
+            p.wait(15)
+            stopped = True
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait(5)
+            stopped = False
+        log.seek(0)
+        out = log.read()
         log.close()
+    # browsers still hold SSE streams: SIGTERM must end them and the server, quietly
+    assert stopped, "kubelab ui did not stop within 15 s of SIGTERM"
+    assert "Traceback" not in out and "ERROR" not in out, out
 
 
 @pytest.fixture(scope="module")

@@ -233,3 +233,16 @@ async def test_rules_and_trace_say_why_they_cannot_run_without_root_access(apise
             await asyncio.sleep(0.05)
         r = await c.get(ui.base + "/trace", params={"from": f"{namespace}/p", "to": "nginx"})
         assert r.status_code == 503 and "run it with sudo" in r.text
+
+
+async def test_shutdown_ends_every_stream(apiserver):
+    async with ui_server(apiserver.url) as ui, httpx.AsyncClient(timeout=20) as c:
+        async with c.stream("GET", ui.base + "/api/stream") as s:
+            lines = s.aiter_lines()
+            await next_map_event(lines, newer_than=-1)
+            await ui.hub.close_streams()
+
+            async def drain():
+                async for _ in lines:
+                    pass
+            await asyncio.wait_for(drain(), 10)  # the stream ended by itself
