@@ -98,6 +98,10 @@ def map_ids(browser) -> set[str]:
         "return Array.from(document.querySelectorAll('#map g[id]')).map(g => g.id);"))
 
 
+def test_up_prints_the_web_views_command_and_url(lab):
+    assert f"sudo kubelab ui --name {lab.name}" in lab.up_output and "http://127.0.0.1:8001/" in lab.up_output
+
+
 def test_map_shows_the_labs_nodes_and_pods(lab, ui, browser):
     browser.get(ui + "/")
     until(browser, "document.querySelector('#map svg') && document.getElementById('live').className === 'on'",
