@@ -14,7 +14,8 @@ Security (tests/integration/test_ui_server.py attacks each point):
   in the student's browser cannot reach this server through DNS rebinding.
 - query parameters are validated (`view.parse_*`) and refused with a 400 naming the
   parameter; nothing from a query reaches a shell (commands are argv lists; DOT text escaped).
-- bounded: at most TRACE_CONCURRENCY traces run at once (each runs `dig`, `ip`, `nft`).
+- bounded: at most TRACE_CONCURRENCY traces run at once (each runs `dig`, `ip`, `nft`), at
+  most `max_streams` live pages.
 - every asset is served from kubelab/ui/static (no CDN); a CSP of 'self' enforces it.
 """
 
@@ -63,6 +64,7 @@ class UiContext:
     # node -> live routes, when readable
     routes: Callable[[], Awaitable[dict[str, tuple[str, ...]]]] | None = None
     why_no_netns: str = ""   # why trace/rules cannot run (not root), shown instead of them
+    max_streams: int = 256   # SSE streams at once: a bound, so a runaway page cannot exhaust the server
 
     @property
     def name_flag(self) -> str:
@@ -264,6 +266,10 @@ def create_app(ctx: UiContext) -> FastAPI:
 
     @app.get("/api/stream")
     async def stream():
+        if ctx.hub.subscribers >= ctx.max_streams:
+            return PlainTextResponse(f"too many live pages ({ctx.max_streams}); close some\n", status_code=503,
+                                     headers={"Retry-After": "10"})
+
         async def events():
             ctx.hub.subscribers += 1
             try:

@@ -246,3 +246,14 @@ async def test_shutdown_ends_every_stream(apiserver):
                 async for _ in lines:
                     pass
             await asyncio.wait_for(drain(), 10)  # the stream ended by itself
+
+
+async def test_live_streams_are_bounded(apiserver):
+    async with ui_server(apiserver.url) as ui, httpx.AsyncClient(timeout=20) as c:
+        ui.app.state.ctx.max_streams = 2
+        async with c.stream("GET", ui.base + "/api/stream") as s1, c.stream("GET", ui.base + "/api/stream") as s2:
+            await next_map_event(s1.aiter_lines(), newer_than=-1)
+            await next_map_event(s2.aiter_lines(), newer_than=-1)
+            r = await c.get(ui.base + "/api/stream")
+            assert r.status_code == 503 and "too many live pages" in r.text
+            assert (await c.get(ui.base + "/api/map.svg")).status_code == 200   # the rest still works
