@@ -309,6 +309,8 @@ def map_dot(model: MapModel, trace: TracePath | None = None) -> str:
         out.append("  }")
     if header_ids:
         out.append("  { rank=same; " + " ".join(q(i) for i in header_ids) + " }")
+        # nodes left to right in the model's order (control plane, worker-1, worker-2, ...)
+        out += [f"  {q(a)} -> {q(b)} [style=invis, weight=0];" for a, b in zip(header_ids, header_ids[1:])]
         if svc_ids:  # node boxes below the row of Services
             out += [f"  {q(svc_ids[len(svc_ids) // 2])} -> {q(h)} [style=invis];" for h in header_ids]
     if model.unscheduled:

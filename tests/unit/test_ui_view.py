@@ -154,6 +154,9 @@ def test_svg_has_the_ids_the_page_clicks_and_css_sizes_it():
     assert "viewBox" in head and " width=" not in head
     for oid in ("pod:default/client", "svc:default/nginx", "node:worker-1", "nodeinfo:control-plane"):
         assert f'id="{oid}"' in svg
+    xs = [float(re.search(rf'<g id="nodeinfo:{n}".*?points="([\d.\-]+),', svg, re.S).group(1))
+          for n in ("control-plane", "worker-1", "worker-2")]
+    assert xs == sorted(xs)   # nodes left to right: control plane, worker-1, worker-2
     assert 'pod running"' in svg and 'class="cluster labnode"' in svg
 
 
