@@ -26,6 +26,7 @@ import html
 import ipaddress
 import json
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -363,7 +364,6 @@ def error_box(text: str) -> str:
 def fit(svg: str) -> str:
     """Let CSS size the drawing (Graphviz writes a fixed width/height in pt; the viewBox stays)."""
     head, sep, rest = svg.partition(">")
-    import re
     head = re.sub(r'\s(width|height)="[^"]*"', "", head, count=2)
     return head + sep + rest
 
