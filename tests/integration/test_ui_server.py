@@ -11,7 +11,6 @@ import re
 import socket
 
 import httpx
-import pytest
 import uvicorn
 
 from kubelab.client import ApiClient
