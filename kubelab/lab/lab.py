@@ -559,6 +559,7 @@ def summary(plan: LabPlan, specs: list[ComponentSpec], record: dict, notes: list
               f"  kubelab logs apiserver{_name_flag(plan)}          # any component: etcd, controllers, nodeagent --node worker-1 ...",
               f"  sudo ip netns exec {w} nft list ruleset",
               f"  kubelab timeline{_name_flag(plan)}",
+              f"  sudo kubelab ui{_name_flag(plan)}                 # the web view: http://127.0.0.1:8001/",
               f"  sudo kubelab down{_name_flag(plan)}"]
     return "\n".join(lines)
 

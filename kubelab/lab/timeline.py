@@ -193,11 +193,12 @@ def render_timeline(rows: list[Row], *, t0: float | None = None) -> str:
     return "\n".join(out)
 
 
-async def timeline(*, name: str, root_dir: str) -> int:
-    from .lab import load_plan
-    plan, record = load_plan(name, root_dir)
+async def collect(plan) -> tuple[list[Row], float | None, list[str]]:
+    """Read the three sources for `plan`'s lab: (rows since the last `up`, t0 = that `up`, notes
+    about sources that could not be read). Shared by `kubelab timeline` and the web view."""
     events, _ = state.read_events(plan.lab_dir)
     objects: dict[str, list[dict]] = {}
+    notes: list[str] = []
     from .components import api_client
     api = api_client(plan)
     try:
@@ -207,9 +208,9 @@ async def timeline(*, name: str, root_dir: str) -> int:
             except (ApiError, KeyError):
                 objects[kind] = []
     except OSError as e:
-        print(f"(API server not answering: {e}; showing the supervisor's events only)")
+        notes.append(f"API server not answering: {e}; showing the supervisor's events only")
     except Exception as e:  # httpx errors: the API may be down, the supervisor's view still helps
-        print(f"(API server not answering: {type(e).__name__}; showing the supervisor's events only)")
+        notes.append(f"API server not answering: {type(e).__name__}; showing the supervisor's events only")
     finally:
         await api.aclose()
     logs = {}
@@ -220,5 +221,14 @@ async def timeline(*, name: str, root_dir: str) -> int:
                 with open(os.path.join(logs_dir, node, f), errors="replace") as fh:
                     logs[f"{node}/{f[:-4]}"] = fh.read()
     up_started = next((e["t"] for e in events if e.get("event") == "up-started"), None)
-    print(render_timeline(build_timeline(events, objects, since=up_started, logs=logs), t0=up_started))
+    return build_timeline(events, objects, since=up_started, logs=logs), up_started, notes
+
+
+async def timeline(*, name: str, root_dir: str) -> int:
+    from .lab import load_plan
+    plan, _record = load_plan(name, root_dir)
+    rows, t0, notes = await collect(plan)
+    for note in notes:
+        print(f"({note})")
+    print(render_timeline(rows, t0=t0))
     return 0

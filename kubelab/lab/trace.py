@@ -164,18 +164,35 @@ def _cmd(text: str) -> str:
     return f"$ {text}"
 
 
-def render_trace(c: dict) -> str:
-    """Captured state -> the hop tree. Every hop: what happens, then the command to see it."""
-    src = c["pod"]
-    lines = [f"trace {src['namespace']}/{src['name']} ({src.get('ip') or 'no IP'} on {src.get('node') or '?'}) "
-             f"-> {c['target']}"]
-    hops: list[tuple[str, list[str]]] = []
+# The kinds of hop, in path order. A hop kind added later (e.g. a NetworkPolicy verdict between
+# "rules" and "route") needs only a new branch in `trace_hops`: the text renderer and the web
+# view (kubelab/ui) draw any kind generically from its title, body and facts.
+HOP_KINDS = ("resolv", "dns", "service", "rules", "policy", "route", "arrival", "destination", "note")
+
+
+@dataclass(frozen=True)
+class Hop:
+    """One step of the path: what happens (title, body lines incl. the command that shows it
+    live) and the facts a viewer highlights (the DNS server, the ClusterIP, the chosen pod...)."""
+    kind: str                      # one of HOP_KINDS
+    title: str
+    body: tuple[str, ...] = ()
+    facts: tuple[tuple[str, str], ...] = ()  # (name, value) pairs, e.g. ("clusterIP", "10.96.0.12")
+
+    def fact(self, name: str) -> str | None:
+        return dict(self.facts).get(name)
+
+
+def trace_hops(c: dict) -> list[Hop]:
+    """Captured state -> the hops, in order. Pure; `render_trace` and the web view share it."""
+    hops: list[Hop] = []
 
     if c.get("resolv_conf") is not None:
         body = [f"  {line}" for line in c["resolv_conf"].strip().splitlines()] or ["  (empty)"]
-        hops.append((f"resolv.conf of the pod   {_cmd(c['resolv_cmd'])}", body))
+        hops.append(Hop("resolv", f"resolv.conf of the pod   {_cmd(c['resolv_cmd'])}", tuple(body),
+                        (("cmd", c["resolv_cmd"]),)))
     elif c.get("resolv_error"):
-        hops.append(("resolv.conf of the pod: could not read it", [f"  {c['resolv_error']}"]))
+        hops.append(Hop("resolv", "resolv.conf of the pod: could not read it", (f"  {c['resolv_error']}",)))
 
     dns = c.get("dns")
     if dns:
@@ -183,20 +200,27 @@ def render_trace(c: dict) -> str:
         head = (f"DNS: {dns['name']!r} has {dns['name'].count('.')} dot(s), ndots is {resolv.get('ndots', 1)}: "
                 f"the resolver tries {len(dns['candidates'])} name(s) in order, asking {dns['server']}")
         body = []
+        answer = ""
         for q in dns["queries"]:
             ans = ", ".join(q["answers"]) if q["answers"] else "-"
+            answer = answer or (q["answers"][0] if q["answers"] else "")
             body.append(f"  {q['name']:<45} {q['status']:<9} {ans}")
             body.append(f"    {_cmd(q['cmd'])}")
         if not dns["queries"]:
             body.append("  (not asked live: --no-dns)")
         for name in dns["candidates"][len(dns["queries"]):]:
             body.append(f"  {name:<45} (not tried: an earlier name answered)")
-        hops.append((head, body))
+        facts = [("server", dns["server"]), ("name", dns["name"])] + ([("answer", answer)] if answer else [])
+        if dns["queries"]:
+            facts.append(("cmd", dns["queries"][-1]["cmd"]))
+        hops.append(Hop("dns", head, tuple(body), tuple(facts)))
 
     svc = c.get("service")
     if svc:
-        hops.append((f"Service {svc['namespace']}/{svc['name']}: ClusterIP {svc['clusterIP']}, port "
-                     f"{c['port']}/{c['proto']}   {_cmd(c['service_cmd'])}", []))
+        hops.append(Hop("service", f"Service {svc['namespace']}/{svc['name']}: ClusterIP {svc['clusterIP']}, port "
+                                   f"{c['port']}/{c['proto']}   {_cmd(c['service_cmd'])}", (),
+                        (("service", f"{svc['namespace']}/{svc['name']}"), ("clusterIP", svc["clusterIP"] or ""),
+                         ("port", str(c["port"])), ("cmd", c["service_cmd"]))))
     rules = c.get("rules")
     if rules:
         node = rules["node"]
@@ -223,15 +247,24 @@ def render_trace(c: dict) -> str:
             body.append(f"    -> {chain}  DNAT to {dest}{mark}")
         if rules.get("entry") and not eps:
             body.append("    (no endpoints: the packet is rejected)")
-        hops.append((head, body))
+        facts = [("node", node), ("mode", rules["mode"]), ("cmd", rules["map_cmd"])]
+        if rules.get("entry"):
+            facts.append(("entry", rules["entry"]))
+        if chosen:
+            facts.append(("chosen", chosen))
+        hops.append(Hop("rules", head, tuple(body), tuple(facts)))
+
+    # (a NetworkPolicy verdict hop, kind "policy", belongs here: after DNAT, before routing)
 
     dst = c.get("destination")
     route = c.get("route")
     if route:
         r = route["parsed"]
         how = f"via {r['via']} dev {r.get('dev')}" if r.get("via") else f"dev {r.get('dev')} (directly attached)"
-        hops.append((f"route on {route['node']} to {route['dst']}: {how}   {_cmd(route['cmd'])}",
-                     [f"  {route['output'].strip()}"] if route.get("output") else []))
+        hops.append(Hop("route", f"route on {route['node']} to {route['dst']}: {how}   {_cmd(route['cmd'])}",
+                        (f"  {route['output'].strip()}",) if route.get("output") else (),
+                        (("node", route["node"]), ("dst", route["dst"]), ("via", r.get("via") or ""),
+                         ("dev", r.get("dev") or ""), ("cmd", route["cmd"]))))
     hop = c.get("arrival")
     if hop:
         body = []
@@ -240,18 +273,34 @@ def render_trace(c: dict) -> str:
         if hop.get("veth"):
             body.append(f"  {hop.get('bridge') or 'bridge'} -> {hop['veth']} -> eth0 in netns {hop.get('pod_netns') or '?'}"
                         f"   {_cmd(hop['veth_cmd'])}")
-        hops.append((f"on {hop['node']}: into the pod's veth", body))
+        hops.append(Hop("arrival", f"on {hop['node']}: into the pod's veth", tuple(body),
+                        (("node", hop["node"]), ("veth", hop.get("veth") or ""), ("bridge", hop.get("bridge") or ""),
+                         ("cmd", hop["veth_cmd"]))))
     if dst:
-        hops.append((f"arrives at {dst.get('namespace', '?')}/{dst.get('name', '?')} "
-                     f"{dst['ip']}:{c['port']} on {dst.get('node') or '?'}", []))
+        hops.append(Hop("destination", f"arrives at {dst.get('namespace', '?')}/{dst.get('name', '?')} "
+                                       f"{dst['ip']}:{c['port']} on {dst.get('node') or '?'}", (),
+                        (("pod", f"{dst.get('namespace', '?')}/{dst.get('name', '?')}"), ("ip", dst["ip"]),
+                         ("node", dst.get("node") or ""))))
     for note in c.get("notes", []):
-        hops.append((f"note: {note}", []))
+        hops.append(Hop("note", f"note: {note}"))
+    return hops
 
-    for i, (head, body) in enumerate(hops):
+
+def trace_header(c: dict) -> str:
+    src = c["pod"]
+    return (f"trace {src['namespace']}/{src['name']} ({src.get('ip') or 'no IP'} on {src.get('node') or '?'}) "
+            f"-> {c['target']}")
+
+
+def render_trace(c: dict) -> str:
+    """Captured state -> the hop tree. Every hop: what happens, then the command to see it."""
+    lines = [trace_header(c)]
+    hops = trace_hops(c)
+    for i, h in enumerate(hops):
         last = i == len(hops) - 1
-        lines.append(f"{'└─' if last else '├─'} {i + 1}. {head}")
+        lines.append(f"{'└─' if last else '├─'} {i + 1}. {h.title}")
         pad = "   " if last else "│  "
-        lines += [f"{pad}{b}" for b in body]
+        lines += [f"{pad}{b}" for b in h.body]
     return "\n".join(lines)
 
 
