@@ -156,10 +156,11 @@ _REQUEST = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) .*HTTP Request
 _LOGLINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) (.*)$")
 
 # What the components say they did (their INFO lines), as (pattern, object, action, text):
-# millisecond times, and the component that did it. Any log format that puts Python logging's
+# millisecond times, and the component that did it. Only lines logged right after the one write
+# they describe (the node agent's "registered" comes after the status update too, up to a second
+# later on a busy machine: the Node's creationTimestamp is the better time for that). Any log format that puts Python logging's
 # asctime first works (the message is searched, not the whole layout).
 _ACTIONS = (
-    (re.compile(r"node (?P<node>\S+) registered"), "node/{node}", "registered", "registered by {who}"),
     (re.compile(r"pod (?P<key>\S+/\S+): sandbox \S+ ready in .*IP (?P<ip>\S+)"), "pod/{key}", "sandbox",
      "sandbox ready, IP {ip} ({who})"),
     (re.compile(r"bound pod (?P<key>\S+/\S+) to (?P<node>\S+)"), "pod/{key}", "scheduled",
@@ -181,8 +182,8 @@ def _log_time(date: str, ms: str) -> float | None:
 
 
 def action_rows(who: str, text: str) -> list[Row]:
-    """From a component's log: what it did (node registered, pod bound, sandbox ready, lease
-    acquired, EndpointSlice/Endpoints written), with millisecond times and `who` as the cause."""
+    """From a component's log: what it did (pod CIDR assigned, pod bound, sandbox ready,
+    EndpointSlice/Endpoints written), with millisecond times and `who` as the cause."""
     rows: list[Row] = []
     for line in text.splitlines():
         m = _LOGLINE.match(line)

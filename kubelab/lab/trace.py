@@ -201,7 +201,8 @@ def render_trace(c: dict) -> str:
         resolv = dns.get("resolv") or {}
         n = len(dns["candidates"])
         head = (f"DNS: {resolver_rule(dns['name'], resolv.get('ndots', 1), resolv.get('search') or [])}; "
-                f"up to {n} name{'s' if n != 1 else ''}, until one answers, asking {dns['server']}")
+                + (f"one query to {dns['server']}" if n == 1 else
+                   f"up to {n} names, stopping at the first answer, asking {dns['server']}"))
         body = []
         for q in dns["queries"]:
             ans = ", ".join(q["answers"]) if q["answers"] else "-"
