@@ -563,14 +563,15 @@ def summary(plan: LabPlan, specs: list[ComponentSpec], record: dict, notes: list
         lines.append(f"  note: {note}")
     w = plan.workers[0].netns if plan.workers else plan.control_plane.netns
     kflag = "" if user_kc else f" --kubeconfig {kc}"
+    sudo = "sudo " if os.environ.get("SUDO_USER") else ""  # root on a fresh Debian has no sudo
     lines += ["", "Next:",
               f"  kubectl{kflag} get nodes -o wide",
               f"  kubectl{kflag} get pods -A -o wide",
               f"  kubelab status{_name_flag(plan)}                  # each component's health",
               f"  kubelab logs apiserver{_name_flag(plan)}          # any component: etcd, controllers, nodeagent --node worker-1 ...",
-              f"  sudo ip netns exec {w} nft list ruleset",
+              f"  {sudo}ip netns exec {w} nft list ruleset",
               f"  kubelab timeline{_name_flag(plan)}",
-              f"  sudo kubelab down{_name_flag(plan)}"]
+              f"  {sudo}kubelab down{_name_flag(plan)}"]
     return "\n".join(lines)
 
 
