@@ -81,6 +81,16 @@ def desired_endpoints(service: dict, pods: list[dict]) -> dict:
             "subsets": desired_subsets(service, selected)}
 
 
+def endpoints_write_line(verb: str, key: str, ep: dict) -> str:
+    """The INFO line for one Endpoints write (pure): ready and not-ready address counts."""
+    subsets = ep.get("subsets") or []
+    ready = [a.get("ip") for s in subsets for a in s.get("addresses") or []]
+    not_ready = sum(len(s.get("notReadyAddresses") or []) for s in subsets)
+    return (f"endpoints {key} {verb}: {len(ready)} ready address(es)"
+            + (f" ({', '.join(ready[:8])}{', ...' if len(ready) > 8 else ''})" if ready else "")
+            + f", {not_ready} not ready")
+
+
 def endpoints_differ(current: dict, desired: dict) -> bool:
     return (current.get("subsets") or []) != desired["subsets"] or \
         (current["metadata"].get("labels") or {}) != desired["metadata"]["labels"]
@@ -145,9 +155,11 @@ class EndpointsController(Controller):
         if current is None:
             try:
                 await self.client.create("endpoints", desired, namespace=ns)
+                self.log.info("%s", endpoints_write_line("created", key, desired))
                 return
             except AlreadyExists:
                 current = await self.client.get("endpoints", name, namespace=ns)
         body = {**current, "subsets": desired["subsets"],
                 "metadata": {**current["metadata"], "labels": desired["metadata"]["labels"]}}
         await self.client.replace("endpoints", name, body, namespace=ns)
+        self.log.info("%s", endpoints_write_line("updated", key, desired))

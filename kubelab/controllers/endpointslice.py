@@ -213,6 +213,22 @@ def desired_endpoint_slices(service: dict, pods: list[dict], existing_slices: li
     return create, update, delete
 
 
+def slice_write_line(verb: str, s: dict, service_key: str) -> str:
+    """The INFO line for one slice write (pure): which slice, for which Service, and the ready
+    addresses it now holds. One line per write, so `kubelab logs controllers | grep endpointslice`
+    and `kubelab timeline` show every change the proxies will see."""
+    m = s.get("metadata") or {}
+    eps = s.get("endpoints") or []
+    ready = [a for e in eps if (e.get("conditions") or {}).get("ready", True) for a in e.get("addresses") or []]
+    line = f"endpointslice {m.get('namespace')}/{m.get('name')} {verb} for service {service_key}"
+    if verb == "deleted":
+        return line
+    ports = ",".join(f"{p.get('port')}/{p.get('protocol', 'TCP')}" for p in s.get("ports") or []) or "none"
+    return (f"{line}: {len(eps)} endpoint(s), {len(ready)} ready"
+            + (f" ({', '.join(ready[:8])}{', ...' if len(ready) > 8 else ''})" if ready else "")
+            + f", ports {ports}")
+
+
 def _slice_service_key(s: dict) -> list[str]:
     labels = s["metadata"].get("labels") or {}
     if labels.get(MANAGED_BY_LABEL) != CONTROLLER_NAME or not labels.get(SERVICE_NAME_LABEL):
@@ -313,10 +329,12 @@ class EndpointSliceController(Controller):
         async def do_update(s: dict) -> None:
             out = await self.client.replace("endpointslices", s["metadata"]["name"], s, namespace=ns)
             self.tracker.written(key, out["metadata"]["name"], out["metadata"]["resourceVersion"])
+            self.log.info("%s", slice_write_line("updated", out, key))
 
         async def do_create(s: dict) -> None:
             out = await self.client.create("endpointslices", s, namespace=ns)
             self.tracker.written(key, out["metadata"]["name"], out["metadata"]["resourceVersion"])
+            self.log.info("%s", slice_write_line("created", out, key))
 
         async def do_delete(s: dict) -> None:
             try:
@@ -324,6 +342,7 @@ class EndpointSliceController(Controller):
             except NotFound:
                 pass
             self.tracker.written(key, s["metadata"]["name"], None)
+            self.log.info("%s", slice_write_line("deleted", s, key))
 
         # new and changed slices first, deletions after: a reader never sees an endpoint vanish
         # in between (upstream orders its writes the same way)

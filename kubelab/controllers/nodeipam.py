@@ -75,4 +75,5 @@ class NodeIpamController(Controller):
             self.queue.add_after(key, 0.05)
             return
         self.pending[key] = cidr
+        self.log.info("node %s: pod CIDR %s assigned", key, cidr)
         self.recorder.event(node, "Normal", "CIDRAssignmentSucceeded", f"Node {key} assigned pod CIDR {cidr}")

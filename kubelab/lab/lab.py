@@ -108,9 +108,24 @@ def lab_health(plan: LabPlan, record: dict) -> tuple[bool, list[str]]:
     return not problems, problems
 
 
+def pod_holders(plan: LabPlan) -> list[int]:
+    """Live processes whose arguments name one of this lab's pod namespaces: a pod's
+    `unshare --net=/run/netns/kl-<lab>-<node>-<uid>` holder (with its pause child) keeps the
+    namespace alive even after the name was deleted, and says whose it is."""
+    pattern = topology.pod_netns_re(plan.name)
+
+    def ours(arg: str) -> bool:
+        name = arg.removeprefix("--net=/run/netns/")
+        return name != arg and bool(pattern.match(name))
+    return [pid for pid in state.pids_with_arg(ours) if state.alive(state.proc_id(pid))]
+
+
 def residue_by_name(plan: LabPlan) -> list[str]:
-    """Things named after this lab that exist right now (netns, links)."""
-    found = [f"netns {n.netns}" for n in plan.nodes if n.netns in topology.existing_netns()]
+    """Things named after this lab that exist right now (node and pod netns, links, pod holders)."""
+    have = topology.existing_netns()
+    found = [f"netns {n.netns}" for n in plan.nodes if n.netns in have]
+    found += [f"netns {p}" for p in topology.lab_pod_netns(plan.name, have)]
+    found += [f"process {pid} (a pod's netns holder)" for pid in pod_holders(plan)]
     links = topology.existing_links()
     found += [f"link {link}" for link in [plan.bridge, *(n.host_veth for n in plan.nodes)] if link in links]
     return found
@@ -552,15 +567,16 @@ def summary(plan: LabPlan, specs: list[ComponentSpec], record: dict, notes: list
         lines.append(f"  note: {note}")
     w = plan.workers[0].netns if plan.workers else plan.control_plane.netns
     kflag = "" if user_kc else f" --kubeconfig {kc}"
+    sudo = "sudo " if os.environ.get("SUDO_USER") else ""  # root on a fresh Debian has no sudo
     lines += ["", "Next:",
               f"  kubectl{kflag} get nodes -o wide",
               f"  kubectl{kflag} get pods -A -o wide",
               f"  kubelab status{_name_flag(plan)}                  # each component's health",
               f"  kubelab logs apiserver{_name_flag(plan)}          # any component: etcd, controllers, nodeagent --node worker-1 ...",
-              f"  sudo ip netns exec {w} nft list ruleset",
+              f"  {sudo}ip netns exec {w} nft list ruleset",
               f"  kubelab timeline{_name_flag(plan)}",
-              f"  sudo kubelab ui{_name_flag(plan)}                 # the web view: http://127.0.0.1:8001/",
-              f"  sudo kubelab down{_name_flag(plan)}"]
+              f"  {sudo}kubelab ui{_name_flag(plan)}                 # the web view: http://127.0.0.1:8001/",
+              f"  {sudo}kubelab down{_name_flag(plan)}"]
     return "\n".join(lines)
 
 
@@ -583,15 +599,7 @@ def teardown(plan: LabPlan, record: dict | None, *, keep_data: bool, write: Writ
         if state.alive(pid):
             state.stop_proc(pid, timeout=5.0)
             write(f"  stopped {comp['spec']['node']}/{comp['spec']['name']} (pid {pid['pid']})")
-    # pods' namespaces hang off the nodes' veths: find them before the nodes go
-    node_ns = [n.netns for n in plan.nodes if n.netns in topology.existing_netns()]
-    pod_ns = sorted({p for ns in node_ns for p in topology.pod_netns_of_node(ns)})
-    inodes = {i for i in (topology.netns_inode(n) for n in node_ns + pod_ns) if i}
-    left_running = [p for p in (state.proc_id(pid) for pid in state.pids_in_netns(inodes)) if p]
-    if left_running:
-        state.stop_many(left_running, timeout=3.0)
-        write(f"  stopped {len(left_running)} process(es) left in the lab's namespaces (pods): "
-              f"{', '.join(str(p.pid) for p in left_running)}")
+    node_ns, pod_ns, inodes = stop_lab_processes(plan, write)
     for m in state.mounts_under(plan.lab_dir):
         topology.run(["umount", "-l", m], check=False)
         write(f"  unmounted {m}")
@@ -641,12 +649,43 @@ def teardown(plan: LabPlan, record: dict | None, *, keep_data: bool, write: Writ
     return residue(plan, pod_ns=pod_ns, inodes=inodes, keep_data=keep_data)
 
 
+def lab_namespaces(plan: LabPlan) -> tuple[list[str], list[str]]:
+    """The lab's node namespaces and its pods' namespaces: those a node's veth leads to, and
+    those named kl-<lab>-<node>-<uid> (a pod mid-creation has its netns and pause process
+    before the CNI plugin gives it a veth; a pod whose node namespace is gone has none)."""
+    have = topology.existing_netns()
+    node_ns = [n.netns for n in plan.nodes if n.netns in have]
+    pod_ns = {p for ns in node_ns for p in topology.pod_netns_of_node(ns)}
+    pod_ns.update(topology.lab_pod_netns(plan.name, have))
+    return node_ns, sorted(pod_ns)
+
+
+def stop_lab_processes(plan: LabPlan, write: Write, *, rounds: int = 5) -> tuple[list[str], list[str], set[int]]:
+    """Stop every process in the lab's namespaces (a pod's `unshare` holder and pause live in
+    the pod's netns, not the node's). Looks again after each round: a node agent not yet
+    stopped may have created one more pod netns while the last round ran."""
+    node_ns: list[str] = []
+    pod_ns: list[str] = []
+    inodes: set[int] = set()
+    for _ in range(rounds):
+        node_ns, pod_ns = lab_namespaces(plan)
+        inodes |= {i for i in (topology.netns_inode(n) for n in node_ns + pod_ns) if i}
+        pids = set(state.pids_in_netns(inodes)) | set(pod_holders(plan))
+        running = [p for p in (state.proc_id(pid) for pid in sorted(pids)) if p and state.alive(p)]
+        if not running:
+            break
+        state.stop_many(running, timeout=3.0)
+        write(f"  stopped {len(running)} process(es) left in the lab's namespaces (pods): "
+              f"{', '.join(str(p.pid) for p in running)}")
+    return node_ns, pod_ns, inodes
+
+
 def residue(plan: LabPlan, *, pod_ns: list[str] = (), inodes: set[int] = frozenset(),
             keep_data: bool = False) -> list[str]:
     """Anything of this lab still present: netns, links, routes, processes, mounts, dir."""
     left = residue_by_name(plan)
     have = topology.existing_netns()
-    left += [f"netns {p}" for p in pod_ns if p in have]
+    left += [f"netns {p}" for p in pod_ns if p in have and f"netns {p}" not in left]
     for r in topology.host_routes():
         if r.get("dev") == plan.bridge:
             left.append(f"route {r.get('dst')} dev {plan.bridge}")

@@ -196,6 +196,24 @@ def pids_in_netns(inodes: set[int]) -> list[int]:
     return sorted(out)
 
 
+def pids_with_arg(match) -> list[int]:
+    """Processes with an argument `match(arg)` accepts: a pod's `unshare --net=/run/netns/NAME`
+    holder still names its netns after the name was deleted (the netns lives on in it)."""
+    out = []
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) <= 1 or int(entry) == me:
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                args = f.read().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if any(match(a) for a in args):
+            out.append(int(entry))
+    return sorted(out)
+
+
 def mounts_under(path: str, mountinfo: str | None = None) -> list[str]:
     """Mount points at or below `path`, deepest first (the order to unmount them)."""
     if mountinfo is None:

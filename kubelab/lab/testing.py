@@ -134,6 +134,10 @@ class Lab:
                     pino = topology.netns_inode(pod)
                     if pino:
                         self.inodes.add(pino)
+        for pod in topology.lab_pod_netns(self.name, topology.existing_netns()):  # also pods mid-creation
+            pino = topology.netns_inode(pod)
+            if pino:
+                self.inodes.add(pino)
 
     @property
     def kubeconfig(self) -> str:

@@ -254,6 +254,21 @@ def pod_netns_of_node(netns: str) -> list[str]:
     return sorted(set(out))
 
 
+def pod_netns_re(lab: str) -> re.Pattern:
+    """Names of a lab's pod namespaces: kl-<lab>-<node>-<pod uid> (the node agent's
+    --netns-prefix, see components.worker_specs). Lab names have no dash and node names end in
+    a word or a number, so one lab's pattern never matches another lab's names."""
+    return re.compile(rf"^kl-{re.escape(lab)}-(?P<node>control-plane|worker-\d+)-"
+                      r"(?P<uid>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$")
+
+
+def lab_pod_netns(lab: str, names: set[str] | list[str]) -> list[str]:
+    """A lab's pod namespaces found by name (pure): also those a veth does not lead to yet (a
+    pod mid-creation: pause started, CNI ADD not done) or any more (its node namespace gone)."""
+    pattern = pod_netns_re(lab)
+    return sorted(n for n in names if pattern.match(n))
+
+
 def netns_inode(name: str) -> int | None:
     try:
         return os.stat(f"/run/netns/{name}").st_ino

@@ -54,13 +54,32 @@ def parse_resolv_conf(text: str) -> Resolv:
 
 
 def search_candidates(name: str, resolv: Resolv) -> list[str]:
-    """The names a glibc-style resolver tries, in order (resolv.conf(5): ndots)."""
+    """The names a glibc resolver tries, in order (resolv.conf(5), res_search):
+    - a name ending in a dot is absolute: asked once, as it is; no search list, ndots plays no part;
+    - a name with at least `ndots` dots: asked as it is first, then with each search domain;
+    - otherwise: with each search domain first, then as it is.
+    It stops at the first answer (NXDOMAIN or an empty answer moves on to the next name)."""
     if name.endswith("."):
         return [name]
     expanded = [f"{name}.{d}." for d in resolv.search]
     if name.count(".") >= resolv.ndots:
         return [f"{name}."] + expanded
     return expanded + [f"{name}."]
+
+
+def resolver_rule(name: str, ndots: int, search: tuple[str, ...] | list[str]) -> str:
+    """Why the resolver asks the names of `search_candidates` in that order, in one sentence."""
+    if name.endswith("."):
+        return (f"{name!r} ends with a dot: an absolute name, asked once as it is "
+                "(the search list and ndots do not apply)")
+    dots = name.count(".")
+    if not search:
+        return f"{name!r} has {dots} dot(s) and there is no search list: asked once as {name}."
+    if dots >= ndots:
+        return (f"{name!r} has {dots} dot(s), at least ndots:{ndots}: asked as it is first, then with each of "
+                f"the {len(search)} search domain(s)")
+    return (f"{name!r} has {dots} dot(s), fewer than ndots:{ndots}: each of the {len(search)} search domain(s) "
+            f"is tried first, in order, then the name as it is")
 
 
 def parse_target(target: str) -> tuple[str, int | None]:
@@ -197,8 +216,10 @@ def trace_hops(c: dict) -> list[Hop]:
     dns = c.get("dns")
     if dns:
         resolv = dns.get("resolv") or {}
-        head = (f"DNS: {dns['name']!r} has {dns['name'].count('.')} dot(s), ndots is {resolv.get('ndots', 1)}: "
-                f"the resolver tries {len(dns['candidates'])} name(s) in order, asking {dns['server']}")
+        n = len(dns["candidates"])
+        head = (f"DNS: {resolver_rule(dns['name'], resolv.get('ndots', 1), resolv.get('search') or [])}; "
+                + (f"one query to {dns['server']}" if n == 1 else
+                   f"up to {n} names, stopping at the first answer, asking {dns['server']}"))
         body = []
         answer = ""
         for q in dns["queries"]:

@@ -210,6 +210,7 @@ class Scheduler:
         try:
             await self.client.bind(name, node, namespace=ns)
             self.bound += 1
+            log.info("bound pod %s to %s", key, node)
             self.queue.forget(key)
             self.recorder.event(pod, "Normal", "Scheduled", f"Successfully assigned {ns}/{name} to {node}")
         except Conflict as e:  # already bound (by us before a restart, or someone else) or terminating

@@ -146,3 +146,66 @@ def test_tracker_detects_stale_cache():
     t.written("ns/web", "web-abc", None)
     assert t.stale("ns/web", [{"metadata": {"name": "web-abc", "resourceVersion": "10"}}])
     assert not t.stale("ns/web", [])
+
+
+def test_one_info_line_per_slice_write_names_slice_service_and_ready_addresses():
+    from kubelab.controllers.endpointslice import slice_write_line
+    s = {"metadata": {"name": "web-abc", "namespace": "default"}, "ports": [{"port": 8080, "protocol": "TCP"}],
+         "endpoints": [{"addresses": ["10.244.1.5"], "conditions": {"ready": True}},
+                       {"addresses": ["10.244.2.7"], "conditions": {"ready": False}}]}
+    assert slice_write_line("created", s, "default/web") == (
+        "endpointslice default/web-abc created for service default/web: 2 endpoint(s), 1 ready (10.244.1.5), "
+        "ports 8080/TCP")
+    assert slice_write_line("deleted", s, "default/web") == "endpointslice default/web-abc deleted for service default/web"
+    empty = {"metadata": {"name": "new-x", "namespace": "default"}, "endpoints": [], "ports": []}
+    assert slice_write_line("created", empty, "default/new") == (
+        "endpointslice default/new-x created for service default/new: 0 endpoint(s), 0 ready, ports none")
+
+
+def test_endpointslice_writes_are_logged_at_info(caplog):
+    """The controller itself: each create/update/delete it makes is one INFO line (exercise 9)."""
+    import asyncio
+    import logging
+
+    from kubelab.controllers import endpointslice as es
+
+    class FakeClient:
+        def __init__(self):
+            self.calls = []
+
+        async def create(self, plural, body, namespace=None):
+            self.calls.append("create")
+            return {**body, "metadata": {**body["metadata"], "name": body["metadata"].get("name") or "web-1",
+                                         "resourceVersion": "5"}}
+
+    ctrl = es.EndpointSliceController.__new__(es.EndpointSliceController)
+    service = svc()
+    service["metadata"]["uid"] = "u1"
+
+    class Store:
+        def __init__(self, objs):
+            self.objs = objs
+
+        def get(self, key):
+            return self.objs.get(key)
+
+        def by_index(self, index, key):
+            return self.objs.get((index, key), [])
+
+    class Inf:
+        def __init__(self, store):
+            self.store = store
+    ctrl.client = FakeClient()
+    ns = service["metadata"]["namespace"]
+    ctrl.services = Inf(Store({f"{ns}/web": service}))
+    ctrl.slices = Inf(Store({}))
+    ctrl.pods = Inf(Store({("namespace", ns): [pod(1)]}))
+    ctrl.tracker = SliceTracker()
+    ctrl.max_per_slice = 100
+    ctrl.log = logging.getLogger("kubelab.controllers.endpointslice")
+    with caplog.at_level(logging.INFO, logger="kubelab.controllers.endpointslice"):
+        asyncio.run(ctrl.sync(f"{ns}/web"))
+    lines = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert ctrl.client.calls == ["create"]
+    assert len(lines) == 1 and lines[0].startswith(f"endpointslice {ns}/") \
+        and f" created for service {ns}/web: 1 endpoint(s), 1 ready" in lines[0], lines

@@ -117,3 +117,15 @@ def test_node_agent_flags_keep_pods_inside_the_lab():
     assert a[a.index("--cluster-dns") + 1] == "10.96.0.10"
     assert a[a.index("--netns-prefix") + 1] == "kl-lab-worker-1-"  # pod netns carry the lab's name
     assert a[a.index("--resolv-conf") + 1].endswith("/worker-1/resolv.conf")  # never the machine's resolvers
+
+
+def test_pod_namespaces_are_found_by_name_and_only_this_labs():
+    from kubelab.lab.topology import lab_pod_netns
+    uid = "0f1e2d3c-4b5a-4978-8a6b-5c4d3e2f1a0b"
+    names = {f"kl-lab-worker-1-{uid}", f"kl-lab-control-plane-{uid}", f"kl-lab-worker-12-{uid}",
+             "kl-lab-worker-1", "kl-lab-worker-12",            # node namespaces, not pods
+             f"kl-lab2-worker-1-{uid}", f"kl-la-worker-1-{uid}",  # other labs
+             f"kl-lab-worker-1-{uid}x", "kl-lab-worker-1-notauid", f"cni-{uid}"}
+    assert lab_pod_netns("lab", names) == [f"kl-lab-control-plane-{uid}", f"kl-lab-worker-1-{uid}",
+                                           f"kl-lab-worker-12-{uid}"]
+    assert lab_pod_netns("lab2", names) == [f"kl-lab2-worker-1-{uid}"]

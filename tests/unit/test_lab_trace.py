@@ -115,7 +115,8 @@ def captured() -> dict:
                 "queries": [{"name": "nginx.default.svc.cluster.local.", "status": "NOERROR",
                              "answers": ["10.110.101.9"],
                              "cmd": "sudo ip netns exec kl-lab-pod-abc dig @10.96.0.10 nginx.default.svc.cluster.local. A"}],
-                "resolv": {"ndots": 5, "search": []}},
+                "resolv": {"ndots": 5, "search": ["default.svc.cluster.local", "svc.cluster.local",
+                                                  "cluster.local"]}},
         "service": {"name": "nginx", "namespace": "default", "clusterIP": "10.110.101.9"},
         "service_cmd": "kubectl get svc -n default nginx", "port": 80, "proto": "tcp",
         "rules": {"node": "worker-1", "mode": "nftables", "entry": "service-ECO34HEO-default/nginx/tcp/",
@@ -146,7 +147,8 @@ def test_render_trace_tree_names_every_hop_and_its_command():
     assert hops[-1].startswith("└─ 7. arrives at default/nginx-7d9-abcde 10.244.2.7:80 on worker-2")
     assert "$ kubectl exec -n default client -- cat /etc/resolv.conf" in hops[0]
     assert "options ndots:5" in text
-    assert "'nginx' has 0 dot(s), ndots is 5: the resolver tries 4 name(s)" in hops[1]
+    assert ("'nginx' has 0 dot(s), fewer than ndots:5: each of the 3 search domain(s) is tried first, in order, "
+            "then the name as it is; up to 4 names, stopping at the first answer, asking 10.96.0.10") in hops[1]
     assert "nginx.svc.cluster.local.                      (not tried: an earlier name answered)" in text
     assert "10.110.101.9 . tcp . 80 : goto service-ECO34HEO-default/nginx/tcp/" in text
     assert "$ sudo ip netns exec kl-lab-worker-1 nft -s list map ip kube-proxy service-ips" in text
@@ -178,3 +180,48 @@ def test_render_trace_iptables_mode():
     text = trace.render_trace(c)
     assert "KUBE-SERVICES -d 10.110.101.9/32 --dport 80 -> KUBE-SVC-2CMXP7HKUVJN7L6M" in text
     assert "-> KUBE-SEP-AAAA  DNAT to 10.244.1.9:80  <- chosen (e.g.)" in text
+
+
+@pytest.mark.parametrize("name, expect, first_words", [
+    # the trailing dot makes it absolute: one query, whatever its dot count (4 dots, not "5")
+    ("nginx.default.svc.cluster.local.", ["nginx.default.svc.cluster.local."], "ends with a dot: an absolute name"),
+    ("a.", ["a."], "ends with a dot"),
+    # the same name without the dot has 4 dots < ndots:5: the search list first, the name itself last
+    ("nginx.default.svc.cluster.local", ["nginx.default.svc.cluster.local.default.svc.cluster.local.",
+                                         "nginx.default.svc.cluster.local.svc.cluster.local.",
+                                         "nginx.default.svc.cluster.local.cluster.local.",
+                                         "nginx.default.svc.cluster.local."], "has 4 dot(s), fewer than ndots:5"),
+    ("nginx.demo", ["nginx.demo.default.svc.cluster.local.", "nginx.demo.svc.cluster.local.",
+                    "nginx.demo.cluster.local.", "nginx.demo."], "has 1 dot(s), fewer than ndots:5"),
+    # 5 dots >= ndots:5: as it is first, then the search list
+    ("a.b.c.d.e.f", ["a.b.c.d.e.f.", "a.b.c.d.e.f.default.svc.cluster.local.", "a.b.c.d.e.f.svc.cluster.local.",
+                     "a.b.c.d.e.f.cluster.local."], "has 5 dot(s), at least ndots:5: asked as it is first"),
+])
+def test_resolver_rules_and_their_wording(name, expect, first_words):
+    r = trace.parse_resolv_conf(RESOLV)
+    assert trace.search_candidates(name, r) == expect
+    rule = trace.resolver_rule(name, r.ndots, r.search)
+    assert rule.startswith(f"{name!r} {first_words}"), rule
+    if name.endswith("."):
+        assert "dot(s)" not in rule and "ndots do not apply" in rule
+
+
+def test_ndots_1_and_no_search_list():
+    r = trace.parse_resolv_conf("nameserver 10.96.0.10\n")  # resolv.conf(5) default: ndots 1, no search
+    assert r.ndots == 1 and r.search == ()
+    assert trace.search_candidates("nginx", r) == ["nginx."]
+    assert trace.resolver_rule("nginx", r.ndots, r.search) == "'nginx' has 0 dot(s) and there is no search list: asked once as nginx."
+    r1 = trace.parse_resolv_conf("search default.svc.cluster.local\noptions ndots:1\n")
+    assert trace.search_candidates("nginx.default", r1) == ["nginx.default.", "nginx.default.default.svc.cluster.local."]
+    assert "at least ndots:1" in trace.resolver_rule("nginx.default", r1.ndots, r1.search)
+
+
+def test_render_trace_of_an_absolute_name_says_why_one_query():
+    c = captured()
+    c["target"] = "nginx.default.svc.cluster.local."
+    c["dns"]["name"] = "nginx.default.svc.cluster.local."
+    c["dns"]["candidates"] = ["nginx.default.svc.cluster.local."]
+    text = trace.render_trace(c)
+    head = next(line for line in text.splitlines() if "DNS:" in line)
+    assert "ends with a dot: an absolute name, asked once as it is" in head and "; one query to 10.96.0.10" in head
+    assert "5 dot" not in text and "not tried" not in text

@@ -30,6 +30,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -54,6 +55,11 @@ GUEST_REPO = "10.0.2.100"           # guestfwd address of the host's package ser
 NODE_NET = "192.168.56"             # node network /24; control plane .10, workers .11, .12 ...
 TIMES: dict[str, float] = {}       # phase -> seconds, printed by tests/vm/conftest.py
 CACHE_DIR = os.environ.get("KUBELAB_VM_CACHE", "/var/tmp/kubelab-vm")
+
+
+# ansible-playbook lines `make test-vm` shows as they come (the rest is only in the log file)
+ANSIBLE_STREAMED = ("PLAY [", "TASK [", "RUNNING HANDLER [", "PLAY RECAP", "fatal:", "failed:", "ERROR!",
+                    "[WARNING]")
 
 
 def log(msg: str) -> None:
@@ -462,12 +468,36 @@ class VMLab:
                                   "kubelab_controller_python": sys.executable}), *extra]
         log(" ".join(argv))
         logpath = os.path.join(self.run_dir, f"ansible-{int(time.time())}.log")
+        log(f"ansible-playbook's full output: {logpath} (its PLAY/TASK lines and failures follow)")
         with open(logpath, "w") as f:
-            p = subprocess.run(argv, stdout=f, stderr=subprocess.STDOUT, text=True, timeout=timeout,
-                               env=self.ansible_env(), cwd=ANSIBLE_DIR, stdin=subprocess.DEVNULL)
+            p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                 env=self.ansible_env(), cwd=ANSIBLE_DIR, stdin=subprocess.DEVNULL)
+            timed_out = threading.Event()
+
+            def expire() -> None:  # what subprocess.run(timeout=) did
+                timed_out.set()
+                p.kill()
+            timer = threading.Timer(timeout, expire)
+            timer.start()
+            try:
+                recap = False
+                for line in p.stdout:
+                    f.write(line)
+                    f.flush()
+                    recap = recap or line.startswith("PLAY RECAP")
+                    if line.startswith(ANSIBLE_STREAMED) or (recap and line.strip()):
+                        print(f"[ansible {time.strftime('%H:%M:%S')}] {line.rstrip()}", flush=True)
+                rc = p.wait()
+            finally:
+                timer.cancel()
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+        if timed_out.is_set():
+            raise subprocess.TimeoutExpired(argv, timeout, output=f"see {logpath}")
         with open(logpath) as f:
             out = f.read()
-        return subprocess.CompletedProcess(argv, p.returncode, out, "")
+        return subprocess.CompletedProcess(argv, rc, out, "")
 
     @property
     def pki_dir(self) -> str:
