@@ -98,7 +98,7 @@ def map_ids(browser) -> set[str]:
 
 
 def test_up_prints_the_web_views_command_and_url(lab):
-    assert f"sudo kubelab ui --name {lab.name}" in lab.up_output and "http://127.0.0.1:8001/" in lab.up_output
+    assert f"kubelab ui --name {lab.name}" in lab.up_output and "http://127.0.0.1:8001/" in lab.up_output
 
 
 def test_map_shows_the_labs_nodes_and_pods(lab, ui, browser):
