@@ -17,22 +17,18 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
 
 from kubelab.client import AlreadyExists, ApiClient, ApiError, Conflict, NotFound
+from kubelab.durations import parse_flag_duration as parse_duration
+from kubelab.timestamps import format_micro_time as micro_time
 from kubelab.timestamps import parse_epoch
 
-from .util import parse_duration
 
 log = logging.getLogger(__name__)
 
 
 class LeadershipLost(Exception):
     pass
-
-
-def micro_time(t: float) -> str:
-    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def default_identity() -> str:

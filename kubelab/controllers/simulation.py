@@ -18,7 +18,7 @@ from kubelab.client import ApiClient, ApiError, Informer, NotFound
 from kubelab.testing import Proc
 from kubelab.timestamps import format_time
 
-from .leaderelection import micro_time
+from kubelab.timestamps import format_micro_time as micro_time
 from .nodelifecycle import LEASE_NAMESPACE
 
 

@@ -3,7 +3,8 @@
 import pytest
 
 from kubelab.controllers.events import make_event
-from kubelab.controllers.leaderelection import lease_decision, lease_spec, micro_time
+from kubelab.controllers.leaderelection import lease_decision, lease_spec
+from kubelab.timestamps import format_micro_time as micro_time
 from kubelab.controllers.manager import build_parser, select_controllers
 from kubelab.controllers.namespace import finalize_body
 from kubelab.controllers.util import parse_duration, resolve_target_port, selector_matches
