@@ -237,3 +237,29 @@ class _QuietServer(uvicorn.Server):
 
     def install_signal_handlers(self) -> None:  # uvicorn < 0.29
         pass
+
+
+def add_serving_flags(parser, *, port: int, what: str) -> None:
+    """Upstream's serving flags for a component's status port (controller-manager 10257,
+    scheduler 10259): HTTPS when given a certificate, plain HTTP otherwise."""
+    g = parser.add_argument_group(f"status endpoints (/metrics, /healthz, /readyz, /livez) as {what}'s")
+    g.add_argument("--bind-address", default="0.0.0.0", help="address of the status port (default 0.0.0.0)")
+    g.add_argument("--secure-port", type=int, default=port,
+                   help=f"status port (default {port}, upstream's; 0 turns it off)")
+    g.add_argument("--tls-cert-file", default=None, help="serving certificate (PEM); without it plain HTTP")
+    g.add_argument("--tls-private-key-file", default=None, help="its private key (PEM)")
+    g.add_argument("--client-ca-file", default=None,
+                   help="require client certificates signed by this CA on every path (a lab CA)")
+
+
+async def start_from_args(args, app) -> StatusServer | None:
+    """The status server the serving flags ask for (None when --secure-port=0); ValueError
+    for TLS files that do not load, OSError when the port is taken."""
+    if not args.secure_port:
+        return None
+    tls = tls_from_flags(args.tls_cert_file, args.tls_private_key_file, args.client_ca_file)
+    server = StatusServer(app, args.bind_address, args.secure_port, tls=tls)
+    await server.start()
+    log.info("serving /metrics, /healthz, /readyz, /livez on %s://%s:%d",
+             "https" if tls else "http", args.bind_address, server.port)
+    return server

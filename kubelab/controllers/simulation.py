@@ -163,6 +163,8 @@ Component = Proc  # a component run as `python -m kubelab.<module> ...`, stopped
 def spawn_component(module: str, server: str, *args: str, env: dict | None = None) -> Component:
     fd, log_path = tempfile.mkstemp(prefix=f"kubelab-{module.rsplit('.', 1)[-1]}-", suffix=".log")
     out = os.fdopen(fd, "wb")
+    if module in ("kubelab.controllers", "kubelab.scheduler") and not any(a.startswith("--secure-port") for a in args):
+        args = (*args, "--secure-port=0")  # tests run many at once on the host: no fixed status port
     p = subprocess.Popen([sys.executable, "-m", module, "--server", server, *args], stdout=out,
                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})},
                          start_new_session=True)
