@@ -113,8 +113,13 @@ def status_app(registry: CollectorRegistry | None, checks: HealthChecks | None, 
     for path, handler in (extra or {}).items():
         routes.append(Route(path, handler))
     if registry is not None:
-        routes.append(Route("/metrics", _Asgi(make_asgi_app(registry))))
+        routes.append(metrics_route(registry))
     return Starlette(routes=routes)
+
+
+def metrics_route(registry: CollectorRegistry, path: str = "/metrics") -> Route:
+    """A Starlette route serving `registry` in the Prometheus text format."""
+    return Route(path, _Asgi(make_asgi_app(registry)))
 
 
 class _Asgi:

@@ -122,10 +122,29 @@ def control_plane_specs(plan: LabPlan) -> list[ComponentSpec]:
             name="controllers", node=cp.name, netns=cp.netns, stage=CONTROL_STAGE,
             argv=(py, "-m", MODULES["controllers"], "--kubeconfig",
                   component_kubeconfig(plan, "kube-controller-manager"),
-                  "--cluster-cidr", plan.pod_cidr, "--node-cidr-mask-size", "24")),
+                  "--cluster-cidr", plan.pod_cidr, "--node-cidr-mask-size", "24",
+                  *status_port_flags(plan, "kube-controller-manager", CONTROLLER_MANAGER_PORT)),
+            health=f"{_scheme(plan)}://{cp.ip}:{CONTROLLER_MANAGER_PORT}/healthz"),
         ComponentSpec(
             name="scheduler", node=cp.name, netns=cp.netns, stage=CONTROL_STAGE,
-            argv=(py, "-m", MODULES["scheduler"], "--kubeconfig", component_kubeconfig(plan, "kube-scheduler")))]
+            argv=(py, "-m", MODULES["scheduler"], "--kubeconfig", component_kubeconfig(plan, "kube-scheduler"),
+                  *status_port_flags(plan, "kube-scheduler", SCHEDULER_PORT)),
+            health=f"{_scheme(plan)}://{cp.ip}:{SCHEDULER_PORT}/healthz")]
+
+
+CONTROLLER_MANAGER_PORT, SCHEDULER_PORT = 10257, 10259  # upstream's secure ports
+
+
+def status_port_flags(plan: LabPlan, identity: str, port: int) -> list[str]:
+    """/metrics and /healthz,/readyz,/livez on the control plane's address: HTTPS with the
+    component's serving certificate and the lab CA's client certificates when the lab is
+    secured, plain HTTP otherwise (as every other endpoint of an unsecured lab)."""
+    flags = ["--bind-address", plan.control_plane.ip, "--secure-port", str(port)]
+    if plan.tls:
+        d = pki_dir(plan)
+        flags += ["--tls-cert-file", f"{d}/{identity}-server.crt", "--tls-private-key-file",
+                  f"{d}/{identity}-server.key", "--client-ca-file", f"{d}/ca.crt"]
+    return flags
 
 
 def worker_specs(plan: LabPlan, node: NodePlan) -> list[ComponentSpec]:
