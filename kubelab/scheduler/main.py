@@ -45,7 +45,7 @@ async def amain(args) -> int:
     registry = CollectorRegistry(auto_describe=True)
     registry.register(SchedulerCollector(sched))
     checks = serving.HealthChecks()
-    checks.add("informer-sync", lambda: None if sched.pods.has_synced() and sched.nodes.has_synced()
+    checks.add("informer-sync", lambda: None if sched.pods.has_synced and sched.nodes.has_synced
                else "caches not synced yet", to=("readyz",))
     try:
         server = await serving.start_from_args(args, serving.status_app(registry, checks))

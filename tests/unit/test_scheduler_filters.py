@@ -1,9 +1,6 @@
 """Scheduler filters and the FitError message (pure)."""
 
-import pytest
-
-from kubelab.scheduler.filters import (NodeInfo, Resources, filter_node, fit_error_message,
-                                       pod_requests, tolerates)
+from kubelab.scheduler.filters import NodeInfo, Resources, filter_node, fit_error_message, pod_requests, tolerates
 
 CP_TAINT = {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
 
