@@ -248,7 +248,9 @@ def add_serving_flags(parser, *, port: int, what: str) -> None:
     """Upstream's serving flags for a component's status port (controller-manager 10257,
     scheduler 10259): HTTPS when given a certificate, plain HTTP otherwise."""
     g = parser.add_argument_group(f"status endpoints (/metrics, /healthz, /readyz, /livez) as {what}'s")
-    g.add_argument("--bind-address", default="0.0.0.0", help="address of the status port (default 0.0.0.0)")
+    g.add_argument("--bind-address", default=None,
+                   help="address of the status port (default 0.0.0.0 with a serving certificate, as upstream; "
+                        "127.0.0.1 without one, so plain HTTP never leaves the machine unless asked)")
     g.add_argument("--secure-port", type=int, default=port,
                    help=f"status port (default {port}, upstream's; 0 turns it off)")
     g.add_argument("--tls-cert-file", default=None, help="serving certificate (PEM); without it plain HTTP")
@@ -263,8 +265,9 @@ async def start_from_args(args, app) -> StatusServer | None:
     if not args.secure_port:
         return None
     tls = tls_from_flags(args.tls_cert_file, args.tls_private_key_file, args.client_ca_file)
-    server = StatusServer(app, args.bind_address, args.secure_port, tls=tls)
+    host = args.bind_address or ("0.0.0.0" if tls else "127.0.0.1")
+    server = StatusServer(app, host, args.secure_port, tls=tls)
     await server.start()
-    log.info("serving /metrics, /healthz, /readyz, /livez on %s://%s:%d",
-             "https" if tls else "http", args.bind_address, server.port)
+    log.info("serving /metrics, /healthz, /readyz, /livez on %s://%s:%d", "https" if tls else "http", host,
+             server.port)
     return server

@@ -120,3 +120,21 @@ async def test_a_taken_port_is_an_error_at_start():
             await serving.StatusServer(serving.status_app(None, None), "127.0.0.1", port).start()
     finally:
         await a.stop()
+
+
+async def test_plain_http_status_port_stays_on_loopback_unless_asked():
+    import argparse
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args = argparse.Namespace(secure_port=port, bind_address=None, tls_cert_file=None, tls_private_key_file=None,
+                              client_ca_file=None)
+    server = await serving.start_from_args(args, serving.status_app(None, serving.HealthChecks()))
+    try:
+        assert server.host == "127.0.0.1"
+    finally:
+        await server.stop()
+    args.secure_port = 0
+    assert await serving.start_from_args(args, serving.status_app(None, None)) is None  # 0 turns it off
