@@ -28,10 +28,19 @@ class Metrics:
                               registry=self.registry)
         if watchers is not None:
             self.watchers.set_function(watchers)
+        # the labelled children, looked up once: `.labels()` costs more than the update itself
+        self._counters: dict[tuple[str, str, int], Counter] = {}
+        self._histograms: dict[tuple[str, str], Histogram] = {}
 
     def observe(self, verb: str, resource: str, code: int, seconds: float) -> None:
-        self.requests.labels(verb, resource, str(code)).inc()
-        self.latency.labels(verb, resource).observe(seconds)
+        c = self._counters.get((verb, resource, code))
+        if c is None:
+            c = self._counters[(verb, resource, code)] = self.requests.labels(verb, resource, str(code))
+        c.inc()
+        h = self._histograms.get((verb, resource))
+        if h is None:
+            h = self._histograms[(verb, resource)] = self.latency.labels(verb, resource)
+        h.observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
