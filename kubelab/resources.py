@@ -62,7 +62,7 @@ RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("", "v1", "Pod", "pods", True, ("po",), ("status", "binding", "log", "exec"), (ALL,)),
     ResourceType("", "v1", "Service", "services", True, ("svc",), ("status",), (ALL,)),
     ResourceType("", "v1", "Endpoints", "endpoints", True, ("ep",), has_status=False),
-    ResourceType("", "v1", "Node", "nodes", False, ("no",), ("status",)),
+    ResourceType("", "v1", "Node", "nodes", False, ("no",), ("status", "proxy")),
     ResourceType("", "v1", "Event", "events", True, ("ev",), has_status=False),
     ResourceType("", "v1", "ConfigMap", "configmaps", True, ("cm",), has_status=False),
     ResourceType("", "v1", "Secret", "secrets", True, (), has_status=False),

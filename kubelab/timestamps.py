@@ -32,3 +32,14 @@ def parse_epoch(ts) -> float | None:
     """Epoch seconds, or None when absent or unparsable."""
     dt = parse_datetime(ts)
     return dt.timestamp() if dt is not None else None
+
+
+def format_micro_time(ts: float | None = None) -> str:
+    """Epoch seconds (now when None) as `metav1.MicroTime`: UTC, microseconds, `Z` (Lease
+    renewTime/acquireTime, Event eventTime)."""
+    ts = time.time() if ts is None else ts
+    whole = int(ts // 1)
+    micros = int(round((ts - whole) * 1e6))
+    if micros == 1_000_000:
+        whole, micros = whole + 1, 0
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{micros:06d}Z"

@@ -13,6 +13,8 @@ from dataclasses import asdict
 
 import uvicorn
 
+from kubelab import flags
+
 from . import nodeproxy
 from .app import SETTINGS_ENV, Settings, create_app
 from .flags import add_security_args, security_settings
@@ -37,7 +39,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="seconds between BOOKMARK events on quiet watches (default: %(default)s)")
     p.add_argument("--workers", type=int, default=1,
                    help="server processes sharing the port (each with its own watch cache; default: %(default)s)")
-    p.add_argument("-v", "--verbose", action="store_true", help="log every request")
+    flags.add_verbosity_flag(p, extra=("--verbose",))  # --v=3 and up: log every request, as kube-apiserver
     add_security_args(p)
     g = p.add_argument_group("node agents (as kube-apiserver's --kubelet-*)")
     g.add_argument("--kubelet-client-certificate", default=None,
@@ -45,7 +47,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--kubelet-client-key", default=None, help="its key")
     g.add_argument("--kubelet-certificate-authority", default=None,
                    help="CA verifying the node agents' serving certificates (default: not verified)")
-    return p.parse_args(argv)
+    return flags.parse_args(p, argv, "kube-apiserver")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,14 +59,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     advertise = args.advertise_address or (args.bind_address if args.bind_address != "0.0.0.0" else "127.0.0.1")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(level=flags.log_level(args.v), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = Settings(etcd_servers=args.etcd_servers, advertise_address=advertise, secure_port=args.port,
                         service_cidr=args.service_cluster_ip_range, pod_cidr=args.cluster_cidr,
                         dns_domain=args.cluster_domain, bookmark_interval=args.bookmark_interval)
     # Open watches never end by themselves: on SIGTERM give requests 3 s, then close them
     # (clients reconnect to the next API server, as from kube-apiserver).
-    common = dict(host=args.bind_address, port=args.port, log_level="info" if args.verbose else "warning",
-                  access_log=args.verbose, timeout_graceful_shutdown=3)
+    verbose = args.v >= 3
+    common = dict(host=args.bind_address, port=args.port, log_level="info" if verbose else "warning",
+                  access_log=verbose, timeout_graceful_shutdown=3)
     try:
         settings.security, tls = security_settings(args)
     except (ValueError, OSError) as e:

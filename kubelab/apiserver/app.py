@@ -16,10 +16,12 @@ from urllib.parse import unquote
 
 from fastapi import FastAPI, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
+from prometheus_client import CONTENT_TYPE_LATEST as PROMETHEUS_CONTENT_TYPE
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 
 from kubelab.resources import BY_PLURAL, RESOURCES, ResourceType
+from kubelab.serving import health_report
 
 from . import discovery, nodeproxy, tokenrequest
 from . import status as st
@@ -77,6 +79,7 @@ class Target:
     namespace: str | None
     name: str | None
     sub: str | None
+    proxy_path: str = ""  # nodes/NAME/proxy/<this>: the node agent path
 
 
 def parse_path(path: str) -> Target | None:
@@ -93,6 +96,9 @@ def parse_path(path: str) -> Target | None:
         if not namespace:
             return None
     rt = _BY_GVR.get((group, version, rest[0]))
+    proxy_path = ""
+    if rt is not None and rt.plural == "nodes" and len(rest) > 3 and rest[2] == "proxy":
+        proxy_path, rest = "/".join(rest[3:]), rest[:3]
     if rt is None or len(rest) > 3 or (namespace and not rt.namespaced):
         return None
     name = rest[1] if len(rest) > 1 else None
@@ -101,7 +107,7 @@ def parse_path(path: str) -> Target | None:
         return None
     if name == "":
         return None
-    return Target(rt, namespace, name, sub)
+    return Target(rt, namespace, name, sub, proxy_path)
 
 
 def wants_table(request: Request) -> bool:
@@ -207,7 +213,7 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
     registry = Registry(storage, bookmark_interval=settings.bookmark_interval)
     kubelet_tls = nodeproxy.kubelet_ssl_context(**settings.kubelet_client) if settings.kubelet_client else None
     sa_signer = tokenrequest.Signer.from_security(settings.security)
-    metrics = Metrics()
+    metrics = Metrics(watchers=lambda: registry.watchers)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -255,15 +261,15 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
         return PlainTextResponse("ok")
 
     @app.get("/readyz")
-    async def readyz():
-        if await storage.healthy():
-            return PlainTextResponse("ok")
-        return PlainTextResponse("[-]etcd failed: etcd is not reachable\nreadyz check failed", status_code=503)
+    async def readyz(request: Request):
+        etcd_ok = await storage.healthy()
+        checks = {"ping": lambda: None, "etcd": lambda: None if etcd_ok else "etcd is not reachable"}
+        status, body = health_report("readyz", checks, verbose="verbose" in request.query_params)
+        return PlainTextResponse(body, status_code=503 if status != 200 else 200)
 
     @app.get("/metrics")
     async def prom():
-        return PlainTextResponse(metrics.render(watchers=registry.watchers),
-                                 media_type="text/plain; version=0.0.4")
+        return Response(metrics.render(), media_type=PROMETHEUS_CONTENT_TYPE)
 
     @app.get("/api")
     async def api(request: Request):
@@ -371,6 +377,9 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
         if t.sub == "token" and method == "POST":
             body = decode_body(await read_body(request), request.headers.get("content-type", ""))
             return _json(await sa_signer.issue(body, namespace=t.namespace, name=t.name, get_object=get_object), 201)
+        if t.sub == "proxy":
+            return await nodeproxy.node_proxy(request, node=t.name, path=t.proxy_path, get_object=get_object,
+                                              tls=kubelet_tls)
         if t.sub == "log" and method == "GET":
             return await nodeproxy.pod_log(request, namespace=t.namespace, name=t.name, get_object=get_object,
                                            tls=kubelet_tls)

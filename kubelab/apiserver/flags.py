@@ -31,6 +31,9 @@ def add_security_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--token-auth-file", default=None, help='static tokens, CSV: token,user,uid,"group1,group2"')
     g.add_argument("--service-account-key-file", default=None,
                    help="key (public, or the private signing key) verifying service-account tokens")
+    g.add_argument("--service-account-signing-key-file", default=None,
+                   help="private key signing TokenRequest tokens (default: --service-account-key-file when it "
+                        "is a private key); also verifies tokens when --service-account-key-file is not given")
     g.add_argument("--service-account-issuer", default=None,
                    help="the `iss` service-account tokens must carry "
                         "(default: https://kubernetes.default.svc.cluster.local)")
@@ -58,8 +61,16 @@ def _readable(path: str | None, flag: str) -> None:
 def security_settings(args: argparse.Namespace) -> tuple[dict, dict]:
     """(Settings.security, uvicorn keyword arguments); ValueError with a one-line reason."""
     for flag in ("tls_cert_file", "tls_private_key_file", "client_ca_file", "token_auth_file",
-                 "service_account_key_file", "etcd_cafile", "etcd_certfile", "etcd_keyfile"):
+                 "service_account_key_file", "service_account_signing_key_file", "etcd_cafile", "etcd_certfile",
+                 "etcd_keyfile"):
         _readable(getattr(args, flag), "--" + flag.replace("_", "-"))
+    signing = getattr(args, "service_account_signing_key_file", None)
+    if signing:
+        with open(signing, "rb") as f:
+            if b"PRIVATE KEY" not in f.read():
+                raise ValueError(f"--service-account-signing-key-file {signing}: not a private key (PEM)")
+        if not args.service_account_key_file:
+            args.service_account_key_file = signing  # a private key verifies what it signs
     tls = bool(args.tls_cert_file)
     if bool(args.tls_cert_file) != bool(args.tls_private_key_file):
         raise ValueError("--tls-cert-file and --tls-private-key-file go together")
@@ -85,6 +96,7 @@ def security_settings(args: argparse.Namespace) -> tuple[dict, dict]:
         "token_auth_file": os.path.abspath(args.token_auth_file) if args.token_auth_file else None,
         "service_account_key_file": os.path.abspath(args.service_account_key_file)
         if args.service_account_key_file else None,
+        "service_account_signing_key_file": os.path.abspath(signing) if signing else None,
         "service_account_issuer": args.service_account_issuer,
         "authorization_mode": mode,
         "max_requests_per_client": args.max_requests_per_client if args.max_requests_per_client is not None

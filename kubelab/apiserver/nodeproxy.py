@@ -70,7 +70,12 @@ async def node_address(pod: dict, get_object: GetObject) -> str:
     node_name = (pod.get("spec") or {}).get("nodeName")
     if not node_name:
         raise StatusError(400, f"pod {pod['metadata']['name']} does not have a host assigned")
-    node = await get_object("nodes", None, node_name)
+    return _node_agent_address(await get_object("nodes", None, node_name))
+
+
+def _node_agent_address(node: dict) -> str:
+    """host:port of a Node's agent (its InternalIP and the kubelet endpoint port)."""
+    node_name = node["metadata"]["name"]
     status = node.get("status") or {}
     ip = next((a["address"] for a in status.get("addresses") or [] if a.get("type") == "InternalIP"), None)
     if not ip:
@@ -114,6 +119,36 @@ async def pod_log(request: Request, *, namespace: str, name: str, get_object: Ge
             await upstream.aclose()
             await client.aclose()
     return StreamingResponse(body(), media_type="text/plain; charset=utf-8")
+
+
+# The node agent paths `nodes/NAME/proxy/...` reaches: its read-only status endpoints. Logs and
+# exec go through pods/log and pods/exec (authorized per pod), never through the node proxy.
+NODE_PROXY_PATHS = ("metrics", "healthz", "pods")
+
+
+async def node_proxy(request: Request, *, node: str, path: str, get_object: GetObject,
+                     tls: ssl.SSLContext | None = None) -> Response:
+    """GET nodes/NAME/proxy/PATH for the status paths above (`kubectl get --raw
+    /api/v1/nodes/worker-1/proxy/metrics`); anything else is refused, not forwarded."""
+    if request.method != "GET":
+        return _status(StatusError(405, f"the node proxy serves only GET (not {request.method})",
+                                   reason="MethodNotAllowed"))
+    if path not in NODE_PROXY_PATHS:
+        return _status(StatusError(404, f"the node proxy serves only {', '.join('/' + p for p in NODE_PROXY_PATHS)} "
+                                        f"(not /{path})"))
+    try:
+        node_obj = await get_object("nodes", None, node)
+        addr = _node_agent_address(node_obj)
+    except StatusError as e:
+        return _status(e)
+    url = f"{'https' if tls else 'http'}://{addr}/{path}"
+    try:
+        async with httpx.AsyncClient(timeout=10.0, verify=tls if tls else True, trust_env=False) as client:
+            upstream = await client.get(url)
+    except httpx.HTTPError as e:
+        return _status(StatusError(503, f"failed to reach the node agent at {addr}: {e}", reason="ServiceUnavailable"))
+    return Response(upstream.content, status_code=upstream.status_code,
+                    media_type=upstream.headers.get("content-type", "text/plain"))
 
 
 def _failure_frame(e: StatusError) -> bytes:

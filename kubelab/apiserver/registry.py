@@ -23,7 +23,7 @@ from kubelab.timestamps import format_time
 from . import allocators, shapes
 from . import status as st
 from .selector import Requirement, labels_match
-from .storage import CompactedError, Entry, PreconditionFailed, ReservationTaken, Storage
+from .storage import MAX_OBJECT_BYTES, CompactedError, Entry, PreconditionFailed, ReservationTaken, Storage
 from .watchcache import WatchCache
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,6 @@ _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 _STATUS_RESET_ON_CREATE = {"pods", "services", "deployments", "replicasets"}
 _MAX_CAS_RETRIES = 16
 _RBAC_WRITES = {"roles", "clusterroles", "rolebindings", "clusterrolebindings"}
-MAX_OBJECT_BYTES = 1536 * 1024  # etcd's default --max-request-bytes
 
 
 def now() -> str:

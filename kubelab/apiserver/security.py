@@ -27,10 +27,10 @@ from . import status as st
 from .authn import ANONYMOUS, PEER_CERT, Authenticator, AuthError, parse_token_file
 from .authz import Authorizer, EscalationCheck, parse_modes
 from .rbac import Attributes, Policy, UserInfo, forbidden_message
+from .storage import MAX_OBJECT_BYTES
 
 log = logging.getLogger(__name__)
 
-MAX_OBJECT = 1536 * 1024  # etcd's default request limit
 PUBLIC_PATHS = ("/healthz", "/livez", "/readyz", "/version")
 SSAR_PATH = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
 SSRR_PATH = "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews"
@@ -55,7 +55,7 @@ class SecurityConfig:
     max_requests_per_client: int = 0   # 0: no cap (non-watch requests in flight)
     max_watches_per_client: int = 0
     body_timeout: float = 60.0
-    max_object_bytes: int = MAX_OBJECT
+    max_object_bytes: int = MAX_OBJECT_BYTES
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "SecurityConfig":

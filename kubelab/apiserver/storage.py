@@ -18,6 +18,11 @@ import aetcd
 from aetcd import rpc
 from aetcd.utils import prefix_range_end
 
+# etcd refuses a request over its --max-request-bytes (default 1.5 MiB) with an opaque error;
+# the API server checks objects against this one figure first and says why.
+MAX_OBJECT_BYTES = 1536 * 1024
+
+
 log = logging.getLogger(__name__)
 
 

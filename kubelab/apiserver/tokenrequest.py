@@ -97,7 +97,8 @@ class Signer:
     @classmethod
     def from_security(cls, security: dict | None) -> "Signer":
         security = security or {}
-        return cls(load_signing_key(security.get("service_account_key_file")), security.get("service_account_issuer"))
+        key_file = security.get("service_account_signing_key_file") or security.get("service_account_key_file")
+        return cls(load_signing_key(key_file), security.get("service_account_issuer"))
 
     async def issue(self, body: dict, *, namespace: str, name: str, get_object) -> dict:
         """`get_object(plural, namespace, name)` reads the account and the bound object."""

@@ -18,6 +18,7 @@ import ipaddress
 import json
 import re
 
+from kubelab import quantity
 from kubelab.labels import selector_matches
 from kubelab.resources import ResourceType
 
@@ -441,16 +442,13 @@ def _validate_container(errs: Causes, c, path: str, volumes: set[str], *, init: 
     resources = _dict(c.get("resources"))
     for kind in ("limits", "requests"):
         for rname, q in _dict(resources.get(kind)).items():
-            if not _is_quantity(q):
-                errs.invalid(f"{path}.resources.{kind}[{rname}]", q,
-                             "quantities must match the regular expression "
-                             "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'")
-
-
-def _is_quantity(q) -> bool:
-    if _is_int(q) or isinstance(q, float):
-        return q >= 0
-    return isinstance(q, str) and re.fullmatch(r"\+?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+|Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?", q) is not None
+            try:
+                negative = quantity.parse_quantity(q) < 0
+            except ValueError as e:
+                errs.invalid(f"{path}.resources.{kind}[{rname}]", q, str(e))
+                continue
+            if negative:
+                errs.invalid(f"{path}.resources.{kind}[{rname}]", q, "must be greater than or equal to 0")
 
 
 def validate_pod_spec(errs: Causes, spec, path: str = "spec") -> None:

@@ -7,35 +7,13 @@ import asyncio
 import time
 
 from kubelab.client import ApiError, NotFound
+from kubelab.flags import bool_flag, duration_flag
 from kubelab.resources import ResourceType
 
 from . import manifests
 from .apply import place
 from .context import CliError, Context, api_error_line
 from .targets import parse_targets
-
-
-def _bool(v: str) -> bool:
-    if v.lower() in ("true", "1", "yes"):
-        return True
-    if v.lower() in ("false", "0", "no"):
-        return False
-    raise ValueError(v)
-
-
-_bool.__name__ = "bool"
-
-
-def _duration(v: str) -> float:
-    """`60s`, `2m`, `1h`, `30` (seconds)."""
-    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
-    for u in ("ms", "s", "m", "h"):
-        if v.endswith(u) and v[:-len(u)].replace(".", "", 1).isdigit():
-            return float(v[:-len(u)]) * units[u]
-    return float(v)
-
-
-_duration.__name__ = "duration"
 
 
 def register(sub) -> None:
@@ -50,9 +28,10 @@ def register(sub) -> None:
                    help="seconds given to the object to terminate (-1: the object's default; 0 with --force)")
     p.add_argument("--now", action="store_true", help="same as --grace-period=1")
     p.add_argument("--force", action="store_true", help="with --grace-period=0: delete immediately")
-    p.add_argument("--wait", type=_bool, nargs="?", const=True, default=True,
+    p.add_argument("--wait", type=bool_flag, nargs="?", const=True, default=True,
                    help="wait until the objects are gone (default true)")
-    p.add_argument("--timeout", type=_duration, default=60.0, help="how long to wait (default 60s)")
+    p.add_argument("--timeout", type=duration_flag, default=60.0,
+                   help="how long to wait: a Go duration such as 1m30s (default 60s)")
     p.add_argument("--ignore-not-found", action="store_true")
     p.set_defaults(func=run)
 

@@ -4,13 +4,14 @@ jsonpath from the plain objects; `-w` lists then watches, printing each change a
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 import httpx
 
 from kubelab.client import Gone
 
-from . import printers
+from . import jsonpath, printers
 from .context import CliError, Context
 from .targets import TABLE_ACCEPT, Target, fetch_objects, fetch_table, multi_type, parse_targets
 
@@ -19,12 +20,18 @@ def register(sub) -> None:
     p = sub.add_parser("get", help="display one or many resources",
                        description="Display one or many resources: TYPE[,TYPE...] [NAME...], TYPE/NAME..., or all.")
     p.add_argument("args", nargs="*", metavar="TYPE[/NAME]", help="resource type(s) and optional names")
-    p.add_argument("-o", "--output", help="wide|yaml|json|name|custom-columns=SPEC|jsonpath=TEMPLATE")
+    p.add_argument("-o", "--output",
+                   help="wide|yaml|json|name|custom-columns=SPEC|jsonpath=TEMPLATE|go-template=TEMPLATE "
+                        "(a subset of Go templates: see kubelab/cli/gotemplate.py)")
     p.add_argument("-l", "--selector", help="label selector, e.g. app=web,tier!=db")
     p.add_argument("--field-selector", help="field selector, e.g. status.phase=Running")
     p.add_argument("-w", "--watch", action="store_true", help="after listing, watch for changes")
     p.add_argument("--watch-only", action="store_true", help="watch for changes without listing first")
     p.add_argument("--show-labels", action="store_true", help="add a LABELS column")
+    p.add_argument("-L", "--label-columns", action="append", default=[], metavar="KEY[,KEY...]",
+                   help="one column per label key, e.g. -L app -L app.kubernetes.io/name")
+    p.add_argument("--sort-by", metavar="JSONPATH",
+                   help="sort by a field, e.g. '{.metadata.name}' or .status.startTime (as kubectl's)")
     p.add_argument("--no-headers", action="store_true", help="omit table headers")
     p.set_defaults(func=run)
 
@@ -40,7 +47,36 @@ def _view(ctx: Context, t: Target, table: dict, out: printers.Output, *, prefix:
     return printers.table_view(table, wide=out.kind == "wide",
                                with_namespace=ctx.all_namespaces and t.rt.namespaced,
                                name_prefix=printers.kind_prefix(t.rt) if prefix else None,
-                               show_labels=ctx.args.show_labels, no_headers=ctx.args.no_headers)
+                               show_labels=ctx.args.show_labels, no_headers=ctx.args.no_headers,
+                               label_columns=label_columns(ctx.args))
+
+
+def label_columns(args: argparse.Namespace) -> list[str]:
+    return [k.strip() for v in (getattr(args, "label_columns", None) or []) for k in v.split(",") if k.strip()]
+
+
+def sort_key_for(expr: str | None):
+    """kubectl's --sort-by: a JSONPath (braces optional) → a key function over objects, or None.
+    Missing values sort first, then numbers by value, then everything else as text."""
+    if not expr:
+        return None
+    path = expr.strip()
+    if path.startswith("{") and path.endswith("}"):
+        path = path[1:-1]
+    try:
+        jsonpath.parse_expr(path)
+    except jsonpath.JSONPathError as e:
+        raise CliError(f"couldn't parse --sort-by {expr}: {e}") from None
+
+    def key(obj: dict):
+        found = jsonpath.find(path, obj)
+        if not found or found[0] is None:
+            return (0, 0, "")
+        v = found[0]
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return (2, 0, v if isinstance(v, str) else json.dumps(v, sort_keys=True))
+        return (1, v, "")
+    return key
 
 
 def _no_resources(ctx: Context, targets: list[Target]) -> None:
@@ -60,10 +96,14 @@ async def run(ctx: Context) -> int:
         return await watch(ctx, targets[0], out)
     prefix = multi_type(args.args, targets)
     by_name = any(t.names for t in targets)
+    sort_key = sort_key_for(args.sort_by)
     if out.is_table:
         printed = False
         for t in targets:
-            table = await fetch_table(ctx, t, label_selector=args.selector, field_selector=args.field_selector)
+            table = await fetch_table(ctx, t, label_selector=args.selector, field_selector=args.field_selector,
+                                      include_object=sort_key is not None)
+            if sort_key is not None:
+                table["rows"] = sorted(table.get("rows") or [], key=lambda r: sort_key(r.get("object") or {}))
             view = _view(ctx, t, table, out, prefix=prefix)
             if not view.rows:
                 continue
@@ -86,6 +126,9 @@ async def run(ctx: Context) -> int:
     single = by_name and len(targets) == 1 and len(targets[0].names) == 1
     if single and not objs:
         return 1
+    if sort_key is not None:
+        pairs = sorted(zip(objs, rts), key=lambda p: sort_key(p[0]))
+        objs, rts = [o for o, _ in pairs], [r for _, r in pairs]
     ctx.out(printers.render_objects(out, objs, rts, single=single, no_headers=args.no_headers))
     return 0
 

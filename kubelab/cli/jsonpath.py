@@ -7,7 +7,8 @@ between literal text, `{range ...}{end}`, `{"\\n"}` literals) and its filters ar
 Supported (kubectl's documented subset): `$`, `@`, `.field`, `['field']`, `..field`
 (recursive descent), `*`/`[*]`, `[n]` (negative too), `[start:end:step]`, `[a,b]` unions,
 filters `[?(@.a.b == "x")]` with `== != < <= > >=` or bare existence `[?(@.a)]`,
-`{range EXPR}...{end}`, quoted literals, and missing keys printing nothing (kubectl's
+`{range EXPR}...{end}`, quoted literals, `\\.` for a dot inside a field name
+(`{.metadata.labels.app\\.kubernetes\\.io/name}`), and missing keys printing nothing (kubectl's
 `--allow-missing-template-keys=true`).
 """
 
@@ -127,7 +128,12 @@ def parse(template: str) -> list:
 
 # --- expression parsing -----------------------------------------------------------------------
 
-_IDENT = re.compile(r"[A-Za-z0-9_\-/$]+|\*")
+# a field name; `\.` is a literal dot in it, as kubectl's (`.metadata.labels.app\.kubernetes\.io/name`)
+_IDENT = re.compile(r"(?:[A-Za-z0-9_\-/$]|\\\.)+|\*")
+
+
+def _field_name(token: str) -> str:
+    return token.replace("\\.", ".")
 
 
 def parse_expr(expr: str) -> list:
@@ -153,7 +159,7 @@ def parse_expr(expr: str) -> list:
             if s.startswith("..", i):
                 i += 2
                 m = _IDENT.match(s, i)
-                name = m.group(0) if m else "*"
+                name = _field_name(m.group(0)) if m else "*"
                 if m:
                     i = m.end()
                 steps.append(("recursive", None if name == "*" else name))
@@ -166,7 +172,7 @@ def parse_expr(expr: str) -> list:
                 if s[i] == "[":
                     continue
                 raise JSONPathError(f"invalid field name at {s[i:]!r} in {expr!r}")
-            name = m.group(0)
+            name = _field_name(m.group(0))
             i = m.end()
             steps.append(("wildcard",) if name == "*" else ("field", name))
         elif c == "[":

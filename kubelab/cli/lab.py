@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 
+from kubelab.flags import duration_flag
+
 from .context import CliError, Context
 
 
@@ -37,7 +39,8 @@ def register(sub) -> None:
                         "HTTPS, service-account tokens in pods; your kubeconfig gets the admin certificate")
     p.add_argument("--insecure", dest="tls", action="store_false",
                    help="plain HTTP everywhere and everyone allowed (to watch the raw traffic with tcpdump)")
-    p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for each boot phase")
+    p.add_argument("--timeout", type=duration_flag, default=120.0,
+                   help="how long to wait for each boot phase: seconds or a Go duration such as 2m (default 2m)")
     p.add_argument("--etcd-storage", choices=("tmpfs", "disk"), default="tmpfs",
                    help="where etcd keeps its data: tmpfs (default: fast, lost at `down`) or disk (kept by "
                         "`down --keep-data`)")

@@ -20,6 +20,8 @@ from kubelab.client import ApiError
 
 from .context import CliError, Context, api_error_line, connection_error_line
 
+USAGE_ERROR = 1  # kubectl exits 1 on a bad flag or argument (cobra's error path), not argparse's 2
+
 VERB_MODULES = ("get", "describe", "apply", "delete", "scale", "expose", "patch", "podio", "kubeconfig_cmd",
                 "version", "lab", "pki", "auth", "ui")
 
@@ -100,8 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-    except SystemExit as e:  # --help (0) or a usage error (2): argparse already printed
-        return int(e.code or 0)
+    except SystemExit as e:  # --help (0) or a usage error (argparse's 2): argparse already printed
+        code = int(e.code or 0)
+        return USAGE_ERROR if code == 2 else code
     if not getattr(args, "verb", None):
         parser.print_help()
         return 0

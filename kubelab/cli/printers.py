@@ -18,7 +18,7 @@ import yaml
 from kubelab.resources import ResourceType
 from kubelab.timestamps import parse_datetime
 
-from . import jsonpath
+from . import gotemplate, jsonpath
 
 FORMATS = ("wide", "yaml", "json", "name", "custom-columns", "jsonpath")
 
@@ -45,11 +45,16 @@ def parse_output(value: str | None) -> Output:
     kind, _, arg = value.partition("=")
     if kind in ("wide", "yaml", "json", "name") and not arg:
         return Output(kind)
-    if kind in ("custom-columns", "jsonpath"):
+    if kind in ("custom-columns", "jsonpath", "go-template"):
         if not arg:
             raise OutputError(f"{kind} format specified but no {kind} template given")
         if kind == "custom-columns":
             parse_custom_columns(arg)
+        elif kind == "go-template":
+            try:
+                gotemplate.parse(arg)
+            except gotemplate.TemplateError as e:
+                raise OutputError(f"error parsing template {arg}, {e}") from None
         else:
             try:
                 jsonpath.parse(arg)
@@ -57,7 +62,7 @@ def parse_output(value: str | None) -> Output:
                 raise OutputError(f"error parsing jsonpath {arg}, {e}") from None
         return Output(kind, arg)
     raise OutputError(f'unable to match a printer suitable for the output format "{value}", allowed formats '
-                      f'are: custom-columns,json,jsonpath,name,wide,yaml')
+                      f'are: custom-columns,go-template,json,jsonpath,name,wide,yaml')
 
 
 # --- durations -------------------------------------------------------------------------------
@@ -128,9 +133,14 @@ class TableView:
     rows: list[list[str]]
 
 
+def label_column_header(key: str) -> str:
+    """kubectl's `-L` header: the key's last `/` segment, upper-cased (`app.kubernetes.io/name` → NAME)."""
+    return key.rsplit("/", 1)[-1].upper()
+
+
 def table_view(table: dict, *, wide: bool = False, with_namespace: bool = False,
                name_prefix: str | None = None, show_labels: bool = False,
-               no_headers: bool = False) -> TableView:
+               no_headers: bool = False, label_columns: list[str] | tuple[str, ...] = ()) -> TableView:
     """Rows and headers of a server Table, filtered and decorated like kubectl does."""
     cols = table.get("columnDefinitions") or []
     keep = [i for i, c in enumerate(cols) if wide or int(c.get("priority") or 0) == 0]
@@ -145,11 +155,14 @@ def table_view(table: dict, *, wide: bool = False, with_namespace: bool = False,
             out[name_idx] = f"{name_prefix}/{out[name_idx]}"
         if with_namespace:
             out.insert(0, meta.get("namespace", ""))
+        labels = meta.get("labels") or {}
+        out.extend(str(labels.get(k, "")) for k in label_columns)
         if show_labels:
             out.append(labels_text(meta.get("labels")))
         rows.append(out)
     if with_namespace:
         headers.insert(0, "NAMESPACE")
+    headers.extend(label_column_header(k) for k in label_columns)
     if show_labels:
         headers.append("LABELS")
     return TableView([] if no_headers else headers, rows)
@@ -273,4 +286,9 @@ def render_objects(out: Output, objs: list[dict], rts: list[ResourceType], *, si
         return to_json(data)
     if out.kind == "jsonpath":
         return jsonpath.render(out.arg, data)
+    if out.kind == "go-template":
+        try:
+            return gotemplate.render(out.arg, data)
+        except gotemplate.TemplateError as e:
+            raise OutputError(f"error executing template {out.arg!r}: {e}") from None
     raise OutputError(f"unknown output format {out.kind}")

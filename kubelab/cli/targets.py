@@ -97,7 +97,7 @@ async def fetch_objects(ctx: Context, t: Target, *, label_selector: str | None =
 
 
 async def fetch_table(ctx: Context, t: Target, *, label_selector: str | None = None,
-                      field_selector: str | None = None) -> dict:
+                      field_selector: str | None = None, include_object: bool = False) -> dict:
     """The server's Table for a target (rows of several named GETs merged). If the server
     answers a plain object or List, a NAME/AGE table is made from it, as kubectl does."""
     api = ctx.client
@@ -106,7 +106,8 @@ async def fetch_table(ctx: Context, t: Target, *, label_selector: str | None = N
         merged: dict | None = None
         for name in t.names:
             try:
-                tbl = await _get_table(api, api.path(t.rt, name, namespace=ns), None)
+                tbl = await _get_table(api, api.path(t.rt, name, namespace=ns),
+                                       {"includeObject": "Object"} if include_object else None)
             except NotFound as e:
                 ctx.error(api_error_line(e))
                 continue
@@ -117,6 +118,8 @@ async def fetch_table(ctx: Context, t: Target, *, label_selector: str | None = N
                 merged["rows"].extend(tbl.get("rows") or [])
         return merged or printers.objects_table([])
     params = {"labelSelector": label_selector, "fieldSelector": field_selector}
+    if include_object:
+        params["includeObject"] = "Object"  # whole objects in the rows: what --sort-by reads
     return as_table(await _get_table(api, api.path(t.rt, namespace=ns), params))
 
 

@@ -5,13 +5,18 @@ Invariants (the reason controllers can be simple):
 - a key being processed (`_processing`) is never handed out again until `done()`;
   adding it meanwhile marks it `_dirty`, and `done()` re-queues it, so no change is missed;
 - `add_rate_limited` delays per key exponentially (base * 2^failures, capped), `forget` resets.
+
+Accounting for client-go's workqueue metrics (`kubelab.client.metrics` exports them): `adds_total`
+and `retries_total` only grow; a key is in `_enqueued_at` exactly while it is in `_queue`, and in
+`_started_at` exactly while it is in `_processing`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 
 
 class ShutDown(Exception):
@@ -19,7 +24,8 @@ class ShutDown(Exception):
 
 
 class WorkQueue:
-    def __init__(self, *, base_delay: float = 0.005, max_delay: float = 60.0) -> None:
+    def __init__(self, *, base_delay: float = 0.005, max_delay: float = 60.0, name: str = "",
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._queue: deque[Hashable] = deque()
         self._dirty: set[Hashable] = set()        # waiting to be processed (queued or re-queue on done)
         self._processing: set[Hashable] = set()
@@ -29,6 +35,14 @@ class WorkQueue:
         self._shutdown = False
         self.base_delay = base_delay
         self.max_delay = max_delay
+        self.name = name                          # the `name` label of the workqueue_* metrics
+        self.clock = clock
+        self.adds_total = 0                           # keys put into _queue by add() (not de-duplicated ones)
+        self.retries_total = 0                        # add_rate_limited() calls
+        self._enqueued_at: dict[Hashable, float] = {}
+        self._started_at: dict[Hashable, float] = {}
+        self.on_get: Callable[[float], None] | None = None   # seconds a key waited in the queue
+        self.on_done: Callable[[float], None] | None = None  # seconds a key was processed
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -39,6 +53,11 @@ class WorkQueue:
         self._dirty.add(key)
         if key in self._processing:
             return
+        self._enqueue(key)
+
+    def _enqueue(self, key: Hashable) -> None:
+        self.adds_total += 1
+        self._enqueued_at[key] = self.clock()
         self._queue.append(key)
         self._notify()
 
@@ -66,6 +85,7 @@ class WorkQueue:
     def add_rate_limited(self, key: Hashable) -> None:
         n = self._failures.get(key, 0)
         self._failures[key] = n + 1
+        self.retries_total += 1
         self.add_after(key, min(self.base_delay * (2 ** n), self.max_delay))
 
     def forget(self, key: Hashable) -> None:
@@ -90,13 +110,26 @@ class WorkQueue:
         key = self._queue.popleft()
         self._processing.add(key)
         self._dirty.discard(key)
+        now = self.clock()
+        self._started_at[key] = now
+        waited = now - self._enqueued_at.pop(key, now)
+        if self.on_get is not None:
+            self.on_get(waited)
         return key
 
     def done(self, key: Hashable) -> None:
         self._processing.discard(key)
+        started = self._started_at.pop(key, None)
+        if started is not None and self.on_done is not None:
+            self.on_done(self.clock() - started)
         if key in self._dirty:
-            self._queue.append(key)
-            self._notify()
+            self._enqueue(key)
+
+    def unfinished_seconds(self) -> tuple[float, float]:
+        """(total, longest) seconds of work in progress: client-go's unfinished-work gauges."""
+        now = self.clock()
+        ages = [now - t for t in self._started_at.values()]
+        return sum(ages), max(ages, default=0.0)
 
     def shutdown(self) -> None:
         self._shutdown = True

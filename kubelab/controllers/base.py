@@ -93,7 +93,7 @@ class Controller:
         self.ctx = ctx
         self.client = ctx.client
         self.recorder = ctx.recorder_for(self.component)
-        self.queue = WorkQueue()
+        self.queue = WorkQueue(name=self.name)
         self.log = logging.getLogger(f"kubelab.controllers.{self.name}")
 
     def enqueue(self, obj_or_key) -> None:

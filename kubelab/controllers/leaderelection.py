@@ -17,22 +17,19 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
 
 from kubelab.client import AlreadyExists, ApiClient, ApiError, Conflict, NotFound
+from kubelab.durations import parse_flag_duration as parse_duration
+from kubelab.flags import log_level
+from kubelab.timestamps import format_micro_time as micro_time
 from kubelab.timestamps import parse_epoch
 
-from .util import parse_duration
 
 log = logging.getLogger(__name__)
 
 
 class LeadershipLost(Exception):
     pass
-
-
-def micro_time(t: float) -> str:
-    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def default_identity() -> str:
@@ -207,8 +204,8 @@ async def run_until_signalled(client: ApiClient, args, work: Callable[[], Awaita
 
 
 def configure_logging(verbosity: int) -> None:
-    """`-v N` as the Kubernetes binaries: 0 warnings, 1 info, 2+ debug; httpx's per-request
-    lines only at debug."""
-    level = {0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
+    """`--v=N` as the Kubernetes binaries (kubelab.flags.log_level: info up to 3, debug from 4);
+    httpx's per-request lines only at debug."""
+    level = log_level(verbosity)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -18,7 +18,9 @@ from kubelab.client import Conflict, NotFound
 from kubelab.timestamps import format_time, parse_epoch
 
 from .base import Context, Controller
-from .util import condition, parse_duration
+from kubelab.durations import parse_flag_duration as parse_duration
+
+from .util import condition
 
 LEASE_NAMESPACE = "kube-node-lease"
 UNREACHABLE = "node.kubernetes.io/unreachable"

@@ -18,7 +18,7 @@ from kubelab.client import ApiClient, ApiError, Informer, NotFound
 from kubelab.testing import Proc
 from kubelab.timestamps import format_time
 
-from .leaderelection import micro_time
+from kubelab.timestamps import format_micro_time as micro_time
 from .nodelifecycle import LEASE_NAMESPACE
 
 
@@ -163,6 +163,8 @@ Component = Proc  # a component run as `python -m kubelab.<module> ...`, stopped
 def spawn_component(module: str, server: str, *args: str, env: dict | None = None) -> Component:
     fd, log_path = tempfile.mkstemp(prefix=f"kubelab-{module.rsplit('.', 1)[-1]}-", suffix=".log")
     out = os.fdopen(fd, "wb")
+    if module in ("kubelab.controllers", "kubelab.scheduler") and not any(a.startswith("--secure-port") for a in args):
+        args = (*args, "--secure-port=0")  # tests run many at once on the host: no fixed status port
     p = subprocess.Popen([sys.executable, "-m", module, "--server", server, *args], stdout=out,
                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})},
                          start_new_session=True)

@@ -6,7 +6,6 @@ Kept here (not imported from the API server) because components only see the API
 
 from __future__ import annotations
 
-import re
 
 from kubelab.labels import selector_matches  # noqa: F401  (re-exported for the controllers)
 from kubelab.resources import BY_KIND, ResourceType
@@ -92,20 +91,6 @@ def fnv32a(data: bytes) -> int:
 def safe_encode(s: str) -> str:
     """apimachinery's rand.SafeEncodeString: no vowels, so hashes never spell words."""
     return "".join(_SAFE[ord(c) % len(_SAFE)] for c in s)
-
-
-def parse_duration(text: str) -> float:
-    """`40s`, `5m`, `1m30s`, `500ms`, or a bare number of seconds → seconds."""
-    text = str(text).strip()
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise ValueError(f"invalid duration {text!r} (examples: 40s, 5m, 1m30s)")
-    scale = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
-    return sum(float(n) * scale[u] for n, u in parts)
 
 
 def resolve_target_port(svc_port: dict, pod: dict) -> int | None:

@@ -16,7 +16,8 @@ import sys
 from kubelab.dns import records
 from kubelab.dns.forward import Forwarder, parse_upstream, resolv_conf_upstream
 from kubelab.dns.server import DnsCore, DnsServer
-from kubelab.dns.status import Metrics, serve_http
+from kubelab import flags, serving
+from kubelab.dns.status import Metrics, status_app
 from kubelab.dns.watch import run_from_cluster, run_from_file
 
 log = logging.getLogger("kubelab.dns")
@@ -52,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="serve the Services/EndpointSlices/Namespaces of a YAML/JSON file instead of an "
                         "API server (reloaded when it changes or on SIGHUP): for tests and demos")
     p.add_argument("--listen", default="0.0.0.0:53", help="UDP+TCP address (default 0.0.0.0:53; port 0 = any)")
-    p.add_argument("--zone", default=records.DEFAULT_ZONE, help="cluster domain (default cluster.local)")
+    p.add_argument("--zone", "--domain", dest="zone", default=records.DEFAULT_ZONE,
+                   help="cluster domain (default cluster.local; --domain is kube-dns's name)")
     p.add_argument("--upstream", default=None,
                    help="IP[:PORT] for names outside the zone, or 'none' to answer REFUSED "
                         "(default: first nameserver of /etc/resolv.conf)")
@@ -61,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--health-port", type=int, default=8080, help="/health and /ready (default 8080)")
     p.add_argument("--metrics-port", type=int, default=9153, help="/metrics (default 9153, CoreDNS's)")
     p.add_argument("--no-fast-path", action="store_true", help="parse every query (for comparison)")
-    p.add_argument("-v", "--verbose", action="store_true")
+    flags.add_verbosity_flag(p, extra=("--verbose",))
     return p
 
 
@@ -92,12 +94,15 @@ async def _main(args: argparse.Namespace) -> int:
     server = DnsServer(core, host, port)
     await server.start()
     http_host = host if host not in ("", "::") else "0.0.0.0"
-    bound = {}
+    bound: dict[str, int] = {}
+    app = status_app(metrics, lambda: ready)
+    http_servers: list[serving.StatusServer] = []
     for name, hport in (("health", args.health_port), ("metrics", args.metrics_port)):
         if hport in bound.values() and hport != 0:
             continue
-        srv = await serve_http(http_host, hport, metrics=metrics, ready=lambda: ready)
-        bound[name] = srv.sockets[0].getsockname()[1]
+        srv = serving.StatusServer(app, http_host, hport)
+        bound[name] = await srv.start()
+        http_servers.append(srv)
     bound.setdefault("metrics", bound["health"])
     # One parseable line: tests and the lab read the bound ports from it.
     print(f"kubelab-dns listening dns={host}:{server.port} health={http_host}:{bound['health']} "
@@ -119,6 +124,8 @@ async def _main(args: argparse.Namespace) -> int:
         except Exception as e:  # noqa: BLE001 - a clear message, not a traceback
             print(f"error: cannot connect to the API server: {e} "
                   "(give --kubeconfig/--server, or --objects FILE)", file=sys.stderr)
+            for srv in http_servers:
+                await srv.stop()
             await server.close()
             return 2
         source = run_from_cluster(client, core.set_snapshot, zone=args.zone,
@@ -132,13 +139,15 @@ async def _main(args: argparse.Namespace) -> int:
         code = 1
     source_task.cancel()
     stop_task.cancel()
+    for srv in http_servers:
+        await srv.stop()
     await server.close()
     return code
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+    args = flags.parse_args(build_parser(), argv, "kube-dns")
+    logging.basicConfig(level=flags.log_level(args.v),
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         import uvloop  # a faster event loop when installed (uvicorn[standard] brings it)

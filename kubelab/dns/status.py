@@ -1,22 +1,35 @@
-"""`/health`, `/ready` and `/metrics` over a deliberately tiny HTTP/1.0 server.
+"""The DNS server's metrics and its `/health`, `/ready`, `/metrics` app.
 
-Probes and Prometheus only ever send a GET and read one response, so asyncio streams are
-enough; the kubelet-style readiness probe gets 503 until the first snapshot is served.
+Counting stays plain Python (dict and int increments on the query path, which the DNS
+benchmark measures); `prometheus_client` reads the numbers at scrape time through a
+collector and writes the exposition. Names are CoreDNS's where CoreDNS has the metric
+(`coredns_dns_requests_total`, `coredns_dns_responses_total`,
+`coredns_dns_request_duration_seconds`, with its `server`/`zone`/`view` labels); the
+`kubelab_dns_*` series are the fast path's, the snapshot's and the forwarder's own.
 """
 
 from __future__ import annotations
 
-import asyncio
+import re
 from bisect import bisect_left
 from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector
+from starlette.responses import PlainTextResponse
+
+from kubelab import serving
 
 # Seconds; CoreDNS's request duration histogram starts at 0.25 ms, we need finer.
 BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
            0.1, 0.25, 0.5, 1.0, 2.5)
+SERVER, ZONE, VIEW = "dns://:53", ".", ""  # CoreDNS's labels for a `.:53 { ... }` server block
+_EXTRA = re.compile(r'([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{([a-zA-Z_]+)="([^"]*)"\})?')
 
 
-class Metrics:
-    """Counters the server bumps per query; rendered in the Prometheus text format."""
+class Metrics(Collector):
+    """Counters the server bumps per query; a prometheus_client collector over them."""
 
     def __init__(self) -> None:
         self.requests: dict[tuple[str, str, str], int] = {}  # (proto, qtype, rcode) → count
@@ -26,7 +39,9 @@ class Metrics:
         self.dropped = 0
         self.snapshot_builds = 0
         self.snapshot_names = 0
-        self.extra: Callable[[], dict[str, float]] | None = None  # e.g. forwarder counters
+        self.extra: Callable[[], dict[str, float]] | None = None  # e.g. forwarder counters: 'name{label="v"}' → n
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry.register(self)
 
     def count(self, proto: str, qtype: str, rcode: str) -> None:
         key = (proto, qtype, rcode)
@@ -36,68 +51,72 @@ class Metrics:
         self.buckets[bisect_left(BUCKETS, seconds)] += 1
         self.duration_sum += seconds
 
-    def render(self) -> str:
-        out = [
-            "# HELP kubelab_dns_requests_total DNS queries answered, by transport, type and rcode.",
-            "# TYPE kubelab_dns_requests_total counter",
-        ]
+    def describe(self):
+        return []
+
+    def collect(self):
+        labels = ["server", "zone", "view"]
+        requests = CounterMetricFamily("coredns_dns_requests", "Counter of DNS requests made per zone, protocol "
+                                       "and family.", labels=[*labels, "proto", "family", "type"])
+        responses = CounterMetricFamily("coredns_dns_responses", "Counter of response status codes.",
+                                        labels=[*labels, "rcode", "plugin"])
+        by_request: dict[tuple[str, str], int] = {}
+        by_rcode: dict[str, int] = {}
         for (proto, qtype, rcode), n in sorted(self.requests.items()):
-            out.append(f'kubelab_dns_requests_total{{proto="{proto}",type="{qtype}",rcode="{rcode}"}} {n}')
-        out += [
-            "# HELP kubelab_dns_request_duration_seconds Time from packet in to answer out.",
-            "# TYPE kubelab_dns_request_duration_seconds histogram",
-        ]
-        total = 0
+            by_request[(proto, qtype)] = by_request.get((proto, qtype), 0) + n
+            by_rcode[rcode] = by_rcode.get(rcode, 0) + n
+        for (proto, qtype), n in by_request.items():
+            requests.add_metric([SERVER, ZONE, VIEW, proto, "1", qtype], n)
+        for rcode, n in by_rcode.items():
+            responses.add_metric([SERVER, ZONE, VIEW, rcode, ""], n)
+        yield requests
+        yield responses
+        cumulative, buckets = 0, []
         for le, n in zip((*BUCKETS, float("inf")), self.buckets):
-            total += n
-            le_text = "+Inf" if le == float("inf") else repr(le)
-            out.append(f'kubelab_dns_request_duration_seconds_bucket{{le="{le_text}"}} {total}')
-        out.append(f"kubelab_dns_request_duration_seconds_sum {self.duration_sum:.6f}")
-        out.append(f"kubelab_dns_request_duration_seconds_count {total}")
-        gauges = {
-            "kubelab_dns_cache_hits_total{cache=\"answers\"}": self.fast_hits,
+            cumulative += n
+            buckets.append(("+Inf" if le == float("inf") else repr(le), cumulative))
+        hist = HistogramMetricFamily("coredns_dns_request_duration_seconds",
+                                     "Histogram of the time (in seconds) each request took.", labels=labels)
+        hist.add_metric([SERVER, ZONE, VIEW], buckets, self.duration_sum)
+        yield hist
+        samples: dict[str, float] = {
+            'kubelab_dns_cache_hits_total{cache="answers"}': self.fast_hits,
             "kubelab_dns_dropped_total": self.dropped,
             "kubelab_dns_snapshot_builds_total": self.snapshot_builds,
             "kubelab_dns_snapshot_names": self.snapshot_names,
         }
         if self.extra is not None:
-            gauges.update(self.extra())
-        typed: set[str] = set()
-        for name, value in sorted(gauges.items()):  # sorted: one family's samples stay together
-            base = name.split("{", 1)[0]
-            if base not in typed:  # one TYPE line per metric family
-                typed.add(base)
-                out.append(f"# TYPE {base} {'counter' if base.endswith('_total') else 'gauge'}")
-            out.append(f"{name} {value}")
-        return "\n".join(out) + "\n"
+            samples.update(self.extra())
+        families: dict[str, CounterMetricFamily | GaugeMetricFamily] = {}
+        for key, value in sorted(samples.items()):
+            m = _EXTRA.fullmatch(key)
+            if m is None:
+                continue
+            name, label, label_value = m.groups()
+            counter = name.endswith("_total")
+            base = name[:-len("_total")] if counter else name
+            fam = families.get(base)
+            if fam is None:
+                kind = CounterMetricFamily if counter else GaugeMetricFamily
+                fam = families[base] = kind(base, f"kubelab DNS: {base.removeprefix('kubelab_dns_')}",
+                                            labels=[label] if label else None)
+            fam.add_metric([label_value] if label else [], value)
+        yield from families.values()
+
+    def render(self) -> str:
+        return generate_latest(self.registry).decode()
 
 
-async def serve_http(host: str, port: int, *, metrics: Metrics, ready: Callable[[], bool]) -> asyncio.Server:
-    """Start the status server; returns it (its socket tells the bound port when port is 0)."""
+def status_app(metrics: Metrics, ready: Callable[[], bool]):
+    """CoreDNS's `health` (/health) and `ready` (/ready) plugins' answers, the upstream-style
+    /healthz,/readyz,/livez, and /metrics, in one app served on both ports."""
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            request = await asyncio.wait_for(reader.readline(), 5)
-            while await asyncio.wait_for(reader.readline(), 5) not in (b"\r\n", b"\n", b""):
-                pass  # headers: nothing in them changes the answer
-            parts = request.decode("latin-1").split()
-            path = parts[1].split("?", 1)[0] if len(parts) >= 2 else ""
-            if path in ("/health", "/healthz"):
-                status, body = "200 OK", "OK\n"
-            elif path == "/ready":
-                status, body = ("200 OK", "OK\n") if ready() else ("503 Service Unavailable", "not ready\n")
-            elif path == "/metrics":
-                status, body = "200 OK", metrics.render()
-            else:
-                status, body = "404 Not Found", "not found\n"
-            data = body.encode()
-            writer.write(
-                f"HTTP/1.0 {status}\r\nContent-Type: text/plain; version=0.0.4\r\n"
-                f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n".encode() + data)
-            await writer.drain()
-        except (asyncio.TimeoutError, ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.close()
+    async def health(request) -> PlainTextResponse:
+        return PlainTextResponse("OK\n")
 
-    return await asyncio.start_server(handle, host, port)
+    async def readiness(request) -> PlainTextResponse:
+        return PlainTextResponse("OK\n") if ready() else PlainTextResponse("not ready\n", status_code=503)
+
+    checks = serving.HealthChecks()
+    checks.add("zone-synced", lambda: None if ready() else "no snapshot served yet", to=("readyz",))
+    return serving.status_app(metrics.registry, checks, extra={"/health": health, "/ready": readiness})

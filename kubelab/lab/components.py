@@ -13,6 +13,9 @@ from dataclasses import asdict, dataclass, field
 
 from .topology import API_PORT, LabPlan, NodePlan
 
+# klog verbosity every component gets, as a Hard Way guide passes it (2: info, not debug)
+VERBOSITY = "--v=2"
+
 # stage: components of a stage start together once every earlier stage is healthy
 ETCD_STAGE, API_STAGE, CONTROL_STAGE, NODE_STAGE = 0, 1, 2, 3
 
@@ -117,16 +120,35 @@ def control_plane_specs(plan: LabPlan) -> list[ComponentSpec]:
             argv=(py, "-m", MODULES["apiserver"], "--etcd-servers", f"{e}://127.0.0.1:2379",
                   "--bind-address", cp.ip, "--port", str(API_PORT), "--advertise-address", cp.ip,
                   "--service-cluster-ip-range", plan.service_cidr, "--cluster-cidr", plan.pod_cidr,
-                  "--cluster-domain", plan.cluster_domain, *api_security),
+                  "--cluster-domain", plan.cluster_domain, *api_security, VERBOSITY),
             health=f"{e}://{cp.ip}:{API_PORT}/readyz"),
         ComponentSpec(
             name="controllers", node=cp.name, netns=cp.netns, stage=CONTROL_STAGE,
             argv=(py, "-m", MODULES["controllers"], "--kubeconfig",
                   component_kubeconfig(plan, "kube-controller-manager"),
-                  "--cluster-cidr", plan.pod_cidr, "--node-cidr-mask-size", "24")),
+                  "--cluster-cidr", plan.pod_cidr, "--node-cidr-mask-size", "24",
+                  *status_port_flags(plan, "kube-controller-manager", CONTROLLER_MANAGER_PORT), VERBOSITY),
+            health=f"{_scheme(plan)}://{cp.ip}:{CONTROLLER_MANAGER_PORT}/healthz"),
         ComponentSpec(
             name="scheduler", node=cp.name, netns=cp.netns, stage=CONTROL_STAGE,
-            argv=(py, "-m", MODULES["scheduler"], "--kubeconfig", component_kubeconfig(plan, "kube-scheduler")))]
+            argv=(py, "-m", MODULES["scheduler"], "--kubeconfig", component_kubeconfig(plan, "kube-scheduler"),
+                  *status_port_flags(plan, "kube-scheduler", SCHEDULER_PORT), VERBOSITY),
+            health=f"{_scheme(plan)}://{cp.ip}:{SCHEDULER_PORT}/healthz")]
+
+
+CONTROLLER_MANAGER_PORT, SCHEDULER_PORT = 10257, 10259  # upstream's secure ports
+
+
+def status_port_flags(plan: LabPlan, identity: str, port: int) -> list[str]:
+    """/metrics and /healthz,/readyz,/livez on the control plane's address: HTTPS with the
+    component's serving certificate and the lab CA's client certificates when the lab is
+    secured, plain HTTP otherwise (as every other endpoint of an unsecured lab)."""
+    flags = ["--bind-address", plan.control_plane.ip, "--secure-port", str(port)]
+    if plan.tls:
+        d = pki_dir(plan)
+        flags += ["--tls-cert-file", f"{d}/{identity}-server.crt", "--tls-private-key-file",
+                  f"{d}/{identity}-server.key", "--client-ca-file", f"{d}/ca.crt"]
+    return flags
 
 
 def worker_specs(plan: LabPlan, node: NodePlan) -> list[ComponentSpec]:
@@ -142,7 +164,7 @@ def worker_specs(plan: LabPlan, node: NodePlan) -> list[ComponentSpec]:
               # pod namespaces carry the lab's name too: kl-<lab>-<node>-<pod uid>
               "--netns-prefix", f"{node.netns}-",
               # dnsPolicy Default must not reach the machine's real resolvers
-              "--resolv-conf", node_resolv_conf(plan, node)),
+              "--resolv-conf", node_resolv_conf(plan, node), VERBOSITY),
         health=f"{_scheme(plan)}://{node.ip}:10250/healthz")
     return [agent, proxy_spec(plan, node)]
 
@@ -152,7 +174,9 @@ def proxy_spec(plan: LabPlan, node: NodePlan) -> ComponentSpec:
         name="proxy", node=node.name, netns=node.netns, stage=NODE_STAGE,
         argv=(sys.executable, "-m", MODULES["proxy"], "--kubeconfig", component_kubeconfig(plan, "kube-proxy"),
               "--node-name", node.name,
-              "--mode", plan.proxy_mode, "--cluster-cidr", plan.pod_cidr, "--service-cidr", plan.service_cidr),
+              "--mode", plan.proxy_mode, "--cluster-cidr", plan.pod_cidr, "--service-cidr", plan.service_cidr,
+              # on the node's address (upstream's default is loopback) so `kubelab` and tests scrape it
+              "--metrics-bind-address", f"{node.ip}:10249", VERBOSITY),
         health=f"http://{node.ip}:10256/healthz")
 
 

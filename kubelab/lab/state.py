@@ -21,6 +21,8 @@ import signal
 import time
 from dataclasses import dataclass
 
+from kubelab import procid
+
 from .topology import LabPlan
 
 LAB_FILE = "lab.json"
@@ -104,14 +106,8 @@ class ProcId:
 
 
 def proc_start(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            data = f.read()
-    except OSError:
-        return None
-    # comm may contain spaces/parens: fields after the last ')'
-    rest = data.rsplit(")", 1)[1].split()
-    return int(rest[19])
+    """The start time even of a zombie (the supervisor still has to recognise its children)."""
+    return procid.start_time(pid, zombie_ok=True)
 
 
 def proc_id(pid: int) -> ProcId | None:
@@ -126,14 +122,7 @@ def alive(p: ProcId | dict | None) -> bool:
     pid, start = (p.pid, p.start) if isinstance(p, ProcId) else (p.get("pid"), p.get("start"))
     if not pid or pid <= 1:
         return False
-    if proc_start(pid) != start:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-        return state not in ("Z", "X")
-    except OSError:
-        return False
+    return start is not None and procid.same_process(pid, start)
 
 
 def signal_proc(p: ProcId | dict, sig: int) -> bool:

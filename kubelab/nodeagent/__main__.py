@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 
+from kubelab import flags
 from kubelab.client import KubeconfigError, add_connection_args, connect
 
 from . import tls
@@ -27,7 +28,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m kubelab.nodeagent", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_connection_args(p)
-    p.add_argument("--node-name", required=True, help="this node's name (the Node object)")
+    p.add_argument("--node-name", "--hostname-override", dest="node_name", required=True,
+                   help="this node's name (the Node object)")
     p.add_argument("--node-ip", required=True, help="this node's InternalIP (other nodes route pods via it)")
     p.add_argument("--root-dir", default=None, help="state dir (default /var/lib/kubelab/nodeagent/<node>)")
     p.add_argument("--cni-conf-dir", default=None, help="CNI conf dir (default <root-dir>/cni/net.d; "
@@ -50,8 +52,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--netns-prefix", default=None, help="pod netns name prefix (default '<node>-')")
     p.add_argument("--backoff-base", type=float, default=10.0, help="CrashLoopBackOff initial delay, seconds")
     p.add_argument("--lease-seconds", type=float, default=10.0, help="Lease renewal interval")
-    p.add_argument("-v", "--verbose", action="store_true")
-    args = p.parse_args(argv)
+    flags.add_verbosity_flag(p, extra=("--verbose",))
+    args = flags.parse_args(p, argv, "kubelet")
     try:
         ipaddress.ip_address(args.node_ip)
     except ValueError:
@@ -95,7 +97,7 @@ async def amain(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+    logging.basicConfig(level=flags.log_level(args.v),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     if os.geteuid() != 0:

@@ -26,7 +26,7 @@ from kubelab.client import AlreadyExists, ApiClient, ApiError, Conflict, Informe
 from kubelab.cni.bridge import host_veth_name
 from kubelab.cni.spec import CniError
 from kubelab.controllers.events import EventRecorder
-from kubelab.timestamps import format_time
+from kubelab.timestamps import format_micro_time, format_time
 
 from . import containers as ctr
 from . import images, podstatus, procs, routes, sandbox, satoken
@@ -65,11 +65,6 @@ class Config:
     @property
     def ipam_dir(self) -> str:
         return os.path.join(self.root_dir, "cni", "networks")
-
-
-def microtime(ts: float | None = None) -> str:
-    ts = time.time() if ts is None else ts
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1e6):06d}Z"
 
 
 def _read(path: str, default: str = "") -> str:
@@ -633,7 +628,7 @@ class NodeAgent:
         name = self.cfg.node_name
         while True:
             try:
-                spec = {"holderIdentity": name, "leaseDurationSeconds": 40, "renewTime": microtime()}
+                spec = {"holderIdentity": name, "leaseDurationSeconds": 40, "renewTime": format_micro_time()}
                 try:
                     await self.client.patch("leases", name, {"spec": spec}, namespace=LEASE_NAMESPACE)
                 except NotFound:

@@ -8,31 +8,15 @@ import ctypes.util
 import os
 import signal
 
+from kubelab import procid
+from kubelab.procid import start_time
+
 MNT_DETACH = 2
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
 
-def start_time(pid: int) -> int | None:
-    """The process's start time in clock ticks since boot (field 22 of /proc/PID/stat)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    rest = data[data.rfind(b")") + 2:].split()
-    try:
-        if rest[0] == b"Z":
-            return None  # a zombie is as good as gone
-        return int(rest[19])
-    except (IndexError, ValueError):
-        return None
-
-
 def alive(pid: int | None, started: int | None = None) -> bool:
-    if not pid or pid <= 1:
-        return False
-    st = start_time(pid)
-    return st is not None and (started is None or st == started)
+    return procid.same_process(pid, started)
 
 
 def children(pid: int) -> list[int]:

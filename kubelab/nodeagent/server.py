@@ -2,6 +2,7 @@
 `pods/exec`, as it does to the kubelet:
 
   GET /healthz
+  GET /metrics                                           kubelet_running_pods, ... (kubelab.nodeagent.metrics)
   GET /pods                                              the pods this node runs
   GET /containerLogs/{ns}/{pod}/{container}?follow=&tailLines=&previous=&limitBytes=
   WS  /exec/{ns}/{pod}/{container}?command=..&command=..&stdin=&stdout=&stderr=&tty=
@@ -30,7 +31,10 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from kubelab.serving import metrics_route
+
 from . import containers as ctr
+from .metrics import registry_for
 
 if TYPE_CHECKING:
     from .agent import NodeAgent, PodWorker
@@ -162,7 +166,7 @@ def create_app(agent: "NodeAgent") -> Starlette:
         await run_exec(ws, argv, env=c.env, tty=tty, want_stdin=_flag(q.get("stdin")))
 
     return Starlette(routes=[
-        Route("/healthz", healthz), Route("/pods", pods),
+        Route("/healthz", healthz), Route("/pods", pods), metrics_route(registry_for(agent)),
         Route("/containerLogs/{namespace}/{pod}/{container}", logs),
         WebSocketRoute("/exec/{namespace}/{pod}/{container}", exec_ws),
     ])

@@ -54,6 +54,9 @@ ETCD_CLIENTS = (
 )
 
 
+SERVING_COMPONENTS = ("kube-controller-manager", "kube-scheduler")
+
+
 def node_identity(node: str) -> Identity:
     return Identity(f"node-{node}", f"system:node:{node}", ("system:nodes",), server=True, kubeconfig=True)
 
@@ -127,6 +130,12 @@ def init(directory: str, *, apiserver_ips: list[str] | tuple[str, ...] = ("192.1
         ca, cn="kube-apiserver", dns=dns, ips=ips, server=True, client=False, days=days))
     for ident in COMPONENTS:
         written += issue_identity(directory, ident, server_url=server_url, days=days)
+    # the controller-manager's (10257) and scheduler's (10259) status ports: HTTPS as upstream,
+    # on the control plane's addresses
+    for name in SERVING_COMPONENTS:
+        written += pki.write_pair(directory, f"{name}-server", pki.issue(
+            ca, cn=name, dns=[name, "localhost"], ips=[*apiserver_ips, "127.0.0.1"], server=True, client=False,
+            days=days))
     for node in nodes:
         ip = (node_ips or {}).get(node)
         written += issue_identity(directory, node_identity(node), server_url=server_url, days=days,

@@ -9,18 +9,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import re
 import signal
 import sys
 
+from starlette.responses import PlainTextResponse, Response
+
+from kubelab import flags, serving
 from kubelab.proxy import conntrack
 from kubelab.proxy.dataplane import cleanup_all, make_backend
-from kubelab.proxy.metrics import parse_bind, serve
 from kubelab.proxy.proxier import Proxier
 
 log = logging.getLogger("kubelab.proxy")
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 
 
 BRIDGE_NF = "/proc/sys/net/bridge/bridge-nf-call-iptables"
@@ -41,12 +40,12 @@ def warn_bridge_netfilter(path: str = BRIDGE_NF) -> bool:
     return on
 
 
-def parse_duration(text: str) -> float:
-    """`1s`, `500ms`, `2m`, `0.5` (seconds) → seconds; the Go-duration subset people type."""
-    m = _DURATION.match(text)
-    if not m:
-        raise argparse.ArgumentTypeError(f"invalid duration {text!r} (use e.g. 1s, 500ms, 30s, 1m)")
-    return float(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]
+def healthz_route(proxier: Proxier):
+    """kube-proxy's /healthz (JSON, 503 until the first sync) as a Starlette endpoint."""
+    async def healthz(request) -> Response:
+        status, ctype, body = proxier.healthz()
+        return Response(body, status_code=status, media_type=ctype)
+    return healthz
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,12 +56,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Service proxy: programs ClusterIP/NodePort rules (nftables or iptables) on one node.",
     )
     add_connection_args(p)
-    p.add_argument("--node-name", help="this node's name (its Node object gives the NodePort addresses)")
-    p.add_argument("--mode", choices=("nftables", "iptables"), default="nftables", help="dataplane (default nftables)")
+    p.add_argument("--node-name", "--hostname-override", dest="node_name",
+                   help="this node's name (its Node object gives the NodePort addresses)")
+    p.add_argument("--mode", "--proxy-mode", dest="mode", choices=("nftables", "iptables"), default="nftables",
+                   help="dataplane (default nftables)")
     p.add_argument("--cleanup", action="store_true", help="remove kube-proxy's nftables table and iptables chains, then exit")
-    p.add_argument("--min-sync-period", type=parse_duration, default=1.0, metavar="DURATION",
+    p.add_argument("--min-sync-period", "--iptables-min-sync-period", "--nftables-min-sync-period",
+                   dest="min_sync_period", type=flags.duration_flag, default=1.0, metavar="DURATION",
                    help="minimum time between syncs; changes in between are coalesced (default 1s)")
-    p.add_argument("--sync-period", type=parse_duration, default=30.0, metavar="DURATION",
+    p.add_argument("--sync-period", "--iptables-sync-period", "--nftables-sync-period", dest="sync_period",
+                   type=flags.duration_flag, default=30.0, metavar="DURATION",
                    help="periodic resync interval (default 30s)")
     p.add_argument("--cluster-cidr", default="10.244.0.0/16",
                    help="pod network; ClusterIP traffic from outside it is masqueraded (default 10.244.0.0/16)")
@@ -74,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="serve /metrics here (default 127.0.0.1:10249; empty disables)")
     p.add_argument("--netns", default=None, metavar="NAME",
                    help="apply rules inside this named network namespace (lab nodes are namespaces)")
-    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    flags.add_verbosity_flag(p, extra=("--verbose",))
     return p
 
 
@@ -108,22 +111,30 @@ async def run(args: argparse.Namespace) -> int:
     informers["nodes"].add_handler(on_add=proxier.on_node_add, on_update=proxier.on_node_update,
                                    on_delete=proxier.on_node_delete)
 
-    servers = []
-    metrics_routes = {
-        "/metrics": lambda: (200, "text/plain; version=0.0.4", proxier.metrics.render()),
-        "/proxyMode": lambda: (200, "text/plain", args.mode),
-        "/healthz": proxier.healthz,
+    servers: list[serving.StatusServer] = []
+    healthz = healthz_route(proxier)
+
+    async def proxy_mode(request) -> Response:
+        return PlainTextResponse(args.mode)
+
+    apps = {  # kube-proxy's two ports: health on 10256, metrics (and /healthz again) on 10249
+        10256: serving.status_app(None, None, extra={"/healthz": healthz, "/livez": healthz}),
+        10249: serving.status_app(proxier.metrics.registry, None, extra={"/healthz": healthz,
+                                                                        "/proxyMode": proxy_mode}),
     }
-    for addr, port, routes in ((args.healthz_bind_address, 10256, {"/healthz": proxier.healthz, "/livez": proxier.healthz}),
-                               (args.metrics_bind_address, 10249, metrics_routes)):
+    for addr, port in ((args.healthz_bind_address, 10256), (args.metrics_bind_address, 10249)):
         if addr:
-            host, p = parse_bind(addr, port)
+            host, p = serving.parse_bind(addr, port)
+            server = serving.StatusServer(apps[port], host, p)
             try:
-                servers.append(await serve(host, p, routes))
+                await server.start()
             except OSError as e:
                 log.error("cannot listen on %s:%s: %s", host, p, e)
+                for s in servers:
+                    await s.stop()
                 await client.aclose()
                 return 1
+            servers.append(server)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -153,14 +164,14 @@ async def run(args: argparse.Namespace) -> int:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         for s in servers:
-            s.close()
+            await s.stop()
         await client.aclose()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+    args = flags.parse_args(parser, argv, "kube-proxy")
+    logging.basicConfig(level=flags.log_level(args.v),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.cleanup:
         errors = cleanup_all(netns=args.netns)

@@ -147,7 +147,7 @@ class Proxier:
         now = time.time()
         if not self._queued_at:
             self._queued_at = now
-        self.metrics.last_queued_timestamp = now
+        self.metrics.last_queued_timestamp.set(now)
         if self._initialized:
             self.runner.run()
 
@@ -270,18 +270,18 @@ class Proxier:
                 applied = await asyncio.to_thread(self.backend.sync, state)
             except ApplyError as e:
                 log.error("%s", e)
-                self.metrics.sync_failures += 1
+                self.metrics.sync_failures.inc()
                 self._queued_at = queued_at or time.time()
                 self._change_seen = {**seen, **self._change_seen}
                 self.runner.retry_after(self.sync_period)
                 return False
             now = time.time()
             self.metrics.sync_duration.observe(time.monotonic() - start)
-            self.metrics.last_sync_timestamp = now
+            self.metrics.last_sync_timestamp.set(now)
             self.last_sync_ok = now
             if applied:
-                self.metrics.syncs_applied += 1
-                self.metrics.rules_bytes = len(self.backend.last_text)
+                self.metrics.syncs_applied.inc()
+                self.metrics.rules_bytes.set(len(self.backend.last_text))
                 if self.clear_conntrack is not None:
                     flows = conntrack.stale_flows(prev, state)
                     if flows:

@@ -6,27 +6,14 @@ Each filter returns None (fits) or the reason upstream prints in
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
-_SUFFIX = {"n": 1e-9, "u": 1e-6, "m": 1e-3, "": 1, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
-           "Ki": 2 ** 10, "Mi": 2 ** 20, "Gi": 2 ** 30, "Ti": 2 ** 40, "Pi": 2 ** 50, "Ei": 2 ** 60}
-_QTY = re.compile(r"^([+-]?[0-9.]+)([eE][+-]?[0-9]+)?(n|u|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
-
+from kubelab import quantity
 
 def parse_quantity(q) -> float:
-    """A Kubernetes quantity (`100m`, `1.5`, `128Mi`, `1e3`) as a number."""
-    if q is None:
-        return 0.0
-    if isinstance(q, (int, float)):
-        return float(q)
-    m = _QTY.match(str(q).strip())
-    if not m:
-        raise ValueError(f"invalid quantity {q!r}")
-    value = float(m.group(1))
-    if m.group(2):
-        value *= 10 ** int(m.group(2)[1:])
-    return value * _SUFFIX[m.group(3) or ""]
+    """A quantity (`100m`, `1.5`, `128Mi`, `1e3`; absent = 0) as a number, by kubelab.quantity's
+    grammar, the one the API server validated it with."""
+    return 0.0 if q is None else float(quantity.parse_quantity(q))
 
 
 @dataclass(frozen=True)
@@ -42,9 +29,17 @@ class Resources:
         return Resources(self.milli_cpu - o.milli_cpu, self.memory - o.memory, self.pods - o.pods)
 
 
+def _milli(q) -> int:
+    return 0 if q is None else quantity.milli_value(q)
+
+
+def _whole(q) -> int:
+    return 0 if q is None else quantity.value(q)
+
+
 def _container_requests(c: dict) -> tuple[int, int]:
     req = ((c.get("resources") or {}).get("requests")) or {}
-    return int(round(parse_quantity(req.get("cpu")) * 1000)), int(parse_quantity(req.get("memory")))
+    return _milli(req.get("cpu")), _whole(req.get("memory"))
 
 
 def pod_requests(pod: dict) -> Resources:
@@ -65,9 +60,9 @@ def node_allocatable(node: dict) -> Resources:
     st = node.get("status") or {}
     alloc = st.get("allocatable") or st.get("capacity") or {}
     big = 1 << 62
-    cpu = int(round(parse_quantity(alloc["cpu"]) * 1000)) if "cpu" in alloc else big
-    mem = int(parse_quantity(alloc["memory"])) if "memory" in alloc else big
-    pods = int(parse_quantity(alloc["pods"])) if "pods" in alloc else 110
+    cpu = _milli(alloc["cpu"]) if "cpu" in alloc else big
+    mem = _whole(alloc["memory"]) if "memory" in alloc else big
+    pods = _whole(alloc["pods"]) if "pods" in alloc else 110
     return Resources(cpu, mem, pods)
 
 

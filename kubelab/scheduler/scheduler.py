@@ -151,6 +151,8 @@ class Scheduler:
         self._binds: set[asyncio.Task] = set()
         self.retry_interval = retry_interval
         self.bound = 0
+        # scheduler_schedule_attempts_total by result, as upstream counts them
+        self.attempts = {"scheduled": 0, "unschedulable": 0, "error": 0}
         self.nodes.add_handler(on_add=self._node_changed, on_update=lambda o, n: self._node_changed(n),
                                on_delete=lambda n: self.cache.remove_node(n["metadata"]["name"]))
         self.pods.add_handler(on_add=self._pod_changed, on_update=lambda o, n: self._pod_changed(n),
@@ -196,6 +198,7 @@ class Scheduler:
         node, message = choose_node(pod, self.cache)
         if node is None:
             self.unschedulable.add(key)
+            self.attempts["unschedulable"] += 1
             await self._mark_unschedulable(pod, message)
             return
         self.cache.assume(pod, node)
@@ -211,6 +214,7 @@ class Scheduler:
             await self.client.bind(name, node, namespace=ns)
             self.bound += 1
             log.info("bound pod %s to %s", key, node)
+            self.attempts["scheduled"] += 1
             self.queue.forget(key)
             self.recorder.event(pod, "Normal", "Scheduled", f"Successfully assigned {ns}/{name} to {node}")
         except Conflict as e:  # already bound (by us before a restart, or someone else) or terminating
@@ -221,6 +225,7 @@ class Scheduler:
             self.cache.remove_pod(key)
         except Exception as e:
             log.warning("binding %s to %s failed: %s", key, node, e)
+            self.attempts["error"] += 1
             self.cache.remove_pod(key)
             self.queue.add_rate_limited(key)
         finally:

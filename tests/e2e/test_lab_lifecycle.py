@@ -12,6 +12,7 @@ import signal
 import subprocess
 import time
 
+import httpx
 import pytest
 import yaml
 
@@ -121,6 +122,87 @@ def test_status_reports_every_component_healthy(lab):
     js = json.loads(lab.run("status", *lab.lab_args(), "-o", "json").stdout)
     assert all(r["alive"] for r in js["components"])
     assert next(r for r in js["components"] if r["component"] == "etcd")["health"] == "ok"
+
+
+def scrape(url: str, lab: Lab | None = None) -> str:
+    """GET with the lab's CA and admin certificate when the lab is secured (HTTPS ports)."""
+    verify = components.health_verify(lab.plan) if lab is not None and url.startswith("https:") else True
+    r = httpx.get(url, timeout=10, trust_env=False, verify=verify)
+    assert r.status_code == 200, f"{url}: {r.status_code} {r.text[:200]}"
+    return r.text
+
+
+def test_every_component_serves_upstream_metrics(lab):
+    """Each component's /metrics on its upstream port, in the Prometheus format, with upstream's
+    names: a Prometheus set up for a kubeadm cluster finds them where it looks."""
+    cp = lab.plan.control_plane
+    scheme = "https" if lab.plan.tls else "http"
+    api = scrape(f"{lab.plan.api_url}/metrics", lab)
+    for name in ("apiserver_request_total{", "apiserver_request_duration_seconds_bucket{",
+                 "apiserver_registered_watchers "):
+        assert name in api, name
+    kcm = scrape(f"{scheme}://{cp.ip}:10257/metrics", lab)
+    for name in ('workqueue_depth{name="deployment"}', 'workqueue_adds_total{name="endpointslice"}',
+                 "workqueue_queue_duration_seconds_bucket{", "workqueue_work_duration_seconds_count{",
+                 "workqueue_retries_total{", "workqueue_longest_running_processor_seconds{"):
+        assert name in kcm, name
+    sched = scrape(f"{scheme}://{cp.ip}:10259/metrics", lab)
+    assert 'scheduler_pending_pods{queue="active"}' in sched and "scheduler_schedule_attempts_total" in sched
+    for w in lab.plan.workers:
+        proxy = scrape(f"http://{w.ip}:10249/metrics")
+        for name in ("kubeproxy_sync_proxy_rules_duration_seconds_bucket{", "kubeproxy_sync_proxy_rules_last_timestamp_seconds ",
+                     "kubeproxy_network_programming_duration_seconds_count "):
+            assert name in proxy, name
+        agent = lab.kubectl("get", "--raw", f"/api/v1/nodes/{w.name}/proxy/metrics").stdout
+        assert "kubelet_running_pods " in agent and 'kubelet_running_containers{container_state="running"}' in agent
+        assert f'kubelet_node_name{{node="{w.name}"}} 1.0' in agent
+    # the node proxy forwards only the agent's status paths
+    refused = lab.kubectl("get", "--raw", f"/api/v1/nodes/{lab.plan.workers[0].name}/proxy/containerLogs/x/y/z",
+                          check=False)
+    assert refused.returncode != 0 and "serves only" in refused.stderr
+    dns_pods = json.loads(lab.kubectl("get", "pods", "-n", "kube-system", "-l", "k8s-app=kube-dns", "-o",
+                                      "json").stdout)["items"]
+    assert dns_pods, "the DNS add-on runs"
+    for pod in dns_pods:
+        node = next(n for n in lab.plan.nodes if n.name == pod["spec"]["nodeName"])
+        out = topology.run(["ip", "netns", "exec", node.netns, "curl", "-sS", "--noproxy", "*", "-m", "10",
+                            f"http://{pod['status']['podIP']}:9153/metrics"]).stdout
+        # (a pod that has answered nothing yet has the family but no samples)
+        assert "# TYPE coredns_dns_requests_total counter" in out, out
+        assert "coredns_dns_request_duration_seconds_bucket{" in out
+        assert "--v=2" in pod["spec"]["containers"][0]["args"]
+
+
+def test_controller_manager_and_scheduler_health(lab):
+    """/healthz, /livez and /readyz (per-check lines with ?verbose) on 10257 and 10259, and
+    `kubelab status` shows them instead of `-`."""
+    cp = lab.plan.control_plane
+    scheme = "https" if lab.plan.tls else "http"
+    for port in (10257, 10259):
+        for path in ("/healthz", "/livez", "/readyz"):
+            assert scrape(f"{scheme}://{cp.ip}:{port}{path}", lab) == "ok"
+        verbose = scrape(f"{scheme}://{cp.ip}:{port}/readyz?verbose", lab)
+        assert verbose.splitlines() == ["[+]ping ok", "[+]informer-sync ok", "readyz check passed"]
+    js = json.loads(lab.run("status", *lab.lab_args(), "-o", "json").stdout)
+    for name, port in (("controllers", 10257), ("scheduler", 10259)):
+        row = next(r for r in js["components"] if r["component"] == name)
+        assert row["health"] == "ok" and row["health_url"] == f"{scheme}://{cp.ip}:{port}/healthz", row
+    text = lab.run("status", *lab.lab_args()).stdout
+    for name in ("controllers", "scheduler"):
+        row = next(line for line in text.splitlines() if f" {name} " in line)
+        assert " ok " in f"{row} ", row
+
+
+def test_every_component_runs_with_klog_verbosity_2(lab):
+    """`--v=2` as a Hard Way guide passes it: accepted by every component the lab runs."""
+    comps = sup(lab)["components"]
+    names = {c["spec"]["name"] for c in comps}
+    assert {"apiserver", "controllers", "scheduler", "proxy"} <= names
+    for c in comps:
+        if c["spec"]["name"] == "etcd":
+            continue
+        assert "--v=2" in c["spec"]["argv"], c["spec"]["name"]
+        assert state.alive(c["pid"]), c["spec"]["name"]
 
 
 def test_up_again_reports_the_running_lab(lab):

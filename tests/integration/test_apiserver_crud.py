@@ -323,7 +323,7 @@ async def test_health_metrics_version(apiserver, api):
         assert v["major"] == "1" and v["minor"] == "32"
         await api.list("pods")
         m = (await http.get("/metrics")).text
-        assert 'apiserver_request_total{verb="get",resource="pods",code="200"}' in m
+        assert 'apiserver_request_total{code="200",resource="pods",verb="get"}' in m  # labels sorted by name
         assert "apiserver_request_duration_seconds_bucket" in m and "apiserver_registered_watchers" in m
 
 

@@ -339,7 +339,7 @@ def test_errors_and_exit_codes_as_subprocess(apiserver, namespace, tmp_path):
     r = cli_subprocess(apiserver, "get", "foo")
     assert (r.returncode, r.stderr) == (1, 'error: the server doesn\'t have a resource type "foo"\n')
     r = cli_subprocess(apiserver, "get", "pods", "--no-such-flag")
-    assert r.returncode == 2 and "usage: kubelab" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 1 and "usage: kubelab" in r.stderr and "Traceback" not in r.stderr  # kubectl's 1
     r = cli_subprocess(apiserver, "-n", namespace, "apply", "-f", str(tmp_path / "missing.yaml"))
     assert r.returncode == 1 and r.stderr.startswith("error: the path") and "Traceback" not in r.stderr
 
@@ -533,3 +533,36 @@ def test_validate_false_creates_silently(kl, apiserver):
     for name in ("quiet", "quiet2"):
         spec = api_get(apiserver, f"/api/v1/namespaces/{kl.namespace}/pods/{name}").json()["spec"]
         assert "readinesProbe" not in json.dumps(spec)
+
+
+def test_sort_by_label_columns_go_template_and_go_durations(kl, apiserver):
+    """kubectl's `--sort-by`, `-L`, `-o go-template`, JSONPath with escaped dots and Go durations
+    (`delete --timeout 1m30s`), against the real API server."""
+    for name, size, app in (("b-cm", "3", "web"), ("a-cm", "10", None), ("c-cm", "2", "db")):
+        labels = ["--from-literal", f"size={size}"]
+        assert kl("create", "configmap", name, *labels).code == 0
+        if app:
+            r = kl("patch", "configmap", name, "-p",
+                   json.dumps({"metadata": {"labels": {"app.kubernetes.io/name": app, "tier": app[0]}}}))
+            assert r.code == 0, r.err
+    r = kl("get", "cm", "-l", "app.kubernetes.io/name", "--sort-by", "{.metadata.name}", "-L", "app.kubernetes.io/name",
+           "-L", "tier")
+    lines = r.out.splitlines()
+    assert lines[0].split() == ["NAME", "DATA", "AGE", "NAME", "TIER"], r.out
+    assert [line.split()[0] for line in lines[1:]] == ["b-cm", "c-cm"]
+    assert lines[1].split()[-2:] == ["web", "w"] and lines[2].split()[-2:] == ["db", "d"]
+    r = kl("get", "cm", "a-cm", "b-cm", "c-cm", "--sort-by", ".data.size", "-o", "name")
+    assert r.out.split() == ["configmap/a-cm", "configmap/c-cm", "configmap/b-cm"]  # strings sort as text
+    r = kl("get", "cm", "-l", "tier", "--sort-by", ".metadata.labels.tier", "-o",
+           'go-template={{range .items}}{{.metadata.name}}:{{index .metadata.labels "app.kubernetes.io/name"}} {{end}}')
+    assert r.code == 0 and r.out == "c-cm:db b-cm:web ", r.err
+    r = kl("get", "cm", "b-cm", "-o", r"jsonpath={.metadata.labels.app\.kubernetes\.io/name}")
+    assert r.out == "web"
+    r = kl("get", "cm", "b-cm", "-o", "go-template={{with .data}}{{.size}}{{end}}")
+    assert r.code == 1 and "{{with}} is not supported" in r.err and r.out == ""
+    r = kl("get", "cm", "--sort-by", "{.metadata[}")
+    assert r.code == 1 and r.err.startswith("error: couldn't parse --sort-by")
+    r = kl("delete", "cm", "a-cm", "b-cm", "c-cm", "--timeout", "1m30s")
+    assert r.code == 0 and r.out.count("deleted") == 3, r.err
+    r = kl("delete", "cm", "x", "--timeout", "1d")
+    assert r.code == 1 and "usage:" in r.err  # kubectl's exit code 1 for a bad flag value

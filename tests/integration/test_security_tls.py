@@ -414,3 +414,31 @@ def test_a_slow_body_times_out_with_408(cluster):
             data = s.recv(65536)
     assert data.startswith(b"HTTP/1.1 408"), data[:200]
     assert time.monotonic() - started < 10
+
+
+def test_node_proxy_authz_and_hostile_paths(cluster):
+    """nodes/NAME/proxy/metrics (the kubelet's /metrics through the API server): only who may
+    use nodes/proxy, only GET of the agent's status paths, never logs or exec by that road."""
+    with cluster.http() as admin:
+        r = admin.post("/api/v1/nodes", json={"metadata": {"name": "proxied"}, "status": {
+            "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": free_port()}}}})
+        assert r.status_code in (201, 409), r.text
+        try:
+            # nothing listens there: a clear 503, not a hang or a 500
+            r = admin.get("/api/v1/nodes/proxied/proxy/metrics")
+            assert r.status_code == 503 and "failed to reach the node agent" in r.json()["message"]
+            for path in ("containerLogs/default/p/c", "exec/default/p/c", "pods/../containerLogs/x/y/z", ""):
+                r = admin.get(f"/api/v1/nodes/proxied/proxy/{path}")
+                assert r.status_code == 404, (path, r.text)
+            r = admin.post("/api/v1/nodes/proxied/proxy/metrics", content=b"")
+            assert r.status_code == 405 and r.json()["kind"] == "Status"
+            assert admin.get("/api/v1/nodes/nosuch/proxy/metrics").status_code == 404
+        finally:
+            admin.delete("/api/v1/nodes/proxied")
+    for ident in ("user-viewer", "user-jane", "node-n1"):  # view does not grant nodes/proxy; nor does Node
+        with cluster.http(ident) as h:
+            r = h.get("/api/v1/nodes/proxied/proxy/metrics")
+            assert r.status_code == 403 and 'resource "nodes/proxy"' in r.json()["message"], (ident, r.text)
+    with cluster.http(None) as anonymous:
+        assert anonymous.get("/api/v1/nodes/proxied/proxy/metrics").status_code == 401

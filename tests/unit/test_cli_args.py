@@ -29,7 +29,7 @@ def test_help_exits_zero(capsys):
                                   ["delete", "po", "x", "--grace-period", "soon"], ["nosuchverb"]])
 def test_bad_flags_are_usage_errors(argv, capsys):
     code, _, err = run(argv, capsys)
-    assert code == 2 and "usage:" in err
+    assert code == 1 and "usage:" in err  # kubectl's exit code for usage errors
 
 
 def test_unknown_resource_type(capsys):

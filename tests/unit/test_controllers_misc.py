@@ -3,10 +3,11 @@
 import pytest
 
 from kubelab.controllers.events import make_event
-from kubelab.controllers.leaderelection import lease_decision, lease_spec, micro_time
+from kubelab.controllers.leaderelection import lease_decision, lease_spec
+from kubelab.timestamps import format_micro_time as micro_time
 from kubelab.controllers.manager import build_parser, select_controllers
 from kubelab.controllers.namespace import finalize_body
-from kubelab.controllers.util import parse_duration, resolve_target_port, selector_matches
+from kubelab.controllers.util import resolve_target_port, selector_matches
 
 
 def lease(holder, renewed, duration=15):
@@ -42,15 +43,9 @@ def test_select_controllers():
 def test_flags():
     a = build_parser().parse_args(["--server", "http://x", "--leader-elect=false", "--node-monitor-grace-period",
                                    "3s"])
-    assert a.leader_elect is False and parse_duration(a.node_monitor_grace_period) == 3
+    assert a.leader_elect is False and a.node_monitor_grace_period == 3
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--node-monitor-grace-period", "soon"])
-
-
-def test_parse_duration():
-    assert parse_duration("1m30s") == 90 and parse_duration("500ms") == 0.5 and parse_duration("2") == 2
-    with pytest.raises(ValueError):
-        parse_duration("5 minutes")
 
 
 def test_finalize_body_drops_only_kubernetes():

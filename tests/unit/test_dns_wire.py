@@ -195,6 +195,11 @@ def test_metrics_text_has_one_type_line_per_family() -> None:
     m.extra = lambda: {'kubelab_dns_cache_hits_total{cache="forward"}': 3}
     text = m.render()
     assert text.count("# TYPE kubelab_dns_cache_hits_total counter") == 1
-    assert 'kubelab_dns_cache_hits_total{cache="forward"} 3' in text
-    assert 'kubelab_dns_request_duration_seconds_bucket{le="0.00025"} 1' in text
-    assert 'kubelab_dns_request_duration_seconds_bucket{le="+Inf"} 1' in text
+    assert 'kubelab_dns_cache_hits_total{cache="forward"} 3.0' in text
+    assert 'kubelab_dns_cache_hits_total{cache="answers"} 0.0' in text
+    assert ('coredns_dns_requests_total{family="1",proto="udp",server="dns://:53",type="A",view="",zone="."} 1.0'
+            in text)
+    assert 'coredns_dns_responses_total{plugin="",rcode="NOERROR",server="dns://:53",view="",zone="."} 1.0' in text
+    assert ('coredns_dns_request_duration_seconds_bucket{le="0.00025",server="dns://:53",view="",zone="."} 1.0'
+            in text)
+    assert 'coredns_dns_request_duration_seconds_count{server="dns://:53",view="",zone="."} 1.0' in text

@@ -8,12 +8,15 @@ import asyncio
 import subprocess
 
 import httpx
+from prometheus_client import generate_latest
 
 from kubelab.proxy import conntrack, nftables
+from kubelab.proxy.__main__ import healthz_route
 from kubelab.proxy.dataplane import IptablesBackend, NftablesBackend
-from kubelab.proxy.metrics import Metrics, parse_bind, serve
+from kubelab.proxy.metrics import Metrics
 from kubelab.proxy.model import Endpoint, ProxyConfig, ProxyState, ServicePort
 from kubelab.proxy.proxier import BoundedFrequencyRunner, Proxier
+from kubelab.serving import StatusServer, parse_bind, status_app
 
 CFG = ProxyConfig(node_name="n1", node_ips=("192.168.56.11",), cluster_cidr="10.244.0.0/16",
                   service_cidr="10.96.0.0/12")
@@ -159,7 +162,8 @@ async def test_sync_with_no_change_applies_nothing():
     p.on_service_update(svc, {**svc, "status": {"loadBalancer": {}}})
     assert await p.sync() is False
     assert len(runner.applies()) == 1
-    assert p.metrics.syncs_applied == 1 and p.metrics.sync_duration.count == 3
+    assert p.metrics.value("kubelab_proxy_syncs_applied_total") == 1
+    assert p.metrics.value("kubeproxy_sync_proxy_rules_duration_seconds_count") == 3
 
 
 async def test_endpoint_change_applies_one_incremental_transaction():
@@ -175,7 +179,7 @@ async def test_endpoint_change_applies_one_incremental_transaction():
     text = runner.applies()[-1]
     assert "delete table" not in text and "ns1/web" in text and "ns1/other" not in text
     assert "10.244.1.11" in text
-    assert p.metrics.network_programming.count >= 1
+    assert p.metrics.value("kubeproxy_network_programming_duration_seconds_count") >= 1
 
 
 async def test_dirty_tracking_recomputes_only_changed_services(monkeypatch):
@@ -203,7 +207,7 @@ async def test_failed_apply_is_retried_with_a_full_rewrite():
     runner.fail = True
     p.on_slice_update(k8s_slice(), k8s_slice(ips=("10.244.1.12",)))
     assert await p.sync() is False
-    assert p.metrics.sync_failures == 1
+    assert p.metrics.value("kubeproxy_sync_proxy_rules_iptables_restore_failures_total") == 1
     runner.fail = False
     assert await p.sync() is True
     assert runner.applies()[-1].startswith("add table ip kube-proxy\ndelete table")
@@ -318,38 +322,38 @@ async def test_metrics_and_healthz_endpoints():
     p.on_service_add(k8s_service())
     p.on_slice_add(k8s_slice())
     await p.sync()
-    server = await serve("127.0.0.1", 0, {"/healthz": p.healthz,
-                                          "/metrics": lambda: (200, "text/plain", p.metrics.render())})
-    port = server.sockets[0].getsockname()[1]
+    server = StatusServer(status_app(p.metrics.registry, None, extra={"/healthz": healthz_route(p)}), "127.0.0.1", 0)
+    port = await server.start()
     try:
         async with httpx.AsyncClient() as c:
             h = await c.get(f"http://127.0.0.1:{port}/healthz")
             m = await c.get(f"http://127.0.0.1:{port}/metrics")
             missing = await c.get(f"http://127.0.0.1:{port}/nope")
         assert h.status_code == 200 and h.json()["healthy"] is True
-        assert "kubeproxy_sync_proxy_rules_duration_seconds_count 1" in m.text
-        assert "kubeproxy_network_programming_duration_seconds_count 1" in m.text
+        assert "kubeproxy_sync_proxy_rules_duration_seconds_count 1.0" in m.text
+        assert "kubeproxy_network_programming_duration_seconds_count 1.0" in m.text
         assert "kubeproxy_sync_proxy_rules_last_timestamp_seconds" in m.text
         assert missing.status_code == 404
     finally:
-        server.close()
-        await server.wait_closed()
+        await server.stop()
 
 
-def test_histogram_buckets_are_cumulative():
+def test_histogram_buckets_are_upstreams():
     m = Metrics()
     for v in (0.0005, 0.003, 100):
         m.sync_duration.observe(v)
-    text = m.render()
-    assert 'kubeproxy_sync_proxy_rules_duration_seconds_bucket{le="0.001"} 1' in text
-    assert 'kubeproxy_sync_proxy_rules_duration_seconds_bucket{le="0.004"} 2' in text
-    assert 'kubeproxy_sync_proxy_rules_duration_seconds_bucket{le="+Inf"} 3' in text
+    text = generate_latest(m.registry).decode()
+    assert 'kubeproxy_sync_proxy_rules_duration_seconds_bucket{le="0.001"} 1.0' in text
+    assert 'kubeproxy_sync_proxy_rules_duration_seconds_bucket{le="0.004"} 2.0' in text
+    assert 'kubeproxy_sync_proxy_rules_duration_seconds_bucket{le="16.384"} 2.0' in text
+    assert 'kubeproxy_sync_proxy_rules_duration_seconds_bucket{le="+Inf"} 3.0' in text
 
 
 def test_parse_bind():
     assert parse_bind("0.0.0.0:10256", 1) == ("0.0.0.0", 10256)
     assert parse_bind(":10249", 1) == ("0.0.0.0", 10249)
     assert parse_bind("127.0.0.1", 10249) == ("127.0.0.1", 10249)
+    assert parse_bind("[::1]:9153", 1) == ("::1", 9153)
 
 
 def test_proxy_warns_when_bridged_packets_skip_netfilter(tmp_path, caplog):

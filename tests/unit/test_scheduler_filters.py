@@ -1,9 +1,6 @@
 """Scheduler filters and the FitError message (pure)."""
 
-import pytest
-
-from kubelab.scheduler.filters import (NodeInfo, Resources, filter_node, fit_error_message, parse_quantity,
-                                       pod_requests, tolerates)
+from kubelab.scheduler.filters import NodeInfo, Resources, filter_node, fit_error_message, pod_requests, tolerates
 
 CP_TAINT = {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
 
@@ -21,17 +18,6 @@ def pod(cpu=None, memory=None, *, tolerations=None, node_selector=None, affinity
             "spec": {"containers": [{"name": "c", "resources": {"requests": req}}],
                      "tolerations": tolerations or [], "nodeSelector": node_selector or {},
                      **({"affinity": affinity} if affinity else {})}}
-
-
-@pytest.mark.parametrize("q,v", [("100m", 0.1), ("2", 2), ("1.5", 1.5), ("128Mi", 128 * 2 ** 20), ("1G", 1e9),
-                                 ("1e3", 1000), (3, 3)])
-def test_parse_quantity(q, v):
-    assert parse_quantity(q) == pytest.approx(v)
-
-
-def test_parse_quantity_rejects_garbage():
-    with pytest.raises(ValueError):
-        parse_quantity("lots")
 
 
 def test_pod_requests_sums_containers_and_max_init():
