@@ -21,7 +21,8 @@ from kubelab.client import ApiError
 from .context import CliError, Context, api_error_line, connection_error_line
 
 VERB_MODULES = ("get", "describe", "apply", "delete", "scale", "expose", "patch", "podio", "kubeconfig_cmd",
-                "version", "lab", "pki", "auth")
+                "version", "lab", "pki", "auth",
+                "exercise", "scenario", "restart")  # the lab kit (kubelab/lab/kit)
 
 
 def _global_flags(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
