@@ -255,7 +255,7 @@ def stat(pid: int) -> str:
 def test_wrong_selector(lab):
     out = start(lab, "wrong-selector")
     assert "connection refused" in out and "webshop" not in out  # the symptom only, not the cause
-    broken(lab, "wrong-selector", "cannot fetch http://web", "Connection refused")
+    broken(lab, "wrong-selector", "cannot fetch http://web", "Failed to connect")
     assert "app=webshop" in kit(lab, "scenario", "solution").stdout
     lab.kubectl("-n", "shop", "label", "pods", "-l", "app=web", "app=webshop", "--overwrite")  # fix the labels
     fixed(lab, "wrong-selector")
@@ -367,7 +367,7 @@ def test_expired_cert(lab):
     kc = os.path.join(pki, "user-dev.kubeconfig")
     assert run_kubectl(kc, "-n", "shop", "get", "pods", check=False).returncode != 0
     broken(lab, "expired-cert", "refuses")
-    p = kit(lab, "pki", "issue", "user", "dev", "--dir", pki, "--server-url", lab.plan.api_url)
+    p = lab.run("pki", "issue", "user", "dev", "--dir", pki, "--server-url", lab.plan.api_url, check=False)
     assert p.returncode == 0, p.stderr
     fixed(lab, "expired-cert")
     reset(lab, "expired-cert")

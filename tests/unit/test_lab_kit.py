@@ -255,3 +255,32 @@ def test_check_verbs_need_root(monkeypatch):
     monkeypatch.setattr("os.geteuid", lambda: 1000)
     with pytest.raises(CliError, match="needs root"):
         cli.need_root("exercise check pod-to-pod")
+
+
+@pytest.mark.parametrize("value", ["x" * 101, "10.244.1.0/24\n", "a\x1b[2Jb"])
+def test_a_hostile_answer_is_refused_before_the_lab_is_asked(value):
+    from kubelab.lab.kit import run
+
+    class Untouchable:
+        def __getattr__(self, name):
+            raise AssertionError("the lab must not be asked")
+    with pytest.raises(model.KitError, match="one short printable value"):
+        asyncio.run(run.answer_exercise(Untouchable(), "worker-2-cidr", value))
+
+
+def test_default_deny_check_wants_web_open_and_db_closed():
+    fake = FakeProbe([pod("client", "client", "worker-1", "10.244.1.2")])
+    fake.running_pods = lambda ns, sel: _coro([p for p in fake.pods if sel == "app=client"])
+    r = asyncio.run(scenarios.check_default_deny(fake, {}))
+    assert not r.ok and "cannot fetch http://web" in r.reason
+    fake.fetch["http://web"] = probe.Fetch(True, "HTTP 200")
+    fake.fetch["http://db"] = probe.Fetch(True, "HTTP 200")
+    r = asyncio.run(scenarios.check_default_deny(fake, {}))
+    assert not r.ok and "the deny for everything else is gone" in r.reason
+    fake.fetch["http://db"] = probe.Fetch(False, "Connection timed out after 4001 milliseconds")
+    r = asyncio.run(scenarios.check_default_deny(fake, {}))
+    assert r.ok and "http://db stays closed" in r.reason
+
+
+async def _coro(value):
+    return value

@@ -25,6 +25,7 @@ from .probe import Probe
 from .scenarios import BY_NAME, SCENARIOS, facts
 
 EX, SC = "exercises", "scenarios"
+MAX_ANSWER = 100  # answers are a name, a number or a CIDR; the reason quoting one goes to the progress file
 
 
 @contextlib.asynccontextmanager
@@ -97,6 +98,8 @@ async def check_exercise(probe: Probe, ex_id: str) -> Result:
 
 async def answer_exercise(probe: Probe, ex_id: str, value: str) -> Result:
     e = exercise(ex_id)
+    if len(value) > MAX_ANSWER or not value.isprintable():
+        raise KitError(f"an answer is one short printable value (at most {MAX_ANSWER} characters)")
     if not e.expected:
         raise KitError(f"exercise {e.id} has no single answer: check it with `kubelab exercise check {e.id}`")
     try:
