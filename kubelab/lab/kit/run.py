@@ -192,8 +192,12 @@ async def start_scenario(probe: Probe, name: str) -> dict:
     try:
         await probe.api.create("namespaces", namespace(s.name))
         await s.start(probe, record)
-    except BaseException:
-        await reset_scenario(probe, s.name)
+    except BaseException as e:
+        try:  # leave the lab as it was; the start's own error is the one to report
+            await reset_scenario(probe, s.name)
+        except Exception as undo:
+            raise KitError(f"{e or type(e).__name__}; and undoing the start failed too: {undo} "
+                           f"(`kubelab scenario reset` tries again)") from e
         raise
     probe.save(record)
     with progress.editing(probe.lab_dir) as p:
