@@ -146,22 +146,42 @@ def test_a_broken_service_fails_with_the_cause(lab):
     passes(lab, "service-by-name")
 
 
-def test_netpol_only_one_client(lab):
+def netpol(ns: str, name: str, spec: dict) -> dict:
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": name, "namespace": ns}, "spec": spec}
+
+
+def test_networkpolicy_exercises(lab):
+    """The guide's N1-N3, each failing before its policy and passing after it."""
     if not serves_networking(lab):
         pytest.skip("this API server does not serve networking.k8s.io (NetworkPolicy is merged separately)")
-    fails(lab, "netpol-one-client", "reaches nginx too")
-    policy = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-              "metadata": {"name": "nginx-client-only", "namespace": "default"},
-              "spec": {"podSelector": {"matchLabels": {"app": "nginx"}}, "policyTypes": ["Ingress"],
-                       "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "client"}}}],
-                                    "ports": [{"port": 80}]}]}}
-    _apply(lab, policy)
+    fails(lab, "netpol-default-deny", "Service web in team-a has no ready endpoints")
+    for ns in ("team-a", "team-b"):
+        lab.kubectl("create", "namespace", ns)
     try:
-        passes(lab, "netpol-one-client")
+        lab.kubectl("-n", "team-a", "create", "deployment", "web", "--image=nginx", "--replicas=2")
+        lab.kubectl("-n", "team-a", "expose", "deployment", "web", "--port", "80")
+        for ns in ("team-a", "team-b"):
+            lab.kubectl("-n", ns, "run", "client", "--image=busybox")
+        wait_until(lambda: "still reaches" in check(lab, "netpol-default-deny").stdout, timeout=90, interval=1,
+                   what="the apps to run (N1 fails: nothing denies yet)")
+        _apply(lab, netpol("team-a", "default-deny", {"podSelector": {}}))
+        passes(lab, "netpol-default-deny")
+        fails(lab, "netpol-allow-namespace", "team-b/client cannot reach")
+        _apply(lab, netpol("team-a", "allow-team-b", {
+            "podSelector": {"matchLabels": {"app": "web"}},
+            "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "team-b"}}}],
+                         "ports": [{"port": 80}]}]}))
+        passes(lab, "netpol-allow-namespace")
+        fails(lab, "netpol-dns-only", "still reaches")
+        _apply(lab, netpol("team-b", "dns-only", {
+            "podSelector": {}, "policyTypes": ["Egress"],
+            "egress": [{"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                                "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+                        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}]}))
+        passes(lab, "netpol-dns-only")
     finally:
-        lab.kubectl("delete", "networkpolicy", "nginx-client-only")
-    assert not [p for p in json.loads(lab.kubectl("get", "pods", "-o", "json").stdout)["items"]
-                if p["metadata"]["name"].startswith("kubelab-probe-")], "the check's probe pod was left behind"
+        lab.kubectl("delete", "namespace", "team-a", "team-b", "--wait=false", check=False)
 
 
 def _apply(lab: Lab, obj: dict) -> None:

@@ -8,7 +8,6 @@ prints `kubelab exercise check ID` (or `answer ID VALUE`) under each exercise.
 from __future__ import annotations
 
 import asyncio
-import secrets
 
 from .model import Exercise, Result, candidate_names, fail, ok, parse_resolv_conf
 
@@ -171,43 +170,66 @@ async def check_scale_map(probe) -> Result:
                 f"the endpoints are {', '.join(want)}")
 
 
-# ---- NetworkPolicy -------------------------------------------------------------------------------
+# ---- NetworkPolicy (the guide's exercises N1-N3: team-a's web, a client in team-a and team-b) ----
 
-async def check_netpol_one_client(probe) -> Result:
-    """The client reaches nginx; a pod without the client's label does not. The second pod is
-    made by the check (and removed), so what is tested is the policy, not a pod that happens
-    to be missing."""
+async def _team_pods(probe) -> tuple[dict | None, dict | None, Result | None]:
+    """The two clients (`kubectl -n team-X run client`), once team-a's web has endpoints: a
+    policy is judged only when the traffic it should stop would otherwise flow."""
     if not await probe.serves_group(NETPOL):
-        return fail("this lab's API server does not serve networking.k8s.io (NetworkPolicy)")
-    client, bad = await _client(probe)
+        return None, None, fail("this lab's API server does not serve networking.k8s.io (NetworkPolicy)")
+    if not await probe.ready_endpoints("team-a", "web"):
+        return None, None, fail("Service web in team-a has no ready endpoints (kubectl -n team-a create deployment "
+                                "web --image=nginx --replicas=2; kubectl -n team-a expose deployment web --port 80)")
+    found = []
+    for ns in ("team-a", "team-b"):
+        pod = next((p for p in await probe.running_pods(ns, "run=client") if p["metadata"]["name"] == "client"), None)
+        if pod is None:
+            return None, None, fail(f"no running pod client in {ns} (kubectl -n {ns} run client --image=busybox)")
+        found.append(pod)
+    return found[0], found[1], None
+
+
+async def _reach(probe, pod: dict, url: str = "http://web.team-a") -> tuple[bool, str]:
+    f = await probe.fetch_from_pod(pod, url)
+    return f.ok, f.detail
+
+
+async def check_netpol_default_deny(probe) -> Result:
+    a, b, bad = await _team_pods(probe)
     if bad:
         return bad
-    f = await probe.fetch_from_pod(client, "http://nginx")
-    if not f.ok:
-        return fail(f"the client cannot fetch http://nginx: {f.detail}" + await _service_hint(probe, "nginx"))
-    name = f"kubelab-probe-{secrets.token_hex(3)}"
-    pod = {"apiVersion": "v1", "kind": "Pod",
-           "metadata": {"name": name, "namespace": NS, "labels": {"app": "kubelab-probe"}},
-           "spec": {"nodeName": client["spec"]["nodeName"],
-                    "containers": [{"name": "probe", "image": "busybox"}]}}
-    await probe.api.create("pods", pod, namespace=NS)
-    try:
-        other = None
-        for _ in range(120):
-            got = await probe.get("pods", name, NS)
-            if got and (got.get("status") or {}).get("phase") == "Running" and got["status"].get("podIP"):
-                other = got
-                break
-            await asyncio.sleep(0.25)
-        if other is None:
-            return fail(f"the check's own probe pod {name} did not start; try again")
-        f = await probe.fetch_from_pod(other, "http://nginx")
-        if f.ok:
-            return fail(f"a pod without the client's labels ({name}, app=kubelab-probe) reaches nginx too: "
-                        "the policy must let only the client in")
-        return ok(f"the client reaches nginx; another pod does not ({f.detail})")
-    finally:
-        await probe.api.delete("pods", name, namespace=NS, grace_period_seconds=0)
+    for pod in (a, b):
+        reached, detail = await _reach(probe, pod)
+        if reached:
+            return fail(f"{pod['metadata']['namespace']}/client still reaches http://web.team-a: no policy denies "
+                        "ingress to team-a's pods")
+    return ok(f"nothing reaches team-a's web any more, from team-a or team-b ({detail})")
+
+
+async def check_netpol_allow_namespace(probe) -> Result:
+    a, b, bad = await _team_pods(probe)
+    if bad:
+        return bad
+    reached, detail = await _reach(probe, b)
+    if not reached:
+        return fail(f"team-b/client cannot reach http://web.team-a: {detail}")
+    reached, detail_a = await _reach(probe, a)
+    if reached:
+        return fail("team-a/client reaches http://web.team-a too: only team-b may")
+    return ok(f"team-b/client reaches web.team-a ({detail}); team-a/client does not ({detail_a})")
+
+
+async def check_netpol_dns_only(probe) -> Result:
+    a, b, bad = await _team_pods(probe)
+    if bad:
+        return bad
+    rcode, answers = await probe.dig_from_pod(b, "web.team-a", search=True)
+    if rcode != "NOERROR" or not answers:
+        return fail(f"team-b/client cannot resolve web.team-a: {rcode} (DNS must stay allowed)")
+    reached, detail = await _reach(probe, b)
+    if reached:
+        return fail("team-b/client still reaches http://web.team-a: its egress is not limited to DNS")
+    return ok(f"team-b/client resolves web.team-a ({answers[0]}) but cannot fetch it ({detail})")
 
 
 EXERCISES: list[Exercise] = [
@@ -268,13 +290,26 @@ EXERCISES: list[Exercise] = [
               "sudo ip netns exec kl-lab-worker-1 nft -s list map ip kube-proxy service-ips",
               "The Service's chain jumps to one endpoint chain per pod: `numgen random mod 3`."),
              check=check_scale_map),
-    Exercise("netpol-one-client", "np", "NetworkPolicy", "Only the client may reach nginx",
-             "Write a NetworkPolicy in default that lets only the client pods (app=client) reach the nginx pods "
-             "on port 80; every other pod must be refused.",
-             ("A NetworkPolicy selects the pods it protects with spec.podSelector (app=nginx).",
-              "Once a pod is selected for Ingress, only what an ingress rule allows gets in.",
-              "ingress: [{from: [{podSelector: {matchLabels: {app: client}}}], ports: [{port: 80}]}]"),
-             check=check_netpol_one_client, needs_group=NETPOL),
+    Exercise("netpol-default-deny", "N1", "NetworkPolicy", "Default deny in team-a",
+             "Apply a default-deny-ingress policy to team-a: no pod, from team-a or team-b, reaches team-a's web.",
+             ("A policy whose podSelector is {} selects every pod of its namespace.",
+              "A pod selected for Ingress accepts only what an ingress rule allows; no rules: nothing.",
+              "spec: {podSelector: {}} — the API server fills in policyTypes: [Ingress]."),
+             check=check_netpol_default_deny, needs_group=NETPOL),
+    Exercise("netpol-allow-namespace", "N2", "NetworkPolicy", "Only team-b may reach team-a's web",
+             "Add a policy letting only team-b reach app=web in team-a on port 80, selecting the namespace by its "
+             "kubernetes.io/metadata.name label.",
+             ("The policy lives in team-a and selects app=web.",
+              "from: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: team-b}}}]",
+              "ports: [{port: 80}]; keep the default deny so team-a's own client stays out."),
+             check=check_netpol_allow_namespace, needs_group=NETPOL),
+    Exercise("netpol-dns-only", "N3", "NetworkPolicy", "team-b may only ask DNS",
+             "Give team-b a policy with policyTypes [Egress] that allows only UDP and TCP port 53 to pods "
+             "k8s-app=kube-dns in kube-system: names resolve, web.team-a is not reachable.",
+             ("The policy lives in team-b and selects every pod there (podSelector: {}).",
+              "egress: [{to: [{namespaceSelector: ..., podSelector: {matchLabels: {k8s-app: kube-dns}}}], ...}]",
+              "ports: [{protocol: UDP, port: 53}, {protocol: TCP, port: 53}]"),
+             check=check_netpol_dns_only, needs_group=NETPOL),
 ]
 
 BY_ID = {e.id: e for e in EXERCISES}
