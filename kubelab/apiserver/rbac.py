@@ -396,6 +396,10 @@ def default_cluster_roles() -> list[dict]:
         _cluster_role("system:kube-controller-manager", [
             _rule(["", "apps", "discovery.k8s.io", "coordination.k8s.io"], ["*"], ["*"]),
             _rule(["rbac.authorization.k8s.io"], ["*"], READ),
+            # the namespace controller empties a terminating namespace of *every* kind (as upstream's
+            # system:controller:namespace-controller): without this a RoleBinding (or a
+            # NetworkPolicy) keeps its namespace Terminating for ever
+            _rule(["*"], ["*"], ["get", "list", "delete", "deletecollection"]),
         ]),
         _cluster_role("system:kube-scheduler", [
             _rule([""], ["pods", "nodes", "namespaces", "services", "replicationcontrollers",

@@ -116,6 +116,14 @@ def test_controller_manager_manages_workloads_but_not_rbac():
     assert POLICY.allows(Attributes(cm, "delete", resource="pods", namespace="d", name="x"))[0]
     assert not POLICY.allows(Attributes(cm, "create", api_group="rbac.authorization.k8s.io",
                                         resource="clusterrolebindings"))[0]
+    # the namespace controller must empty a terminating namespace of every kind, RBAC included
+    assert POLICY.allows(Attributes(cm, "delete", api_group="rbac.authorization.k8s.io", resource="rolebindings",
+                                    namespace="d", name="x"))[0]
+    assert POLICY.allows(Attributes(cm, "delete", api_group="networking.k8s.io", resource="networkpolicies",
+                                    namespace="d", name="x"))[0]
+    for verb in ("create", "update", "patch", "escalate", "bind"):
+        assert not POLICY.allows(Attributes(cm, verb, api_group="rbac.authorization.k8s.io", resource="rolebindings",
+                                            namespace="d", name="x"))[0], verb
 
 
 def test_resource_names_and_roles():
