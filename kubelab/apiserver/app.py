@@ -138,13 +138,11 @@ def decode_body(body: bytes, content_type: str) -> dict:
         except (ValueError, UnicodeDecodeError) as e:
             raise st.bad_request(f"error decoding JSON: {e}") from None
     elif ct in ("application/yaml", "application/x-yaml", "text/yaml"):
-        import yaml
+        from . import yamlbody
         try:
-            obj = yaml.safe_load(body)
-        except RecursionError:
-            raise st.bad_request("error decoding YAML: nested too deeply") from None
-        except yaml.YAMLError as e:
-            raise st.bad_request(f"error decoding YAML: {e}") from None
+            obj = yamlbody.load(body)
+        except yamlbody.YamlBodyError as e:
+            raise st.bad_request(str(e)) from None
     else:
         raise st.StatusError(415, "the body of the request was in an unknown format - accepted media types "
                                   "include: application/json, application/yaml, application/vnd.kubernetes.protobuf")

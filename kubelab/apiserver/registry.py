@@ -392,7 +392,7 @@ class Registry:
             current = entry.obj
             base = current if subresource != "scale" else self._to_scale(rt, current)
             try:
-                patched = self._patch.apply_patch(base, body, content_type)
+                patched = self._patch.apply_patch(base, body, content_type, max_bytes=MAX_OBJECT_BYTES)
             except self._patch.PatchError as e:
                 raise st.StatusError(e.code, str(e)) from None
             if not isinstance(patched, dict):
@@ -763,13 +763,11 @@ def _b64d(s: str) -> str:
 
 
 def _load_apply_body(body: bytes) -> dict:
-    import yaml
+    from . import yamlbody
     try:
-        obj = yaml.safe_load(body)
-    except RecursionError:
-        raise st.bad_request("error decoding YAML: nested too deeply") from None
-    except yaml.YAMLError as e:
-        raise st.bad_request(f"error decoding YAML: {e}") from None
+        obj = yamlbody.load(body)
+    except yamlbody.YamlBodyError as e:
+        raise st.bad_request(str(e)) from None
     if not isinstance(obj, dict):
         raise st.bad_request("the body of the request was in an unknown format")
     return obj

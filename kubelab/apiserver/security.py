@@ -27,10 +27,10 @@ from . import status as st
 from .authn import ANONYMOUS, PEER_CERT, Authenticator, AuthError, parse_token_file
 from .authz import Authorizer, EscalationCheck, parse_modes
 from .rbac import Attributes, Policy, UserInfo, forbidden_message
+from .registry import MAX_OBJECT_BYTES as MAX_OBJECT  # one limit for bodies and stored objects
 
 log = logging.getLogger(__name__)
 
-MAX_OBJECT = 1536 * 1024  # etcd's default request limit
 PUBLIC_PATHS = ("/healthz", "/livez", "/readyz", "/version")
 SSAR_PATH = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
 SSRR_PATH = "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews"
