@@ -154,6 +154,17 @@ def decode_body(body: bytes, content_type: str) -> dict:
     return obj
 
 
+# What PUT and PATCH may name after the object (None: the object itself); anything else is 405.
+_WRITABLE_SUBRESOURCES = {"PUT": (None, "status", "scale", "finalize"), "PATCH": (None, "status", "scale")}
+
+
+def watch_requested(values: list[str]) -> bool:
+    """`?watch=`: the first value counts, as Go's url.Values.Get reads it. The authorizer
+    (security.request_attributes) and the handler both ask this, so `?watch=false&watch=true`
+    cannot be authorized as a list and served as a watch."""
+    return bool(values) and values[0] in ("true", "1")
+
+
 _OPTIONS_KIND = {"POST": "CreateOptions", "PUT": "UpdateOptions", "PATCH": "PatchOptions"}
 
 
@@ -340,7 +351,7 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
             except SelectorError as e:
                 raise st.bad_request(str(e)) from None
             if method == "GET":
-                if q.get("watch") in ("true", "1"):
+                if watch_requested(q.getlist("watch")):
                     return watch_response(t, request, labels, fields)
                 limit = q.get("limit")
                 listed = await registry.list(rt, t.namespace, labels=labels, fields=fields,
@@ -384,6 +395,9 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
         if method == "POST" and t.sub == "binding":
             body = decode_body(await read_body(request), request.headers.get("content-type", ""))
             return _json(await registry.bind(t.namespace, t.name, body), 201)
+        if method in ("PUT", "PATCH") and t.sub not in _WRITABLE_SUBRESOURCES.get(method, ()):
+            # pods/log, pods/binding, serviceaccounts/token...: never a whole-object write
+            raise st.StatusError(405, "the server does not allow this method on the requested resource")
         if method == "PUT":
             body = decode_body(await read_body(request), request.headers.get("content-type", ""))
             if t.sub == "scale":

@@ -51,6 +51,7 @@ class SecurityConfig:
     token_auth_file: str | None = None
     service_account_key_file: str | None = None
     service_account_issuer: str | None = None
+    api_audiences: list[str] | None = None  # --api-audiences; None: the issuer (upstream's default)
     authorization_mode: str = "AlwaysAllow"
     max_requests_per_client: int = 0   # 0: no cap (non-watch requests in flight)
     max_watches_per_client: int = 0
@@ -69,18 +70,18 @@ def _public(path: str) -> bool:
 
 def request_attributes(scope: dict, user: UserInfo) -> Attributes:
     """The request as (verb, group, resource, subresource, namespace, name) or a path."""
-    from .app import parse_path  # app imports this module; parse_path is its path grammar
+    from .app import parse_path, watch_requested  # app imports this module; its path grammar
     path = scope["path"]
     method = scope.get("method", "GET") if scope["type"] == "http" else "GET"
     target = parse_path(path) if path.startswith(("/api/", "/apis/")) else None
     if target is None:
         return Attributes(user, _METHOD_VERBS.get(method, method.lower()), resource_request=False, path=path)
-    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
     sub = target.sub or ""
     if sub in _CONNECT_SUBRESOURCES:
         verb = "create"  # exec/attach over websocket is a GET; Kubernetes authorizes it as create
     elif target.name is None:
-        verb = {"GET": "watch" if (query.get("watch") or [""])[0] in ("true", "1") else "list",
+        verb = {"GET": "watch" if watch_requested(query.get("watch") or []) else "list",
                 "DELETE": "deletecollection"}.get(method, _METHOD_VERBS.get(method, method.lower()))
     else:
         verb = _METHOD_VERBS.get(method, method.lower())
@@ -187,7 +188,9 @@ class Guard:
         from kubelab.pki import tokens as _t
         self.authn = Authenticator(static_tokens=static, sa_public_key=sa_key, sa_lookup=self._sa_lookup,
                                    issuers=issuers or (_t.DEFAULT_ISSUER,),
-                                   client_certs=bool(config.client_ca_file))
+                                   client_certs=bool(config.client_ca_file),
+                                   audiences=tuple(config.api_audiences or ()) or None,
+                                   object_lookup=self._object_lookup)
         self.registry = registry
         self.policy = PolicyCache(registry)
         self.authz = Authorizer(parse_modes(config.authorization_mode), policy=self.policy.get,
@@ -204,6 +207,14 @@ class Guard:
     async def _sa_lookup(self, namespace: str, name: str) -> dict | None:
         try:
             return await self.registry.get(BY_PLURAL["serviceaccounts"], namespace, name)
+        except st.StatusError as e:
+            if e.code == 404:
+                return None
+            raise
+
+    async def _object_lookup(self, plural: str, namespace: str, name: str) -> dict | None:
+        try:
+            return await self.registry.get(BY_PLURAL[plural], namespace, name)
         except st.StatusError as e:
             if e.code == 404:
                 return None
