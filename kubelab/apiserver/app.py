@@ -379,6 +379,8 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
         # single object
         if t.sub == "token" and method == "POST":
             body = decode_body(await read_body(request), request.headers.get("content-type", ""))
+            if registry.admission_check is not None:  # NodeRestriction: a node's tokens bind to its pods
+                await registry.admission_check(rt, body, None)
             return _json(await sa_signer.issue(body, namespace=t.namespace, name=t.name, get_object=get_object), 201)
         if t.sub == "log" and method == "GET":
             return await nodeproxy.pod_log(request, namespace=t.namespace, name=t.name, get_object=get_object,

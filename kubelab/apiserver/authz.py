@@ -110,7 +110,10 @@ async def node_authorize(a: Attributes, graph: NodeGraph) -> Decision:
                 (a.name == node or (a.verb == "create" and not a.name)):
             return Decision(ALLOW)
         return Decision(NO_OPINION, f"node '{node}' can only access its own lease in kube-node-lease")
-    if g == "" and r == "pods" and (a.verb in _OWN_WRITE - {"create"}) and a.name and sub in ("", "status"):
+    if g == "" and r == "pods" and a.name and ((a.verb == "delete" and not sub) or
+                                               (a.verb in ("update", "patch") and sub == "status")):
+        # the pod's status and its deletion, never the pod itself (NodeRestriction checks the
+        # binding again on the stored object, see noderestriction.admit_pod)
         pod = await graph.pod(a.namespace, a.name)
         if pod is not None and (pod.get("spec") or {}).get("nodeName") == node:
             return Decision(ALLOW)

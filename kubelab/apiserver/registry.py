@@ -63,6 +63,9 @@ class Registry:
         # called with (rt, new object, old object or None) before a role or binding is
         # stored by create, update or patch; it raises the 403. None: no check.
         self.rbac_write_check: Callable[[ResourceType, dict, dict | None], Awaitable[None]] | None = None
+        # Set by the request filter too: admission of the object about to be stored, with the
+        # stored one (None on create), e.g. NodeRestriction; it raises the 403. None: no check.
+        self.admission_check: Callable[[ResourceType, dict, dict | None], Awaitable[None]] | None = None
         # Hooks for kinds with their own semantics (defaults, validation, patch live in
         # their modules; imported lazily so pure modules stay importable alone).
         from . import defaults, patch, validation
@@ -256,6 +259,8 @@ class Registry:
         self._validate(rt, obj)
         if self.rbac_write_check is not None and rt.plural in _RBAC_WRITES:
             await self.rbac_write_check(rt, obj, None)
+        if self.admission_check is not None:
+            await self.admission_check(rt, obj, None)
         if dry_run:
             return obj
         spec = obj.get("spec") or {}
@@ -466,6 +471,8 @@ class Registry:
         self._validate(rt, new, old)
         if self.rbac_write_check is not None and rt.plural in _RBAC_WRITES:
             await self.rbac_write_check(rt, new, old)
+        if self.admission_check is not None:
+            await self.admission_check(rt, new, old)
         if _spec_part(new) != _spec_part(old) and "generation" in old["metadata"]:
             new["metadata"]["generation"] = int(old["metadata"]["generation"]) + 1
         if dry_run:

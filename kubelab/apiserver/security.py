@@ -25,7 +25,7 @@ from kubelab.resources import BY_PLURAL
 
 from . import status as st
 from .authn import ANONYMOUS, PEER_CERT, Authenticator, AuthError, parse_token_file
-from .authz import Authorizer, EscalationCheck, parse_modes
+from .authz import Authorizer, EscalationCheck, node_of, parse_modes
 from .rbac import Attributes, Policy, UserInfo, forbidden_message
 from .registry import MAX_OBJECT_BYTES as MAX_OBJECT  # one limit for bodies and stored objects
 
@@ -198,6 +198,8 @@ class Guard:
         self.escalation = EscalationCheck(self.authz, policy=self.policy.get, get_role=self._get_role)
         if hasattr(registry, "rbac_write_check"):
             registry.rbac_write_check = self._rbac_write_check
+        if hasattr(registry, "admission_check") and "Node" in self.authz.modes:
+            registry.admission_check = self._node_restriction
         self.inflight: dict[str, int] = {}
         self.watches: dict[str, int] = {}
         # No authentication, AlwaysAllow, no caps: the plain-HTTP loopback mode of tests.
@@ -229,6 +231,27 @@ class Guard:
         request = CURRENT_REQUEST.get()
         if request is not None:
             await self.escalation.check(request, rt.plural, obj, old)
+
+    async def _node_restriction(self, rt, obj: dict, old: dict | None) -> None:
+        """The registry's admission hook: NodeRestriction for requests made by a node."""
+        request = CURRENT_REQUEST.get()
+        node = node_of(request.user) if request is not None else None
+        if node is None:
+            return
+        from . import noderestriction
+        if rt.plural == "serviceaccounts" and request.subresource == "token":
+            pod_name = noderestriction.bound_pod_name(obj)
+            pod = await self._object_lookup("pods", request.namespace, pod_name) if pod_name else None
+            reason, name = noderestriction.admit_token_request(node, obj, pod), request.name
+        else:
+            reason = noderestriction.admit(node, rt.plural, request.subresource, obj, old)
+            name = (obj.get("metadata") or {}).get("name") or request.name
+        if reason:
+            details = {"name": name, "kind": rt.plural}
+            if rt.group:
+                details["group"] = rt.group
+            raise st.StatusError(403, f'{rt.group_resource} "{name}" is forbidden: {reason}', reason="Forbidden",
+                                 details=details)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] not in ("http", "websocket"):
