@@ -47,6 +47,7 @@ class Settings:
     bookmark_interval: float = 5.0
     security: dict | None = None  # security.SecurityConfig fields (TLS client CA, tokens, authz, limits)
     kubelet_client: dict | None = None  # nodeproxy.kubelet_ssl_context kwargs: HTTPS to node agents
+    service_external_ip_cidrs: list[str] | None = None  # Service externalIPs allowed (externalips.py)
 
 
 SETTINGS_ENV = "KUBELAB_APISERVER_SETTINGS"
@@ -214,6 +215,10 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
     settings = settings or Settings()
     storage = storage or Storage(settings.etcd_servers, **(settings.security or {}).get("etcd", {}))
     registry = Registry(storage, bookmark_interval=settings.bookmark_interval)
+    from .externalips import ExternalIPPolicy, parse_cidrs
+    registry.external_ips = ExternalIPPolicy(parse_cidrs(settings.service_external_ip_cidrs),
+                                             service_cidr=settings.service_cidr, pod_cidr=settings.pod_cidr,
+                                             apiserver_address=settings.advertise_address)
     kubelet_tls = nodeproxy.kubelet_ssl_context(**settings.kubelet_client) if settings.kubelet_client else None
     sa_signer = tokenrequest.Signer.from_security(settings.security)
     metrics = Metrics()

@@ -66,6 +66,9 @@ class Registry:
         # Set by the request filter too: admission of the object about to be stored, with the
         # stored one (None on create), e.g. NodeRestriction; it raises the 403. None: no check.
         self.admission_check: Callable[[ResourceType, dict, dict | None], Awaitable[None]] | None = None
+        # Which Service externalIPs may be claimed (externalips.py); the app sets it from its flags.
+        from .externalips import ExternalIPPolicy
+        self.external_ips = ExternalIPPolicy()
         # Hooks for kinds with their own semantics (defaults, validation, patch live in
         # their modules; imported lazily so pure modules stay importable alone).
         from . import defaults, patch, validation
@@ -261,6 +264,8 @@ class Registry:
             await self.rbac_write_check(rt, obj, None)
         if self.admission_check is not None:
             await self.admission_check(rt, obj, None)
+        if rt.plural == "services":
+            await self._check_external_ips(rt, obj, None)
         if dry_run:
             return obj
         spec = obj.get("spec") or {}
@@ -281,6 +286,17 @@ class Registry:
             meta["resourceVersion"] = str(rev)
             return obj
         raise st.StatusError(500, "could not allocate a unique name or address; try again", reason="InternalError")
+
+    async def _check_external_ips(self, rt: ResourceType, obj: dict, old: dict | None) -> None:
+        """422 for external IPs this write adds that the policy refuses (CVE-2020-8554)."""
+        from . import externalips
+        new_ips = externalips.added(obj.get("spec") or {}, (old or {}).get("spec"))
+        if not new_ips:
+            return
+        nodes = (await self.list(BY_PLURAL["nodes"], None))["items"]
+        causes = externalips.check(self.external_ips, new_ips, externalips.node_addresses(nodes))
+        if causes:
+            raise st.invalid(rt, obj["metadata"]["name"], causes)
 
     # ---- service IP and port allocation -------------------------------------------------
 
@@ -473,6 +489,8 @@ class Registry:
             await self.rbac_write_check(rt, new, old)
         if self.admission_check is not None:
             await self.admission_check(rt, new, old)
+        if rt.plural == "services":
+            await self._check_external_ips(rt, new, old)
         if _spec_part(new) != _spec_part(old) and "generation" in old["metadata"]:
             new["metadata"]["generation"] = int(old["metadata"]["generation"]) + 1
         if dry_run:
