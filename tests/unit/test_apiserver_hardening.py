@@ -29,7 +29,7 @@ def test_alias_bomb_is_refused_before_any_tree_is_built():
     start = time.perf_counter()
     with pytest.raises(yamlbody.YamlBodyError, match="excessive aliasing"):
         yamlbody.load(_bomb())
-    assert time.perf_counter() - start < 1.0
+    assert time.perf_counter() - start < 5.0  # generous: the expanded tree took hours
 
 
 def test_moderate_aliases_and_anchors_still_load():
@@ -67,7 +67,7 @@ def test_json_patch_copy_doubling_is_refused_while_applying():
     with pytest.raises(patch.PatchError) as e:
         patch.apply_patch(CM, json.dumps(ops).encode(), patch.JSON_PATCH, max_bytes=MAX_OBJECT_BYTES)
     assert e.value.code == 413 and str(MAX_OBJECT_BYTES) in e.value.message
-    assert time.perf_counter() - start < 2.0
+    assert time.perf_counter() - start < 10.0  # generous: 2**25 copies never finish
 
 
 def test_json_patch_small_copies_and_op_limit():
@@ -89,7 +89,7 @@ def test_primitive_and_keyed_list_merges_are_linear():
                      [{"name": "c1", "$patch": "delete"}, {"name": "new", "image": "z"}]}}
     start = time.perf_counter()
     out = patch.strategic_merge(pod, body)
-    assert time.perf_counter() - start < 5.0  # quadratic was minutes
+    assert time.perf_counter() - start < 15.0  # generous: the keyed merge was quadratic (minutes)
     assert len(out["metadata"]["finalizers"]) == 2 * n
     names = [c["name"] for c in out["spec"]["containers"]]
     assert len(names) == n and "c1" not in names and names[-1] == "new"
@@ -221,3 +221,16 @@ def test_pod_bound_token_follows_the_pod():
     del objects[("pods", "p")]
     with pytest.raises(AuthError, match="no longer exists"):
         asyncio.run(authn.authenticate(authorization=token, peercert=None))
+
+
+def test_flags_api_audiences_and_external_ip_cidrs():
+    from kubelab.apiserver import tokenrequest
+    from kubelab.apiserver.__main__ import main, parse_args
+    from kubelab.apiserver.flags import security_settings
+    sec, _ = security_settings(parse_args(["--api-audiences", "https://a.example, https://b.example"]))
+    assert sec["api_audiences"] == ["https://a.example", "https://b.example"]
+    assert tokenrequest.Signer.from_security(sec).default_audience == "https://a.example"
+    assert security_settings(parse_args([]))[0]["api_audiences"] is None
+    assert tokenrequest.Signer.from_security({}).default_audience == tokens.DEFAULT_ISSUER
+    assert parse_args(["--service-external-ip-cidrs", "192.0.2.0/24"]).service_external_ip_cidrs == "192.0.2.0/24"
+    assert main(["--service-external-ip-cidrs", "192.0.2.0/24,bogus"]) == 2  # refused before serving
