@@ -3,7 +3,7 @@
 Each authorizer answers allow, deny, or no opinion; the first allow or deny wins, and a
 request nobody allowed is forbidden (Kubernetes' union authorizer). The Node authorizer
 is Kubernetes' idea cut down: a node (`system:node:<name>` in `system:nodes`) may write only
-its own Node and Lease and the pods bound to it, and read the secrets/configmaps/service
+its own Node and Lease and the status of the pods bound to it (and delete them), and read the secrets/configmaps/service
 accounts only its pods use. Pod lookups go through an injected `NodeGraph`, so the
 decisions stay testable without a server.
 
