@@ -190,16 +190,28 @@ def json_patch(obj: dict, ops, *, max_bytes: int | None = None) -> dict:
 # --- RFC 7386 -----------------------------------------------------------------------------
 
 def merge_patch(target, patch):
-    """RFC 7386: objects merge recursively, null deletes, anything else replaces."""
+    """RFC 7386: objects merge recursively, null deletes, anything else replaces. The target
+    is copied once, then merged into in place: a deep patch costs O(object + patch), not a
+    copy of each subtree per level."""
     if not isinstance(patch, dict):
         return copy.deepcopy(patch)
     result = copy.deepcopy(target) if isinstance(target, dict) else {}
+    _merge_into(result, patch)
+    return result
+
+
+def _merge_into(result: dict, patch: dict) -> None:
     for k, v in patch.items():
         if v is None:
             result.pop(k, None)
+        elif isinstance(v, dict):
+            child = result.get(k)
+            if not isinstance(child, dict):
+                child = {}
+            result[k] = child
+            _merge_into(child, v)
         else:
-            result[k] = merge_patch(result.get(k), v)
-    return result
+            result[k] = copy.deepcopy(v)
 
 
 # --- Strategic merge patch ---------------------------------------------------------------
@@ -217,7 +229,9 @@ def strategic_merge(obj: dict, patch: dict, *, kind: str | None = None) -> dict:
     return {} if result is _DELETE else result
 
 
-def _merge_map(orig, patch: dict, schema: _T | None, *, path: str):
+def _merge_map(orig, patch: dict, schema: _T | None, *, path: str, owned: bool = False):
+    """`owned`: `orig` is already this merge's own copy (a child of a copied parent), so it
+    is merged into in place rather than copied again at every level."""
     orig = orig if isinstance(orig, dict) else {}
     directive = patch.get(_PATCH)
     if directive == "delete":
@@ -228,7 +242,7 @@ def _merge_map(orig, patch: dict, schema: _T | None, *, path: str):
         raise PatchError(f"{path or '<root>'}: unknown patch directive {_PATCH}: {directive!r}")
 
     fields = schema.fields if schema else {}
-    result = copy.deepcopy(orig)
+    result = orig if owned else copy.deepcopy(orig)
     for key, value in patch.items():
         if key.startswith(_DEL_PRIM):
             name = key[len(_DEL_PRIM):]
@@ -247,13 +261,13 @@ def _merge_map(orig, patch: dict, schema: _T | None, *, path: str):
         meta = fields.get(key)
         if isinstance(value, dict):
             child = meta if isinstance(meta, _T) else None
-            merged = _merge_map(result.get(key), value, child, path=sub + ".")
+            merged = _merge_map(result.get(key), value, child, path=sub + ".", owned=True)
             if merged is _DELETE:
                 result.pop(key, None)
             else:
                 result[key] = merged
         elif isinstance(value, list) and isinstance(meta, _L):
-            result[key] = _merge_list(result.get(key), value, meta, path=sub)
+            result[key] = _merge_list(result.get(key), value, meta, path=sub, owned=True)
         else:
             result[key] = strip_directives(value)
 
@@ -272,14 +286,14 @@ def _merge_map(orig, patch: dict, schema: _T | None, *, path: str):
     return result
 
 
-def _merge_list(orig, patch: list, meta: _L, *, path: str) -> list:
+def _merge_list(orig, patch: list, meta: _L, *, path: str, owned: bool = False) -> list:
     orig = orig if isinstance(orig, list) else []
     if any(isinstance(x, dict) and x.get(_PATCH) == "replace" for x in patch):
         return [strip_directives(x) for x in patch
                 if not (isinstance(x, dict) and x.get(_PATCH) == "replace")]
 
     if meta.key is None:  # a set of primitives: union, keeping the original order
-        result = copy.deepcopy(orig)
+        result = list(orig) if owned else copy.deepcopy(orig)
         seen = {_ident(x) for x in result}
         for x in patch:
             if isinstance(x, dict):
@@ -293,7 +307,7 @@ def _merge_list(orig, patch: list, meta: _L, *, path: str) -> list:
     # Items matched on their key through an index (not a scan per patch item): a patch of
     # n items onto a list of m is O(n + m), not O(n * m). Deleted slots are None until the end.
     key = meta.key
-    result: list = copy.deepcopy(orig)
+    result: list = list(orig) if owned else copy.deepcopy(orig)
     index = {}
     for i, x in enumerate(result):
         if isinstance(x, dict):
@@ -317,7 +331,7 @@ def _merge_list(orig, patch: list, meta: _L, *, path: str) -> list:
             index[ident] = len(result)
             result.append(strip_directives(item))
         else:
-            merged = _merge_map(result[idx], item, meta.item, path=f"{path}[{key}={item[key]}].")
+            merged = _merge_map(result[idx], item, meta.item, path=f"{path}[{key}={item[key]}].", owned=True)
             if merged is _DELETE:
                 result[idx] = None
                 del index[ident]
