@@ -13,18 +13,21 @@ from kubelab.testing import secure_apiserver, tls_client, wait_until
 
 MERGE = {"Content-Type": "application/merge-patch+json"}
 ALLOWED = "192.0.2.0/28"  # TEST-NET-1: never routed; the allow-list of this server
+NODE = f"bd-{uuid.uuid4().hex[:6]}"  # etcd is shared by the session: a name of our own
 
 
 @pytest.fixture(scope="module")
 def secured(etcd):
-    with secure_apiserver(etcd.url, nodes=["n1"], users=["alice"],
-                          args=["--service-external-ip-cidrs", ALLOWED]) as a:
+    with secure_apiserver(etcd.url, users=["alice"], args=["--service-external-ip-cidrs", ALLOWED]) as a:
         with tls_client(a) as admin:
-            admin.post("/api/v1/nodes", json={"metadata": {"name": "n1"}, "status": {"addresses": [
-                {"type": "InternalIP", "address": "192.0.2.5"}]}}).raise_for_status()
-            admin.patch("/api/v1/nodes/n1/status", json={"status": {"addresses": [
+            admin.post("/api/v1/nodes", json={"metadata": {"name": NODE}}).raise_for_status()
+            admin.patch(f"/api/v1/nodes/{NODE}/status", json={"status": {"addresses": [
                 {"type": "InternalIP", "address": "192.0.2.5"}]}}, headers=MERGE).raise_for_status()
-        yield a
+        try:
+            yield a
+        finally:
+            with tls_client(a) as admin:
+                admin.delete(f"/api/v1/nodes/{NODE}")
 
 
 @pytest.fixture
@@ -52,7 +55,7 @@ def _svc(name: str, ips: list[str]) -> dict:
 
 
 @pytest.mark.parametrize("ip,why", [
-    ("192.0.2.5", 'node "n1"'),          # a node's address (inside the allow-list, still refused)
+    ("192.0.2.5", f'node "{NODE}"'),          # a node's address (inside the allow-list, still refused)
     ("127.0.0.1", "API server"),         # the API server's advertise address
     ("10.96.0.1", "service range"),      # the `kubernetes` Service's ClusterIP
     ("10.244.1.7", "pod network"),       # a pod
