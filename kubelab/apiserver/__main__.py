@@ -17,6 +17,7 @@ from kubelab import flags
 
 from . import nodeproxy
 from .app import SETTINGS_ENV, Settings, create_app
+from .externalips import parse_cidrs
 from .flags import add_security_args, security_settings
 
 
@@ -34,6 +35,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "or 127.0.0.1 when binding to 0.0.0.0)")
     p.add_argument("--service-cluster-ip-range", default="10.96.0.0/12", help="(default: %(default)s)")
     p.add_argument("--cluster-cidr", default="10.244.0.0/16", help="pod network, published in kubeadm-config")
+    p.add_argument("--service-external-ip-cidrs", default="",
+                   help="comma-separated CIDRs Services may claim as spec.externalIPs (default: none; node, "
+                        "API server, service and pod addresses are refused regardless)")
     p.add_argument("--cluster-domain", default="cluster.local", help="(default: %(default)s)")
     p.add_argument("--bookmark-interval", type=float, default=5.0,
                    help="seconds between BOOKMARK events on quiet watches (default: %(default)s)")
@@ -55,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ipaddress.ip_network(args.service_cluster_ip_range)
         ipaddress.ip_network(args.cluster_cidr)
+        external_ip_cidrs = [str(n) for n in parse_cidrs(args.service_external_ip_cidrs)]
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -62,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=flags.log_level(args.v), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = Settings(etcd_servers=args.etcd_servers, advertise_address=advertise, secure_port=args.port,
                         service_cidr=args.service_cluster_ip_range, pod_cidr=args.cluster_cidr,
-                        dns_domain=args.cluster_domain, bookmark_interval=args.bookmark_interval)
+                        dns_domain=args.cluster_domain, bookmark_interval=args.bookmark_interval,
+                        service_external_ip_cidrs=external_ip_cidrs)
     # Open watches never end by themselves: on SIGTERM give requests 3 s, then close them
     # (clients reconnect to the next API server, as from kube-apiserver).
     verbose = args.v >= 3

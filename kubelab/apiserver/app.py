@@ -49,6 +49,7 @@ class Settings:
     bookmark_interval: float = 5.0
     security: dict | None = None  # security.SecurityConfig fields (TLS client CA, tokens, authz, limits)
     kubelet_client: dict | None = None  # nodeproxy.kubelet_ssl_context kwargs: HTTPS to node agents
+    service_external_ip_cidrs: list[str] | None = None  # Service externalIPs allowed (externalips.py)
 
 
 SETTINGS_ENV = "KUBELAB_APISERVER_SETTINGS"
@@ -144,13 +145,11 @@ def decode_body(body: bytes, content_type: str) -> dict:
         except (ValueError, UnicodeDecodeError) as e:
             raise st.bad_request(f"error decoding JSON: {e}") from None
     elif ct in ("application/yaml", "application/x-yaml", "text/yaml"):
-        import yaml
+        from . import yamlbody
         try:
-            obj = yaml.safe_load(body)
-        except RecursionError:
-            raise st.bad_request("error decoding YAML: nested too deeply") from None
-        except yaml.YAMLError as e:
-            raise st.bad_request(f"error decoding YAML: {e}") from None
+            obj = yamlbody.load(body)
+        except yamlbody.YamlBodyError as e:
+            raise st.bad_request(str(e)) from None
     else:
         raise st.StatusError(415, "the body of the request was in an unknown format - accepted media types "
                                   "include: application/json, application/yaml, application/vnd.kubernetes.protobuf")
@@ -160,6 +159,17 @@ def decode_body(body: bytes, content_type: str) -> dict:
     if too_deep(obj):
         raise st.bad_request(f"the request body is nested deeper than {MAX_DEPTH} levels")
     return obj
+
+
+# What PUT and PATCH may name after the object (None: the object itself); anything else is 405.
+_WRITABLE_SUBRESOURCES = {"PUT": (None, "status", "scale", "finalize"), "PATCH": (None, "status", "scale")}
+
+
+def watch_requested(values: list[str]) -> bool:
+    """`?watch=`: the first value counts, as Go's url.Values.Get reads it. The authorizer
+    (security.request_attributes) and the handler both ask this, so `?watch=false&watch=true`
+    cannot be authorized as a list and served as a watch."""
+    return bool(values) and values[0] in ("true", "1")
 
 
 _OPTIONS_KIND = {"POST": "CreateOptions", "PUT": "UpdateOptions", "PATCH": "PatchOptions"}
@@ -211,6 +221,10 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
     settings = settings or Settings()
     storage = storage or Storage(settings.etcd_servers, **(settings.security or {}).get("etcd", {}))
     registry = Registry(storage, bookmark_interval=settings.bookmark_interval)
+    from .externalips import ExternalIPPolicy, parse_cidrs
+    registry.external_ips = ExternalIPPolicy(parse_cidrs(settings.service_external_ip_cidrs),
+                                             service_cidr=settings.service_cidr, pod_cidr=settings.pod_cidr,
+                                             apiserver_address=settings.advertise_address)
     kubelet_tls = nodeproxy.kubelet_ssl_context(**settings.kubelet_client) if settings.kubelet_client else None
     sa_signer = tokenrequest.Signer.from_security(settings.security)
     metrics = Metrics(watchers=lambda: registry.watchers)
@@ -348,7 +362,7 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
             except SelectorError as e:
                 raise st.bad_request(str(e)) from None
             if method == "GET":
-                if q.get("watch") in ("true", "1"):
+                if watch_requested(q.getlist("watch")):
                     return watch_response(t, request, labels, fields)
                 limit = q.get("limit")
                 listed = await registry.list(rt, t.namespace, labels=labels, fields=fields,
@@ -376,6 +390,8 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
         # single object
         if t.sub == "token" and method == "POST":
             body = decode_body(await read_body(request), request.headers.get("content-type", ""))
+            if registry.admission_check is not None:  # NodeRestriction: a node's tokens bind to its pods
+                await registry.admission_check(rt, body, None)
             return _json(await sa_signer.issue(body, namespace=t.namespace, name=t.name, get_object=get_object), 201)
         if t.sub == "proxy":
             return await nodeproxy.node_proxy(request, node=t.name, path=t.proxy_path, get_object=get_object,
@@ -395,6 +411,9 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
         if method == "POST" and t.sub == "binding":
             body = decode_body(await read_body(request), request.headers.get("content-type", ""))
             return _json(await registry.bind(t.namespace, t.name, body), 201)
+        if method in ("PUT", "PATCH") and t.sub not in _WRITABLE_SUBRESOURCES.get(method, ()):
+            # pods/log, pods/binding, serviceaccounts/token...: never a whole-object write
+            raise st.StatusError(405, "the server does not allow this method on the requested resource")
         if method == "PUT":
             body = decode_body(await read_body(request), request.headers.get("content-type", ""))
             if t.sub == "scale":

@@ -7,6 +7,11 @@
   then service-account JWTs signed by `--service-account-key-file`. A service-account
   token only works while its ServiceAccount exists with the uid it was issued for (checked
   through an injected lookup, cached briefly), so deleting the account revokes its tokens.
+  Its audience must be one of the server's (`--api-audiences`, by default the issuer), so a
+  token minted for Vault or any other audience is not an API credential. A token bound to a
+  pod or secret (TokenRequest's boundObjectRef) works only while that object exists with the
+  uid in the token, and no longer than a minute past the pod's deletionTimestamp (upstream's
+  leeway): deleting or replacing the pod revokes it.
 - No credentials: None (the caller decides between 401 and a public path). Wrong
   credentials: AuthError (401), never a fall-back to anonymous.
 """
@@ -19,6 +24,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from kubelab.pki import tokens
+from kubelab.timestamps import parse_epoch
 
 from .rbac import UserInfo
 
@@ -75,12 +81,16 @@ def service_account_user(namespace: str, name: str, uid: str = "") -> UserInfo:
 
 
 SALookup = Callable[[str, str], Awaitable["dict | None"]]
+ObjectLookup = Callable[[str, str, str], Awaitable["dict | None"]]  # (plural, namespace, name)
+BOUND_KINDS = {"pod": "pods", "secret": "secrets"}  # the token's kubernetes.io claim → resource
+DELETION_LEEWAY = 60.0  # seconds a pod-bound token outlives the pod's deletionTimestamp (upstream)
 
 
 class Authenticator:
     def __init__(self, *, static_tokens: dict[str, UserInfo] | None = None, sa_public_key=None,
                  sa_lookup: SALookup | None = None, issuers: tuple[str, ...] = (tokens.DEFAULT_ISSUER,),
-                 cache_ttl: float = 2.0, client_certs: bool = False) -> None:
+                 cache_ttl: float = 2.0, client_certs: bool = False, audiences: tuple[str, ...] | None = None,
+                 object_lookup: ObjectLookup | None = None) -> None:
         self.static_tokens = static_tokens or {}
         self.sa_public_key = sa_public_key
         self.sa_lookup = sa_lookup
@@ -88,6 +98,10 @@ class Authenticator:
         self.cache_ttl = cache_ttl
         self.client_certs = client_certs
         self._sa_cache: dict[tuple[str, str], tuple[float, str | None]] = {}
+        # The audiences a token must name one of: --api-audiences, else the issuers (upstream).
+        self.audiences = tuple(audiences) if audiences else tuple(issuers)
+        self.object_lookup = object_lookup
+        self._bound_cache: dict[tuple[str, str, str], tuple[float, dict | None]] = {}
 
     @property
     def enabled(self) -> bool:
@@ -114,7 +128,7 @@ class Authenticator:
         if self.sa_public_key is None or token.count(".") != 2:
             raise AuthError("invalid bearer token")
         try:
-            claims = tokens.verify(token, self.sa_public_key, issuers=self.issuers)
+            claims = tokens.verify(token, self.sa_public_key, issuers=self.issuers, audiences=self.audiences)
             ns, name, uid = tokens.service_account_of(claims)
         except tokens.TokenError as e:
             raise AuthError(f"invalid bearer token, {e}") from None
@@ -124,7 +138,43 @@ class Authenticator:
         if uid and uid != current_uid:
             raise AuthError(f"invalid bearer token, service account {ns}/{name} was recreated "
                             f"(uid {current_uid}, token for {uid})")
+        await self._check_bound_object(ns, claims)
         return service_account_user(ns, name, uid or current_uid)
+
+    async def _check_bound_object(self, namespace: str, claims: dict) -> None:
+        """AuthError unless the pod/secret the token is bound to still exists with its uid."""
+        private = claims.get("kubernetes.io")
+        if not isinstance(private, dict) or self.object_lookup is None:
+            return
+        for claim, plural in BOUND_KINDS.items():
+            ref = private.get(claim)
+            if not isinstance(ref, dict):
+                continue
+            ref_name, ref_uid = ref.get("name"), ref.get("uid")
+            if not isinstance(ref_name, str) or not ref_name:
+                raise AuthError(f"invalid bearer token, malformed {claim} binding")
+            obj = await self._bound(plural, namespace, ref_name)
+            if obj is None:
+                raise AuthError(f"invalid bearer token, {claim} {namespace}/{ref_name} it is bound to no longer exists")
+            meta = obj.get("metadata") or {}
+            if ref_uid and meta.get("uid") != ref_uid:
+                raise AuthError(f"invalid bearer token, {claim} {namespace}/{ref_name} was replaced "
+                                f"(uid {meta.get('uid')}, token for {ref_uid})")
+            deleted = parse_epoch(meta.get("deletionTimestamp"))
+            if deleted is not None and deleted + DELETION_LEEWAY < time.time():
+                raise AuthError(f"invalid bearer token, {claim} {namespace}/{ref_name} has been deleted")
+
+    async def _bound(self, plural: str, namespace: str, name: str) -> dict | None:
+        key = (plural, namespace, name)
+        now = time.monotonic()
+        hit = self._bound_cache.get(key)
+        if hit and now - hit[0] < self.cache_ttl:
+            return hit[1]
+        obj = await self.object_lookup(plural, namespace, name)
+        if len(self._bound_cache) > 10000:
+            self._bound_cache.clear()
+        self._bound_cache[key] = (now, obj)
+        return obj
 
     async def _sa_uid(self, namespace: str, name: str) -> str | None:
         key = (namespace, name)

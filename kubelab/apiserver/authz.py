@@ -3,7 +3,7 @@
 Each authorizer answers allow, deny, or no opinion; the first allow or deny wins, and a
 request nobody allowed is forbidden (Kubernetes' union authorizer). The Node authorizer
 is Kubernetes' idea cut down: a node (`system:node:<name>` in `system:nodes`) may write only
-its own Node and Lease and the pods bound to it, and read the secrets/configmaps/service
+its own Node and Lease and the status of the pods bound to it (and delete them), and read the secrets/configmaps/service
 accounts only its pods use. Pod lookups go through an injected `NodeGraph`, so the
 decisions stay testable without a server.
 
@@ -110,7 +110,10 @@ async def node_authorize(a: Attributes, graph: NodeGraph) -> Decision:
                 (a.name == node or (a.verb == "create" and not a.name)):
             return Decision(ALLOW)
         return Decision(NO_OPINION, f"node '{node}' can only access its own lease in kube-node-lease")
-    if g == "" and r == "pods" and (a.verb in _OWN_WRITE - {"create"}) and a.name and sub in ("", "status"):
+    if g == "" and r == "pods" and a.name and ((a.verb == "delete" and not sub) or
+                                               (a.verb in ("update", "patch") and sub == "status")):
+        # the pod's status and its deletion, never the pod itself (NodeRestriction checks the
+        # binding again on the stored object, see noderestriction.admit_pod)
         pod = await graph.pod(a.namespace, a.name)
         if pod is not None and (pod.get("spec") or {}).get("nodeName") == node:
             return Decision(ALLOW)

@@ -37,6 +37,9 @@ def add_security_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--service-account-issuer", default=None,
                    help="the `iss` service-account tokens must carry "
                         "(default: https://kubernetes.default.svc.cluster.local)")
+    g.add_argument("--api-audiences", default=None,
+                   help="comma-separated audiences a service-account token must name one of to authenticate "
+                        "here; the first is what a TokenRequest without audiences gets (default: the issuer)")
     g.add_argument("--authorization-mode", default=None,
                    help="comma-separated: RBAC, Node, AlwaysAllow, AlwaysDeny (default: AlwaysAllow for plain "
                         "HTTP on loopback without authentication, else Node,RBAC)")
@@ -98,6 +101,8 @@ def security_settings(args: argparse.Namespace) -> tuple[dict, dict]:
         if args.service_account_key_file else None,
         "service_account_signing_key_file": os.path.abspath(signing) if signing else None,
         "service_account_issuer": args.service_account_issuer,
+        "api_audiences": [a.strip() for a in args.api_audiences.split(",") if a.strip()]
+        if args.api_audiences else None,
         "authorization_mode": mode,
         "max_requests_per_client": args.max_requests_per_client if args.max_requests_per_client is not None
         else (200 if secured else 0),

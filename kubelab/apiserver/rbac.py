@@ -372,11 +372,12 @@ def default_cluster_roles() -> list[dict]:
         _rule(["apps"], _APPS, READ),
         _rule(["discovery.k8s.io"], ["endpointslices"], READ),
     ]
+    # No writes of endpoints/endpointslices (CVE-2021-25740, upstream since 1.22): whoever may
+    # write them can point a Service at any address, including other namespaces' pods.
     edit = [
-        _rule([""], ["pods", "pods/exec", "pods/attach", "pods/portforward", "services", "endpoints", "configmaps",
+        _rule([""], ["pods", "pods/exec", "pods/attach", "pods/portforward", "services", "configmaps",
                      "secrets", "serviceaccounts", "persistentvolumeclaims"], READ + WRITE),
         _rule(["apps"], ["deployments", "deployments/scale", "replicasets", "replicasets/scale"], READ + WRITE),
-        _rule(["discovery.k8s.io"], ["endpointslices"], READ + WRITE),
         _rule(["coordination.k8s.io"], ["leases"], READ + WRITE),
         _rule([""], ["events"], ["create", "patch", "update"]),
         *view,

@@ -62,6 +62,12 @@ class Registry:
         # called with (rt, new object, old object or None) before a role or binding is
         # stored by create, update or patch; it raises the 403. None: no check.
         self.rbac_write_check: Callable[[ResourceType, dict, dict | None], Awaitable[None]] | None = None
+        # Set by the request filter too: admission of the object about to be stored, with the
+        # stored one (None on create), e.g. NodeRestriction; it raises the 403. None: no check.
+        self.admission_check: Callable[[ResourceType, dict, dict | None], Awaitable[None]] | None = None
+        # Which Service externalIPs may be claimed (externalips.py); the app sets it from its flags.
+        from .externalips import ExternalIPPolicy
+        self.external_ips = ExternalIPPolicy()
         # Hooks for kinds with their own semantics (defaults, validation, patch live in
         # their modules; imported lazily so pure modules stay importable alone).
         from . import defaults, patch, validation
@@ -255,6 +261,10 @@ class Registry:
         self._validate(rt, obj)
         if self.rbac_write_check is not None and rt.plural in _RBAC_WRITES:
             await self.rbac_write_check(rt, obj, None)
+        if self.admission_check is not None:
+            await self.admission_check(rt, obj, None)
+        if rt.plural == "services":
+            await self._check_external_ips(rt, obj, None)
         if dry_run:
             return obj
         spec = obj.get("spec") or {}
@@ -275,6 +285,17 @@ class Registry:
             meta["resourceVersion"] = str(rev)
             return obj
         raise st.StatusError(500, "could not allocate a unique name or address; try again", reason="InternalError")
+
+    async def _check_external_ips(self, rt: ResourceType, obj: dict, old: dict | None) -> None:
+        """422 for external IPs this write adds that the policy refuses (CVE-2020-8554)."""
+        from . import externalips
+        new_ips = externalips.added(obj.get("spec") or {}, (old or {}).get("spec"))
+        if not new_ips:
+            return
+        nodes = (await self.list(BY_PLURAL["nodes"], None))["items"]
+        causes = externalips.check(self.external_ips, new_ips, externalips.node_addresses(nodes))
+        if causes:
+            raise st.invalid(rt, obj["metadata"]["name"], causes)
 
     # ---- service IP and port allocation -------------------------------------------------
 
@@ -391,7 +412,7 @@ class Registry:
             current = entry.obj
             base = current if subresource != "scale" else self._to_scale(rt, current)
             try:
-                patched = self._patch.apply_patch(base, body, content_type)
+                patched = self._patch.apply_patch(base, body, content_type, max_bytes=MAX_OBJECT_BYTES)
             except self._patch.PatchError as e:
                 raise st.StatusError(e.code, str(e)) from None
             if not isinstance(patched, dict):
@@ -465,6 +486,10 @@ class Registry:
         self._validate(rt, new, old)
         if self.rbac_write_check is not None and rt.plural in _RBAC_WRITES:
             await self.rbac_write_check(rt, new, old)
+        if self.admission_check is not None:
+            await self.admission_check(rt, new, old)
+        if rt.plural == "services":
+            await self._check_external_ips(rt, new, old)
         if _spec_part(new) != _spec_part(old) and "generation" in old["metadata"]:
             new["metadata"]["generation"] = int(old["metadata"]["generation"]) + 1
         if dry_run:
@@ -762,13 +787,11 @@ def _b64d(s: str) -> str:
 
 
 def _load_apply_body(body: bytes) -> dict:
-    import yaml
+    from . import yamlbody
     try:
-        obj = yaml.safe_load(body)
-    except RecursionError:
-        raise st.bad_request("error decoding YAML: nested too deeply") from None
-    except yaml.YAMLError as e:
-        raise st.bad_request(f"error decoding YAML: {e}") from None
+        obj = yamlbody.load(body)
+    except yamlbody.YamlBodyError as e:
+        raise st.bad_request(str(e)) from None
     if not isinstance(obj, dict):
         raise st.bad_request("the body of the request was in an unknown format")
     return obj

@@ -25,7 +25,7 @@ from kubelab.resources import BY_PLURAL
 
 from . import status as st
 from .authn import ANONYMOUS, PEER_CERT, Authenticator, AuthError, parse_token_file
-from .authz import Authorizer, EscalationCheck, parse_modes
+from .authz import Authorizer, EscalationCheck, node_of, parse_modes
 from .rbac import Attributes, Policy, UserInfo, forbidden_message
 from .storage import MAX_OBJECT_BYTES
 
@@ -51,6 +51,7 @@ class SecurityConfig:
     token_auth_file: str | None = None
     service_account_key_file: str | None = None
     service_account_issuer: str | None = None
+    api_audiences: list[str] | None = None  # --api-audiences; None: the issuer (upstream's default)
     authorization_mode: str = "AlwaysAllow"
     max_requests_per_client: int = 0   # 0: no cap (non-watch requests in flight)
     max_watches_per_client: int = 0
@@ -69,18 +70,18 @@ def _public(path: str) -> bool:
 
 def request_attributes(scope: dict, user: UserInfo) -> Attributes:
     """The request as (verb, group, resource, subresource, namespace, name) or a path."""
-    from .app import parse_path  # app imports this module; parse_path is its path grammar
+    from .app import parse_path, watch_requested  # app imports this module; its path grammar
     path = scope["path"]
     method = scope.get("method", "GET") if scope["type"] == "http" else "GET"
     target = parse_path(path) if path.startswith(("/api/", "/apis/")) else None
     if target is None:
         return Attributes(user, _METHOD_VERBS.get(method, method.lower()), resource_request=False, path=path)
-    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
     sub = target.sub or ""
     if sub in _CONNECT_SUBRESOURCES:
         verb = "create"  # exec/attach over websocket is a GET; Kubernetes authorizes it as create
     elif target.name is None:
-        verb = {"GET": "watch" if (query.get("watch") or [""])[0] in ("true", "1") else "list",
+        verb = {"GET": "watch" if watch_requested(query.get("watch") or []) else "list",
                 "DELETE": "deletecollection"}.get(method, _METHOD_VERBS.get(method, method.lower()))
     else:
         verb = _METHOD_VERBS.get(method, method.lower())
@@ -187,7 +188,9 @@ class Guard:
         from kubelab.pki import tokens as _t
         self.authn = Authenticator(static_tokens=static, sa_public_key=sa_key, sa_lookup=self._sa_lookup,
                                    issuers=issuers or (_t.DEFAULT_ISSUER,),
-                                   client_certs=bool(config.client_ca_file))
+                                   client_certs=bool(config.client_ca_file),
+                                   audiences=tuple(config.api_audiences or ()) or None,
+                                   object_lookup=self._object_lookup)
         self.registry = registry
         self.policy = PolicyCache(registry)
         self.authz = Authorizer(parse_modes(config.authorization_mode), policy=self.policy.get,
@@ -195,6 +198,8 @@ class Guard:
         self.escalation = EscalationCheck(self.authz, policy=self.policy.get, get_role=self._get_role)
         if hasattr(registry, "rbac_write_check"):
             registry.rbac_write_check = self._rbac_write_check
+        if hasattr(registry, "admission_check") and "Node" in self.authz.modes:
+            registry.admission_check = self._node_restriction
         self.inflight: dict[str, int] = {}
         self.watches: dict[str, int] = {}
         # No authentication, AlwaysAllow, no caps: the plain-HTTP loopback mode of tests.
@@ -209,6 +214,14 @@ class Guard:
                 return None
             raise
 
+    async def _object_lookup(self, plural: str, namespace: str, name: str) -> dict | None:
+        try:
+            return await self.registry.get(BY_PLURAL[plural], namespace, name)
+        except st.StatusError as e:
+            if e.code == 404:
+                return None
+            raise
+
     async def _get_role(self, plural: str, namespace: str, name: str) -> dict:
         return await self.registry.get(BY_PLURAL[plural], namespace, name)
 
@@ -218,6 +231,27 @@ class Guard:
         request = CURRENT_REQUEST.get()
         if request is not None:
             await self.escalation.check(request, rt.plural, obj, old)
+
+    async def _node_restriction(self, rt, obj: dict, old: dict | None) -> None:
+        """The registry's admission hook: NodeRestriction for requests made by a node."""
+        request = CURRENT_REQUEST.get()
+        node = node_of(request.user) if request is not None else None
+        if node is None:
+            return
+        from . import noderestriction
+        if rt.plural == "serviceaccounts" and request.subresource == "token":
+            pod_name = noderestriction.bound_pod_name(obj)
+            pod = await self._object_lookup("pods", request.namespace, pod_name) if pod_name else None
+            reason, name = noderestriction.admit_token_request(node, obj, pod), request.name
+        else:
+            reason = noderestriction.admit(node, rt.plural, request.subresource, obj, old)
+            name = (obj.get("metadata") or {}).get("name") or request.name
+        if reason:
+            details = {"name": name, "kind": rt.plural}
+            if rt.group:
+                details["group"] = rt.group
+            raise st.StatusError(403, f'{rt.group_resource} "{name}" is forbidden: {reason}', reason="Forbidden",
+                                 details=details)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] not in ("http", "websocket"):

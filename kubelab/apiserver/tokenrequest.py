@@ -90,15 +90,18 @@ def build_response(body: dict, *, account: dict, key, issuer: str = tokens.DEFAU
 class Signer:
     """The app's TokenRequest endpoint: the signing key and issuer from Settings.security."""
 
-    def __init__(self, key, issuer: str | None = None) -> None:
+    def __init__(self, key, issuer: str | None = None, audiences: list[str] | None = None) -> None:
         self.key = key
         self.issuer = issuer or tokens.DEFAULT_ISSUER
+        # A TokenRequest without audiences gets the API server's first one, so the token it
+        # returns authenticates here (upstream: --api-audiences, defaulting to the issuer).
+        self.default_audience = (audiences or [self.issuer])[0]
 
     @classmethod
     def from_security(cls, security: dict | None) -> "Signer":
         security = security or {}
         key_file = security.get("service_account_signing_key_file") or security.get("service_account_key_file")
-        return cls(load_signing_key(key_file), security.get("service_account_issuer"))
+        return cls(load_signing_key(key_file), security.get("service_account_issuer"), security.get("api_audiences"))
 
     async def issue(self, body: dict, *, namespace: str, name: str, get_object) -> dict:
         """`get_object(plural, namespace, name)` reads the account and the bound object."""
@@ -111,4 +114,10 @@ class Signer:
         bound = None
         if isinstance(ref, dict) and ref.get("kind") in ("Pod", "Secret") and isinstance(ref.get("name"), str):
             bound = await get_object("pods" if ref["kind"] == "Pod" else "secrets", namespace, ref["name"])
-        return build_response(body, account=account, key=self.key, issuer=self.issuer, bound=bound)
+        if bound is not None and ref.get("kind") == "Pod":
+            pod_account = (bound.get("spec") or {}).get("serviceAccountName") or "default"
+            if pod_account != name:  # upstream's TokenRequest REST check
+                raise StatusError(400, f'cannot bind token for serviceaccount "{name}" to pod running with '
+                                       f'different serviceaccount name.', reason="BadRequest")
+        return build_response(body, account=account, key=self.key, issuer=self.issuer, bound=bound,
+                              default_audience=self.default_audience)

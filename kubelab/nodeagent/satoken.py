@@ -1,7 +1,10 @@
 """The pod's service-account files, as the kubelet's projected volume
 `kube-api-access-*` at /var/run/secrets/kubernetes.io/serviceaccount:
 
-  token      a TokenRequest for the pod's account, bound to the pod (dies with it)
+  token      a TokenRequest for the pod's account, bound to the pod by name and uid: the API
+             server stops accepting it once that pod is deleted or replaced by another of the
+             same name (it looks the pod up on every authentication, cached for 2 s), and the
+             node may mint it only for a pod bound to itself (NodeRestriction)
   ca.crt     the CA the API server's certificate chains to (only when the API is HTTPS,
              so `kubelab.client.kubeconfig.in_cluster()` picks http or https correctly)
   namespace  the pod's namespace

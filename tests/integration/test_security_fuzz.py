@@ -260,3 +260,69 @@ def test_bad_pod_patches(fz, patch, ct):
     h, ns = fz
     check("bad-pod-patch", h.patch(_path(ns, "pods", "seedpod"), content=json.dumps(patch).encode(),
                                    headers={"Content-Type": ct}))
+
+
+# ---- amplification: small requests that expand (alias bombs, self-copying patches) -----------
+
+def _alias_bomb(levels: int, width: int, kind: str) -> bytes:
+    """`levels` anchored lists, each `width` aliases of the one before: width**levels nodes.
+    `kind` puts the bomb where a mapping (map) or a list (seq) is expected."""
+    lines = ["metadata: {name: bomb-%s}" % uuid.uuid4().hex[:6], "x0: &x0 [" + ", ".join(["lol"] * width) + "]"]
+    for i in range(1, levels):
+        refs = ", ".join([f"*x{i - 1}"] * width)
+        lines.append(f"x{i}: &x{i} " + ("[" + refs + "]" if kind == "seq" else
+                                         "{" + ", ".join(f"k{j}: *x{i - 1}" for j in range(width)) + "}"))
+    lines.append(f"data: {{k: *x{levels - 1}}}")
+    return "\n".join(lines).encode()
+
+
+@SETTINGS
+@given(levels=hs.integers(min_value=6, max_value=12), width=hs.integers(min_value=5, max_value=12),
+       kind=hs.sampled_from(["seq", "map"]),
+       target=hs.sampled_from(["post", "apply-existing", "apply-new", "ssar", "put"]))
+def test_alias_bombs(fz, levels, width, kind, target):
+    h, ns = fz
+    body = _alias_bomb(levels, width, kind)
+    yaml_ct = {"Content-Type": "application/yaml"}
+    if target == "post":
+        r = h.post(_path(ns, "configmaps"), content=body, headers=yaml_ct)
+    elif target == "put":
+        r = h.put(_path(ns, "configmaps", "seed"), content=body.replace(b"name: bomb-", b"name: seed-"), headers=yaml_ct)
+    elif target == "ssar":
+        r = h.post("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", content=body, headers=yaml_ct)
+    else:
+        name = "seed" if target == "apply-existing" else f"bomb-{uuid.uuid4().hex[:6]}"
+        r = h.patch(_path(ns, "configmaps", name) + "?fieldManager=fz",
+                    content=b"apiVersion: v1\nkind: ConfigMap\n" + body, headers={
+                        "Content-Type": "application/apply-patch+yaml"})
+    check("alias-bomb", r)
+    assert "aliasing" in r.json()["message"], r.text[:300]
+
+
+amplifying_patches = hs.one_of(
+    # copy the object's data into itself, n times: 2**n
+    hs.integers(min_value=21, max_value=40).map(lambda n: ("application/json-patch+json", [
+        {"op": "copy", "from": "/data", "path": f"/data/c{i}"} for i in range(n)])),
+    # copy the whole metadata under annotations, then the annotations into themselves
+    hs.integers(min_value=21, max_value=30).map(lambda n: ("application/json-patch+json", [
+        {"op": "add", "path": "/metadata/annotations", "value": {"a": "x" * 64}}] + [
+        {"op": "copy", "from": "/metadata/annotations", "path": f"/metadata/annotations/c{i}"} for i in range(n)])),
+    # more operations than upstream allows
+    hs.just(("application/json-patch+json", [{"op": "test", "path": "/data/k", "value": "v"}] * 10001)),
+    # a huge primitive-list merge, refused afterwards (rename): must not be quadratic
+    hs.integers(min_value=5000, max_value=20000).map(lambda n: ("application/strategic-merge-patch+json", {
+        "metadata": {"name": "renamed", "finalizers": [f"example.com/f{i}" for i in range(n)]}})),
+    hs.integers(min_value=5000, max_value=20000).map(lambda n: ("application/strategic-merge-patch+json", {
+        "metadata": {"name": "renamed", "ownerReferences": [
+            {"apiVersion": "v1", "kind": "ConfigMap", "name": f"o{i}", "uid": f"u{i}"} for i in range(n)]}})),
+)
+
+
+@settings(max_examples=30, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(patch=amplifying_patches)
+def test_amplifying_patches(fz, patch):
+    h, ns = fz
+    ct, body = patch
+    check("amplifying-patch", h.patch(_path(ns, "configmaps", "seed"), content=json.dumps(body).encode(),
+                                      headers={"Content-Type": ct}))

@@ -100,6 +100,59 @@ def test_node_requests_tokens_only_for_its_pods(secured, ns):
         assert request_token(n2, ns, "bot").status_code == 403
 
 
+def test_a_token_for_another_audience_is_not_an_api_credential(secured, ns):
+    """A token minted for Vault (or any audience but the API server's) gets 401 here."""
+    with client(secured) as h:
+        r = request_token(h, ns, "bot", {"audiences": ["https://vault.example"]})
+        assert r.status_code == 201, r.text
+        vault_token = r.json()["status"]["token"]
+        assert tokens.verify(vault_token, tokens.load_verify_key(f"{secured.extra['dir']}/sa.key"))["aud"] == [
+            "https://vault.example"]
+        r = request_token(h, ns, "bot", {"audiences": [tokens.DEFAULT_ISSUER, "https://vault.example"]})
+        both = r.json()["status"]["token"]
+    with client(secured, None, vault_token) as sa:
+        r = sa.get(f"/api/v1/namespaces/{ns}/pods")
+        assert r.status_code == 401 and r.json()["kind"] == "Status", r.text
+    with client(secured, None, both) as sa:  # one of the audiences is the API server's
+        assert sa.get(f"/api/v1/namespaces/{ns}/pods").status_code == 403
+
+
+def test_a_pod_bound_token_dies_with_its_pod(secured, ns):
+    from kubelab.testing import wait_until
+    pod_spec = {"serviceAccountName": "bot", "containers": [{"name": "c", "image": "busybox"}]}
+    with client(secured) as h:
+        pod = h.post(f"/api/v1/namespaces/{ns}/pods", json={"metadata": {"name": "bound"}, "spec": pod_spec}).json()
+        r = request_token(h, ns, "bot", {"boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": "bound",
+                                                            "uid": pod["metadata"]["uid"]}})
+        assert r.status_code == 201, r.text
+        token = r.json()["status"]["token"]
+
+    def status() -> int:
+        with client(secured, None, token) as sa:
+            return sa.get(f"/api/v1/namespaces/{ns}/pods").status_code
+
+    assert status() == 403  # authenticated as the account, no role
+    with client(secured) as h:
+        h.delete(f"/api/v1/namespaces/{ns}/pods/bound").raise_for_status()
+    wait_until(lambda: status() == 401, timeout=15, interval=0.2, what="token revoked with its pod")
+    with client(secured) as h:  # a new pod of the same name is another object: still revoked
+        h.post(f"/api/v1/namespaces/{ns}/pods", json={"metadata": {"name": "bound"}, "spec": pod_spec}
+               ).raise_for_status()
+    import time
+    time.sleep(2.5)  # past the authenticator's 2 s lookup cache: the answer must stay 401
+    assert status() == 401
+
+
+def test_a_pod_bound_token_needs_the_pods_account(secured, ns):
+    with client(secured) as h:
+        h.post(f"/api/v1/namespaces/{ns}/serviceaccounts", json={"metadata": {"name": "other"}}).raise_for_status()
+        h.post(f"/api/v1/namespaces/{ns}/pods", json={"metadata": {"name": "runs-as-bot"}, "spec": {
+            "serviceAccountName": "bot", "containers": [{"name": "c", "image": "busybox"}]}}).raise_for_status()
+        r = request_token(h, ns, "other", {"boundObjectRef": {"kind": "Pod", "apiVersion": "v1",
+                                                              "name": "runs-as-bot"}})
+        assert r.status_code == 400 and "different serviceaccount" in r.json()["message"], r.text
+
+
 @pytest.mark.skipif(KUBECTL is None, reason="kubectl not installed")
 def test_kubectl_create_token(secured, ns):
     r = subprocess.run(["kubectl", "--kubeconfig", secured.kubeconfig, "-n", ns, "create", "token", "bot",
