@@ -371,6 +371,7 @@ def default_cluster_roles() -> list[dict]:
                      "serviceaccounts", "events", "namespaces", "namespaces/status"], READ),
         _rule(["apps"], _APPS, READ),
         _rule(["discovery.k8s.io"], ["endpointslices"], READ),
+        _rule(["networking.k8s.io"], ["networkpolicies"], READ),
     ]
     edit = [
         _rule([""], ["pods", "pods/exec", "pods/attach", "pods/portforward", "services", "endpoints", "configmaps",
@@ -378,6 +379,7 @@ def default_cluster_roles() -> list[dict]:
         _rule(["apps"], ["deployments", "deployments/scale", "replicasets", "replicasets/scale"], READ + WRITE),
         _rule(["discovery.k8s.io"], ["endpointslices"], READ + WRITE),
         _rule(["coordination.k8s.io"], ["leases"], READ + WRITE),
+        _rule(["networking.k8s.io"], ["networkpolicies"], READ + WRITE),
         _rule([""], ["events"], ["create", "patch", "update"]),
         *view,
     ]

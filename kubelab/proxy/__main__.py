@@ -9,19 +9,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import re
 import signal
 import sys
 
+from kubelab.client.syncrunner import parse_duration
 from kubelab.proxy import conntrack
 from kubelab.proxy.dataplane import cleanup_all, make_backend
 from kubelab.proxy.metrics import parse_bind, serve
 from kubelab.proxy.proxier import Proxier
 
 log = logging.getLogger("kubelab.proxy")
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-
 
 BRIDGE_NF = "/proc/sys/net/bridge/bridge-nf-call-iptables"
 
@@ -39,14 +36,6 @@ def warn_bridge_netfilter(path: str = BRIDGE_NF) -> bool:
         log.warning("bridged packets do not pass netfilter here (br_netfilter not loaded or %s != 1): "
                     "Services may not answer clients on the same node until the CNI plugin sets it", path)
     return on
-
-
-def parse_duration(text: str) -> float:
-    """`1s`, `500ms`, `2m`, `0.5` (seconds) → seconds; the Go-duration subset people type."""
-    m = _DURATION.match(text)
-    if not m:
-        raise argparse.ArgumentTypeError(f"invalid duration {text!r} (use e.g. 1s, 500ms, 30s, 1m)")
-    return float(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]
 
 
 def build_parser() -> argparse.ArgumentParser:
