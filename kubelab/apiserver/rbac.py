@@ -419,6 +419,12 @@ def default_cluster_roles() -> list[dict]:
             _rule([""], ["services", "endpoints", "namespaces", "pods"], READ),
             _rule(["discovery.k8s.io"], ["endpointslices"], READ),
         ]),
+        # the NetworkPolicy agent on each node (kubelab.netpol): reads only, like a CNI's policy agent
+        _cluster_role("system:kubelab-netpol", [
+            _rule([""], ["pods", "namespaces", "nodes"], READ),
+            _rule(["networking.k8s.io"], ["networkpolicies"], READ),
+            _rule([""], ["events"], ["create", "patch", "update"]),
+        ]),
         # What a node needs beyond what the Node authorizer grants per node (as Kubernetes'
         # `system:node`, unbound by default: the Node authorizer carries it).
         _cluster_role("system:node", node_rules()),
@@ -448,6 +454,7 @@ def default_cluster_role_bindings() -> list[dict]:
              [_user("system:kube-dns"), {"kind": "ServiceAccount", "name": "coredns", "namespace": "kube-system"},
               {"kind": "ServiceAccount", "name": "kube-dns", "namespace": "kube-system"}]),  # kubelab's dns addon
         _crb("system:node", "system:node", []),
+        _crb("system:kubelab-netpol", "system:kubelab-netpol", [_user("system:kubelab-netpol")]),
     ]
 
 
