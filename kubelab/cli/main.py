@@ -21,7 +21,7 @@ from kubelab.client import ApiError
 from .context import CliError, Context, api_error_line, connection_error_line
 
 VERB_MODULES = ("get", "describe", "apply", "delete", "scale", "expose", "patch", "podio", "kubeconfig_cmd",
-                "version", "lab", "pki", "auth")
+                "version", "lab", "pki", "auth", "netpol")
 
 
 def _global_flags(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
