@@ -21,6 +21,7 @@ import threading
 import time
 
 import pytest
+import yaml
 
 from kubelab.lab import reach
 from kubelab.lab.testing import Lab
@@ -47,9 +48,16 @@ def model_pod(ns: str, name: str) -> dict:
                                      "args": ["porter"], "env": env, "ports": ports}]}}
 
 
+class _Quoted(yaml.SafeDumper):
+    """Every string double-quoted: kubectl's YAML 1.1 would read the namespace label `y` as a bool."""
+
+
+_Quoted.add_representer(str, lambda d, v: d.represent_scalar("tag:yaml.org,2002:str", v, style='"'))
+
+
 def apply(lab: Lab, *objs: dict) -> None:
     p = subprocess.run(["kubectl", "--kubeconfig", lab.kubeconfig, "apply", "-f", "-"],
-                       input="\n---\n".join(json.dumps(o) for o in objs),
+                       input=yaml.dump_all(objs, Dumper=_Quoted),
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
 

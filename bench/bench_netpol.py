@@ -1,0 +1,186 @@
+"""NetworkPolicy agent figures: full sync at scale, a label change, policy created → enforced.
+
+    sudo python bench/bench_netpol.py [--pods 1000] [--policies 200] [--latency-runs 40]
+
+Everything is applied inside a throwaway network namespace (root needed), never to the
+machine's own rules. Each figure is printed beside a baseline measured in the same run:
+- full sync (snapshot + build + render + `nft -f`) of P pods × N policies, beside the same
+  pipeline with no policy (the fixed cost of one transaction). Target (issue 17): ≤ 1 s.
+- one pod label change: the set-only update (bytes sent, time) beside the full sync.
+- policy created → enforced (the agent's runner: event → coalesced sync → nft applied) p50/p99
+  over 100 pods on 2 nodes, beside a bare `nft -f` of the same transaction. Target: p99 ≤ 200 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+
+from kubelab.netpol import nftables as nft
+from kubelab.netpol.agent import Dataplane, PolicyAgent
+from kubelab.netpol.model import cluster_from_objects
+
+NODE = "node-0"
+
+
+def pods(n: int, nodes: int = 10, namespaces: int = 20) -> list[dict]:
+    out = []
+    for i in range(n):
+        ports = [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+        out.append({"metadata": {"namespace": f"ns{i % namespaces}", "name": f"pod{i}",
+                                 "labels": {"app": f"app{i % 40}", "tier": ("web", "db", "cache")[i % 3]}},
+                    "spec": {"nodeName": f"node-{i % nodes}", "containers": [{"name": "c", "ports": ports}]},
+                    "status": {"podIP": f"10.{244 + i // 60000}.{i // 250 % 250}.{i % 250 + 1}", "phase": "Running"}})
+    return out
+
+
+def namespaces(n: int = 20) -> list[dict]:
+    return [{"metadata": {"name": f"ns{i}", "labels": {"kubernetes.io/metadata.name": f"ns{i}",
+                                                      "team": f"t{i % 4}"}}} for i in range(n)]
+
+
+def policies(n: int, namespaces: int = 20) -> list[dict]:
+    out = []
+    for i in range(n):
+        kind = i % 4
+        peers = [[{"podSelector": {"matchLabels": {"app": f"app{(i + 1) % 40}"}}},
+                  {"namespaceSelector": {}, "podSelector": {"matchLabels": {"app": f"app{(i + 2) % 40}"}}}],
+                 [{"namespaceSelector": {"matchLabels": {"team": f"t{i % 4}"}},
+                   "podSelector": {"matchExpressions": [{"key": "tier", "operator": "In", "values": ["web"]}]}}],
+                 [{"ipBlock": {"cidr": "10.0.0.0/8", "except": [f"10.{i % 200}.0.0/16"]}}],
+                 [{"namespaceSelector": {}}]][kind]
+        ports = [{"port": "http", "protocol": "TCP"}] if kind == 3 else [{"port": 80 + i % 10, "protocol": "TCP"},
+                                                                        {"port": 5000, "endPort": 5010, "protocol": "UDP"}]
+        spec = {"podSelector": {"matchLabels": {"app": f"app{i % 40}"}}, "policyTypes": ["Ingress", "Egress"],
+                "ingress": [{"from": peers, "ports": ports}],
+                "egress": [{"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}],
+                            "ports": [{"port": 53, "protocol": "UDP"}]}]}
+        out.append({"metadata": {"namespace": f"ns{i % namespaces}", "name": f"policy-{i}"}, "spec": spec})
+    return out
+
+
+class Netns:
+    def __init__(self) -> None:
+        self.name = f"kl-npbench-{uuid.uuid4().hex[:6]}"
+
+    def __enter__(self) -> str:
+        subprocess.run(["ip", "netns", "add", self.name], check=True)
+        return self.name
+
+    def __exit__(self, *exc) -> None:
+        subprocess.run(["ip", "netns", "del", self.name], check=False)
+
+
+def full_sync(p: list[dict], ns: list[dict], pols: list[dict], netns: str) -> tuple[float, nft.Ruleset, str]:
+    dp = Dataplane(netns=netns)
+    t = time.perf_counter()
+    rs = nft.build(cluster_from_objects(p, ns, pols), NODE)
+    dp.sync(rs)
+    return time.perf_counter() - t, rs, dp.last_text
+
+
+def bench_scale(n_pods: int, n_policies: int) -> None:
+    p, ns, pols = pods(n_pods), namespaces(), policies(n_policies)
+    with Netns() as netns:
+        base_s, _, _ = full_sync(p, ns, [], netns)
+        full_s, rs, text = full_sync(p, ns, pols, netns)
+        t = time.perf_counter()
+        build_only = nft.build(cluster_from_objects(p, ns, pols), NODE)
+        build_s = time.perf_counter() - t
+        rules = sum(len(c.rules) for c in rs.chains)
+        print(f"full sync, {n_pods} pods × {n_policies} policies (node {NODE}: {len(rs.chains)} chains, {rules} rules, "
+              f"{len(rs.sets)} sets, {rs.element_count} elements, {len(text) / 1024:.0f} KiB): {full_s * 1000:.0f} ms "
+              f"(of which snapshot+build {build_s * 1000:.0f} ms)")
+        print(f"  baseline, same pods and no policy: {base_s * 1000:.0f} ms; ratio {full_s / base_s:.1f}x; "
+              f"target ≤ 1000 ms: {'met' if full_s <= 1.0 else 'NOT met'}")
+        # one pod label change: only the sets it is in are rewritten
+        dp = Dataplane(netns=netns)
+        dp.sync(build_only)
+        changed = [dict(x) for x in p]
+        in_peer = {ip for st in build_only.sets if st.name.startswith(nft.PEER_SET_PREFIX) for ip in st.elements}
+        victim = next(i for i, x in enumerate(p) if x["status"]["podIP"] in in_peer)
+        changed[victim] = {**p[victim], "metadata": {**p[victim]["metadata"], "labels": {"app": "nobody"}}}
+        t = time.perf_counter()
+        applied = dp.sync(nft.build(cluster_from_objects(changed, ns, pols), NODE))
+        label_s = time.perf_counter() - t
+        print(f"one pod label change: {label_s * 1000:.0f} ms, {len(dp.last_text) / 1024:.1f} KiB sent "
+              f"({'set-only update' if not dp.last_text.startswith('add table') else 'full table'}"
+              f"{'' if applied else ', nothing to apply'}); beside the full sync: {label_s / full_s:.2f}x")
+
+
+async def _latency(runs: int, netns_a: str, netns_b: str) -> tuple[list[float], list[float]]:
+    p = pods(100, nodes=2, namespaces=5)  # every namespace has pods on both nodes
+    ns = namespaces(5)
+    agents = []
+    for node, netns in (("node-0", netns_a), ("node-1", netns_b)):
+        a = PolicyAgent(dataplane=Dataplane(netns=netns), node_name=node, min_sync_period=0.0)
+        for o in p:
+            a.on_pod(o)
+        for o in ns:
+            a.on_namespace(o)
+        a.set_initialized()
+        agents.append(a)
+    loops = [asyncio.create_task(a.runner.loop()) for a in agents]
+    try:
+        await asyncio.sleep(0.5)
+        latencies, bare = [], []
+        for i in range(runs):
+            pol = policies(1)[0]
+            pol["metadata"]["name"] = f"bench-{i}"
+            pol["metadata"]["namespace"] = "ns0"
+            pol["spec"]["podSelector"] = {}
+            want = {a: nft.policy_chain(cluster_from_objects([], [], [pol]).policies[0], "Ingress") for a in agents}
+            t = time.perf_counter()
+            for a in agents:
+                a.on_policy(pol)
+            deadline = t + 30
+            while not all(a.dataplane.applied and any(c.name == want[a] for c in a.dataplane.applied.chains)
+                          for a in agents):
+                if time.perf_counter() > deadline:
+                    raise RuntimeError(f"policy {i} not enforced within 30 s")
+                await asyncio.sleep(0.001)
+            latencies.append(time.perf_counter() - t)
+            text = agents[0].dataplane.last_text
+            t = time.perf_counter()
+            subprocess.run(["ip", "netns", "exec", netns_a, "nft", "-f", "-"], input=text, text=True, check=True)
+            bare.append(time.perf_counter() - t)
+        return latencies, bare
+    finally:
+        for t in loops:
+            t.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)
+
+
+def pct(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
+
+
+def bench_latency(runs: int) -> None:
+    with Netns() as a, Netns() as b:
+        lat, bare = asyncio.run(_latency(runs, a, b))
+    print(f"policy created → enforced on both nodes (100 pods, 2 nodes, {runs} policies): "
+          f"p50 {statistics.median(lat) * 1000:.0f} ms, p99 {pct(lat, 0.99) * 1000:.0f} ms "
+          f"(target p99 ≤ 200 ms: {'met' if pct(lat, 0.99) <= 0.2 else 'NOT met'})")
+    print(f"  baseline, bare `nft -f` of the same transaction: p50 {statistics.median(bare) * 1000:.0f} ms, "
+          f"p99 {pct(bare, 0.99) * 1000:.0f} ms; ratio p99 {pct(lat, 0.99) / pct(bare, 0.99):.1f}x")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--pods", type=int, default=1000)
+    ap.add_argument("--policies", type=int, default=200)
+    ap.add_argument("--latency-runs", type=int, default=40)
+    args = ap.parse_args(argv)
+    bench_scale(args.pods, args.policies)
+    bench_latency(args.latency_runs)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
