@@ -240,9 +240,15 @@ def pod_info(pod: dict) -> PodInfo | None:
     ip = status.get("podIP") or ""
     if not ip or spec.get("hostNetwork") or status.get("phase") in ("Succeeded", "Failed"):
         return None
-    ports = tuple(NamedPort(str(p["name"]), int(p.get("containerPort") or 0), str(p.get("protocol") or "TCP"))
+    try:  # a node writes status: never let a malformed address reach the nft text
+        ip = str(ipaddress.IPv4Address(ip))
+    except (ValueError, TypeError):
+        return None
+    ports = tuple(NamedPort(str(p["name"]), p["containerPort"], p.get("protocol") or "TCP")
                   for c in _l(spec.get("containers")) for p in _l(_d(c).get("ports"))
-                  if isinstance(p, dict) and p.get("name") and p.get("containerPort"))
+                  if isinstance(p, dict) and isinstance(p.get("name"), str) and p.get("name")
+                  and isinstance(p.get("containerPort"), int) and 0 < p["containerPort"] < 65536
+                  and (p.get("protocol") or "TCP") in PROTOCOLS)
     return PodInfo(namespace=meta.get("namespace") or "default", name=meta.get("name", ""), ip=ip,
                    node=spec.get("nodeName") or "", labels=_frozen_labels(meta.get("labels")), ports=ports)
 

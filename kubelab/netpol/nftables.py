@@ -22,6 +22,8 @@ The table is meant to be read next to the policies (`nft list table inet kubelab
   node. Bridged pod→pod packets reach the forward hook through br_netfilter
   (bridge-nf-call-iptables=1, set by the CNI plugin).
 - Traffic the node itself sends (probes) leaves through output, which is not hooked: allowed.
+- A pod reaching itself (through a Service: hairpin, DNATed back to its own IP) is never
+  filtered, as the model's loopback rule says (upstream's e2e AllowLoopback).
 - Replies and established connections pass first, so a policy change never cuts a connection
   that was already allowed (upstream plugins behave the same), and unrelated flows never notice.
 - Pods are IPv4 only: IPv6 packets are not pod traffic and pass; IPv6 ipBlocks can never match
@@ -36,6 +38,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import re
 from dataclasses import dataclass
 
 from .model import EGRESS, INGRESS, Cluster, Peer, Policy, PortSpec, Rule, peer_pods, selects
@@ -52,6 +55,8 @@ INGRESS_PRIORITY = 0
 # sets of this node's pods isolated per direction
 EGRESS_ISOLATED_SET = "egress-isolated"
 INGRESS_ISOLATED_SET = "ingress-isolated"
+# (ip . ip) of this node's isolated pods: a pod reaching itself through a Service (hairpin)
+HAIRPIN_SET = "hairpin"
 # per policy / per peer / per rule prefixes
 POLICY_PODS_SET_PREFIX = "pods-"
 PEER_SET_PREFIX = "peer-"
@@ -89,9 +94,17 @@ def policy_chain(policy: Policy, direction: str) -> str:
     return prefix + _short(policy.key)
 
 
+_SAFE = re.compile(r"[^A-Za-z0-9 ._:/,=()!<>*\[\]-]")
+
+
+def _safe(text: str) -> str:
+    """Comments carry names and labels (validated by the API server, but never trusted here):
+    anything that could end a string or a line in nft's grammar becomes `?`."""
+    return _SAFE.sub("?", text)
+
+
 def _comment(text: str) -> str:
-    text = text.replace('"', "'")
-    return f'comment "{text[:COMMENT_MAX]}"'
+    return f'comment "{_safe(text)[:COMMENT_MAX]}"'
 
 
 # ---------------------------------------------------------------- the compiled ruleset
@@ -186,7 +199,7 @@ def _rule_lines(cluster: Cluster, policy: Policy, direction: str, index: int, ru
     lines = []
     for match, pcomment in peers:
         if match is None:
-            lines.append(f"# {where}: {pcomment} (never matches IPv4 pod traffic)")
+            lines.append(_safe(f"# {where}: {pcomment}"))
             continue
         for pm, pdesc in port_matches:
             text = " ".join(x for x in (match, pm) if x)
@@ -199,9 +212,12 @@ def _peer_match(cluster: Cluster, policy: Policy, direction: str, i: int, j: int
     if peer.ip_block is not None:
         b = peer.ip_block
         if not _is_v4(b.cidr):
-            return None, f"ipBlock {b.cidr}"
-        text = f"ip {side} {b.cidr}"
-        ex = [e for e in b.excepts if _is_v4(e)]
+            try:
+                return None, f"ipBlock {ipaddress.ip_network(b.cidr, strict=False)} (IPv6: never matches pod traffic)"
+            except ValueError:
+                return None, "ipBlock with an invalid CIDR: matches nothing"
+        text = f"ip {side} {ipaddress.ip_network(b.cidr, strict=False)}"  # canonical: 10.1.2.3/16 → 10.1.0.0/16
+        ex = [str(ipaddress.ip_network(e, strict=False)) for e in b.excepts if _is_v4(e)]
         if ex:
             text += f" ip {side} != {{ {', '.join(ex)} }}"
         return text, peer.describe()
@@ -239,6 +255,9 @@ def build(cluster: Cluster, node: str) -> Ruleset:
             chains.append(NftChain(cname, tuple(lines)))
             side = "daddr" if direction == INGRESS else "saddr"
             dispatch[direction].append(f"ip {side} @{pset} jump {cname}")
+    both = sorted(isolated[INGRESS] | isolated[EGRESS], key=ipaddress.ip_address)
+    sets[HAIRPIN_SET] = NftSet(HAIRPIN_SET, "ipv4_addr . ipv4_addr", tuple(f"{ip} . {ip}" for ip in both),
+                               "a pod reaching itself through a Service: never filtered (loopback)")
     for direction, name in ((INGRESS, INGRESS_ISOLATED_SET), (EGRESS, EGRESS_ISOLATED_SET)):
         sets[name] = NftSet(name, IP_SET, tuple(sorted(isolated[direction], key=ipaddress.ip_address)),
                             f"pods on {node} isolated for {direction.lower()}")
@@ -250,12 +269,13 @@ def build(cluster: Cluster, node: str) -> Ruleset:
             f"ct state established,related accept {_comment('replies and connections already allowed')}",
             f"meta nfproto ipv6 accept {_comment('pods are IPv4 only')}",
             f"ip {side} != @{iso} accept {_comment(f'{what} not isolated for {direction.lower()}')}",
+            f"ip saddr . ip daddr @{HAIRPIN_SET} accept {_comment('a pod reaching itself through a Service')}",
             *dispatch[direction],
             f"counter drop {_comment(DEFAULT_DENY_COMMENT[direction])}",
         ]
         base.append(NftChain(name, tuple(rules), hook="forward", priority=prio))
-    ordered_sets = tuple(sorted(sets.values(), key=lambda s: (s.name not in (EGRESS_ISOLATED_SET, INGRESS_ISOLATED_SET),
-                                                              s.name)))
+    first = (EGRESS_ISOLATED_SET, INGRESS_ISOLATED_SET, HAIRPIN_SET)
+    ordered_sets = tuple(sorted(sets.values(), key=lambda s: (s.name not in first, s.name)))
     return Ruleset(node=node, sets=ordered_sets, chains=tuple(base) + tuple(chains))
 
 

@@ -42,6 +42,11 @@ table inet kubelab-netpol {
 \t\tcomment "pods on worker-1 isolated for egress"
 \t\telements = { 10.244.1.10 }
 \t}
+\tset hairpin {
+\t\ttype ipv4_addr . ipv4_addr
+\t\tcomment "a pod reaching itself through a Service: never filtered (loopback)"
+\t\telements = { 10.244.1.10 . 10.244.1.10, 10.244.2.10 . 10.244.2.10 }
+\t}
 \tset ingress-isolated {
 \t\ttype ipv4_addr
 \t\tcomment "pods on worker-1 isolated for ingress"
@@ -77,6 +82,7 @@ table inet kubelab-netpol {
 \t\tct state established,related accept comment "replies and connections already allowed"
 \t\tmeta nfproto ipv6 accept comment "pods are IPv4 only"
 \t\tip saddr != @egress-isolated accept comment "source not isolated for egress"
+\t\tip saddr . ip daddr @hairpin accept comment "a pod reaching itself through a Service"
 \t\tip saddr @pods-x/web jump egress-x/web
 \t\tcounter drop comment "default deny egress"
 \t}
@@ -85,6 +91,7 @@ table inet kubelab-netpol {
 \t\tct state established,related accept comment "replies and connections already allowed"
 \t\tmeta nfproto ipv6 accept comment "pods are IPv4 only"
 \t\tip daddr != @ingress-isolated accept comment "destination not isolated for ingress"
+\t\tip saddr . ip daddr @hairpin accept comment "a pod reaching itself through a Service"
 \t\tip daddr @pods-x/web jump ingress-x/web
 \t\tip daddr @pods-y/deny jump ingress-y/deny
 \t\tcounter drop comment "default deny ingress"
@@ -116,7 +123,7 @@ def test_a_node_without_selected_pods_has_only_the_base_chains():
     assert [c.name for c in rs.chains] == ["egress", "ingress", "ingress-y/deny"]
     rs = nft.build(cluster_from_objects(pods, nss, []), "worker-1")
     assert [c.name for c in rs.chains] == [nft.EGRESS_CHAIN, nft.INGRESS_CHAIN]
-    assert [s.name for s in rs.sets] == [nft.EGRESS_ISOLATED_SET, nft.INGRESS_ISOLATED_SET]
+    assert [s.name for s in rs.sets] == [nft.EGRESS_ISOLATED_SET, nft.HAIRPIN_SET, nft.INGRESS_ISOLATED_SET]
     assert all(not s.elements for s in rs.sets)
 
 
@@ -209,3 +216,17 @@ def test_rendered_text_loads_into_the_kernel():
         assert not dp.present()
     finally:
         subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
+def test_hostile_objects_cannot_inject_nft_text():
+    """Pod status is written by nodes and objects may bypass validation (etcd): the renderer only
+    ever sees parsed addresses, known protocols and port numbers."""
+    evil = pod_obj("x", "a", ip='10.244.1.10 } ; flush ruleset ; add element inet t s {')
+    bad_port = pod_obj("x", "c")
+    bad_port["spec"]["containers"][0]["ports"] = [{"name": "serve-80-tcp", "containerPort": "80 } ;", "protocol": "TCP"},
+                                                  {"name": "serve-81-tcp", "containerPort": 81, "protocol": "ICMP ;"}]
+    pol = netpol("p", podSelector={}, ingress=[{"from": [{"ipBlock": {"cidr": "10.0.0.0/8 } ;", "except": ["x ;"]}}],
+                                                "ports": [{"port": "serve-80-tcp", "protocol": "TCP"}]}])
+    text = nft.render_full(nft.build(cluster_from_objects([evil, bad_port, pod_obj("x", "b")], [ns_obj("x")], [pol]),
+                                     "worker-1"))
+    assert "flush ruleset" not in text and "80 }" not in text and "ICMP" not in text and "10.0.0.0/8 }" not in text
