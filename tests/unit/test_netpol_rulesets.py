@@ -230,3 +230,21 @@ def test_hostile_objects_cannot_inject_nft_text():
     text = nft.render_full(nft.build(cluster_from_objects([evil, bad_port, pod_obj("x", "b")], [ns_obj("x")], [pol]),
                                      "worker-1"))
     assert "flush ruleset" not in text and "80 }" not in text and "ICMP" not in text and "10.0.0.0/8 }" not in text
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root for a network namespace")
+def test_cleanup_command_removes_the_table_and_is_idempotent():
+    import sys
+    ns = f"kl-nptest-{uuid.uuid4().hex[:6]}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        dp = Dataplane(netns=ns)
+        dp.sync(nft.build(cluster_from_objects(*objects()), "worker-1"))
+        assert dp.present()
+        for _ in range(2):
+            p = subprocess.run([sys.executable, "-m", "kubelab.netpol", "--cleanup", "--netns", ns],
+                               capture_output=True, text=True, timeout=60)
+            assert p.returncode == 0, p.stderr
+            assert not dp.present()
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False)
