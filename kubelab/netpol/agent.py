@@ -22,7 +22,7 @@ from typing import Callable, Sequence
 from kubelab.client.syncrunner import BoundedFrequencyRunner
 
 from . import nftables as nft
-from .model import Cluster, cluster_from_objects, namespace_info, pod_info
+from .model import Cluster, namespace_info, pod_info, policy_from_object
 
 log = logging.getLogger(__name__)
 
@@ -82,11 +82,6 @@ class Dataplane:
         self.applied = None
 
 
-def _pod_relevant(pod: dict) -> tuple:
-    """The parts of a pod a verdict depends on (other updates cause no sync)."""
-    return (pod_info(pod),)
-
-
 class PolicyAgent:
     """Informer-fed caches and the sync that turns them into this node's table."""
 
@@ -96,9 +91,10 @@ class PolicyAgent:
         self.node_name = node_name
         self.sync_period = sync_period
         self.runner = BoundedFrequencyRunner(self._run_sync, min_interval=min_sync_period, max_interval=sync_period)
-        self.pods: dict[str, dict] = {}
-        self.namespaces: dict[str, dict] = {}
-        self.policies: dict[str, dict] = {}
+        # parsed once per event, not per sync (a sync at 1,000 pods must not re-read them all)
+        self.pods: dict[str, object] = {}        # key → PodInfo | None (no IP yet, hostNetwork...)
+        self.namespaces: dict[str, object] = {}  # name → NamespaceInfo
+        self.policies: dict[str, object] = {}    # key → Policy
         self._initialized = False
         self.last_sync_ok = 0.0
         self.syncs = 0
@@ -117,7 +113,7 @@ class PolicyAgent:
             self.runner.run()
 
     def on_policy(self, obj: dict) -> None:
-        self.policies[self._key(obj)] = obj
+        self.policies[self._key(obj)] = policy_from_object(obj)
         self._changed()
 
     def on_policy_update(self, old: dict, obj: dict) -> None:
@@ -128,10 +124,10 @@ class PolicyAgent:
         self._changed()
 
     def on_pod(self, obj: dict) -> None:
-        key = self._key(obj)
-        old = self.pods.get(key)
-        self.pods[key] = obj
-        if old is None or _pod_relevant(old) != _pod_relevant(obj):
+        key, info = self._key(obj), pod_info(obj)
+        changed = key not in self.pods or self.pods[key] != info  # status noise parses to the same info
+        self.pods[key] = info
+        if changed:
             self._changed()
 
     def on_pod_update(self, old: dict, obj: dict) -> None:
@@ -142,10 +138,10 @@ class PolicyAgent:
         self._changed()
 
     def on_namespace(self, obj: dict) -> None:
-        key = self._key(obj)
-        old = self.namespaces.get(key)
-        self.namespaces[key] = obj
-        if old is None or namespace_info(old) != namespace_info(obj):
+        key, info = self._key(obj), namespace_info(obj)
+        changed = self.namespaces.get(key) != info
+        self.namespaces[key] = info
+        if changed:
             self._changed()
 
     def on_namespace_update(self, old: dict, obj: dict) -> None:
@@ -158,7 +154,9 @@ class PolicyAgent:
     # ------------------------------------------------------------ sync
 
     def snapshot(self) -> Cluster:
-        return cluster_from_objects(self.pods.values(), self.namespaces.values(), self.policies.values())
+        return Cluster(pods=tuple(sorted((p for p in self.pods.values() if p), key=lambda p: p.key)),
+                       namespaces=tuple(sorted(self.namespaces.values(), key=lambda n: n.name)),
+                       policies=tuple(sorted(self.policies.values(), key=lambda p: p.key)))
 
     def set_initialized(self) -> None:
         """Called once every informer has synced: a partial view would program wrong denies."""

@@ -33,8 +33,9 @@ Upstream semantics (networking/v1 NetworkPolicy, the API reference and test/e2e/
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
-from typing import Iterable, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Iterable
 
 
 INGRESS, EGRESS = "Ingress", "Egress"
@@ -70,9 +71,10 @@ class Selector:
                                        for k, op, v in self.expressions]
         return out
 
-    def matches(self, labels: Mapping[str, str] | tuple) -> bool:
+    def matches(self, labels: dict[str, str] | tuple) -> bool:
         """kubelab.labels.selector_matches on the frozen form (called per pod × peer: kept cheap)."""
-        labels = labels if isinstance(labels, Mapping) else dict(labels)
+        if type(labels) is not dict:
+            labels = dict(labels)
         for k, v in self.match_labels:
             if labels.get(k) != v:
                 return False
@@ -118,6 +120,10 @@ class PodInfo:
     @property
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
+
+    @cached_property
+    def label_map(self) -> dict[str, str]:
+        return dict(self.labels)
 
 
 @dataclass(frozen=True)
@@ -212,16 +218,27 @@ class Cluster:
     pods: tuple[PodInfo, ...] = ()
     namespaces: tuple[NamespaceInfo, ...] = ()
     policies: tuple[Policy, ...] = ()
-    _ns_labels: dict = field(default=None, compare=False, hash=False, repr=False)  # type: ignore[assignment]
+    @cached_property
+    def _ns_labels(self) -> dict[str, dict[str, str]]:
+        return {n.name: dict(n.labels) for n in self.namespaces}
+
+    @cached_property
+    def _by_ip(self) -> dict[str, PodInfo]:
+        return {p.ip: p for p in reversed(self.pods)}
+
+    @cached_property
+    def pods_by_namespace(self) -> dict[str, list[PodInfo]]:
+        out: dict[str, list[PodInfo]] = {}
+        for p in self.pods:
+            out.setdefault(p.namespace, []).append(p)
+        return out
 
     def namespace_labels(self, name: str) -> dict[str, str]:
-        if self._ns_labels is None:
-            object.__setattr__(self, "_ns_labels", {n.name: dict(n.labels) for n in self.namespaces})
         # a namespace the cache has not seen yet still has its name label (as the API server sets it)
-        return self._ns_labels.get(name, {"kubernetes.io/metadata.name": name})
+        return self._ns_labels.get(name) or {"kubernetes.io/metadata.name": name}
 
     def pod_by_ip(self, ip: str) -> PodInfo | None:
-        return next((p for p in self.pods if p.ip == ip), None)
+        return self._by_ip.get(ip)
 
 
 # ---------------------------------------------------------------- from API objects
@@ -300,23 +317,23 @@ def cluster_from_objects(pods: Iterable[dict], namespaces: Iterable[dict], polic
 
 def selects(policy: Policy, pod: PodInfo) -> bool:
     """Does `policy` apply to `pod`? (Same namespace, pod selector matches.)"""
-    return pod.namespace == policy.namespace and policy.pod_selector.matches(pod.labels)
+    return pod.namespace == policy.namespace and policy.pod_selector.matches(pod.label_map)
 
 
 def peer_pods(cluster: Cluster, policy: Policy, peer: Peer) -> list[PodInfo]:
     """The pods a selector peer names (AND when both selectors are in the one peer)."""
     if peer.ip_block is not None:
         return []
+    if peer.namespace_selector is None:
+        namespaces = [policy.namespace]
+    else:
+        namespaces = [ns for ns in cluster.pods_by_namespace
+                      if peer.namespace_selector.matches(cluster.namespace_labels(ns))]
     out = []
-    for pod in cluster.pods:
-        if peer.namespace_selector is not None:
-            if not peer.namespace_selector.matches(cluster.namespace_labels(pod.namespace)):
-                continue
-        elif pod.namespace != policy.namespace:
-            continue
-        if peer.pod_selector is not None and not peer.pod_selector.matches(pod.labels):
-            continue
-        out.append(pod)
+    for ns in namespaces:
+        for pod in cluster.pods_by_namespace.get(ns, ()):
+            if peer.pod_selector is None or peer.pod_selector.matches(pod.label_map):
+                out.append(pod)
     return out
 
 
