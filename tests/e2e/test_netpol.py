@@ -278,6 +278,11 @@ def test_cross_node_drop_happens_at_the_destination_node(lab, clean):
     b_ip = next(p.ip for p in pods if p.key == "x/b")
     assert not reach.probe_from(paths["x/a"], b_ip, 80, "TCP", 1.0)
     assert counter("worker-2") > before[0] and counter("worker-1") == before[1]
+    # kubelab trace names the verdict, the node, the chain and the rule
+    out = lab.run("trace", *lab.lab_args(), "-n", "x", "a", f"{b_ip}:80", "--no-dns").stdout
+    assert "NetworkPolicy: DROPPED (80/TCP, judged after DNAT)" in out, out
+    assert "ingress: dropped by default deny (isolated by x/deny-b; no rule matches) on worker-2" in out, out
+    assert 'chain ingress: counter drop comment "default deny ingress"' in out, out
 
 
 def test_policy_change_keeps_established_connections(lab, clean):
