@@ -9,6 +9,8 @@ machine's own rules. Each figure is printed beside a baseline measured in the sa
 - one pod label change: the set-only update (bytes sent, time) beside the full sync.
 - policy created → enforced (the agent's runner: event → coalesced sync → nft applied) p50/p99
   over 100 pods on 2 nodes, beside a bare `nft -f` of the same transaction. Target: p99 ≤ 200 ms.
+- TCP throughput pod → node (forward hook) → pod with an allowing policy, beside no table.
+  Target: ratio ≥ 0.95.
 """
 
 from __future__ import annotations
@@ -180,14 +182,99 @@ def bench_latency(runs: int) -> None:
           f"p99 {pct(bare, 0.99) * 1000:.0f} ms; ratio p99 {pct(lat, 0.99) / pct(bare, 0.99):.1f}x")
 
 
+def _sh(*cmd: str) -> None:
+    subprocess.run(list(cmd), check=True, capture_output=True)
+
+
+def _throughput(client_ns: str, server_ns: str, ip: str, seconds: float) -> float:
+    """Bytes/s of one TCP stream client → server (threads that setns into each namespace)."""
+    import socket
+    import threading
+
+    from kubelab.lab.reach import _enter
+    ready, total = threading.Event(), {}
+
+    def serve() -> None:
+        _enter(f"/run/netns/{server_ns}")
+        with socket.create_server((ip, 5201)) as srv:
+            ready.set()
+            conn, _ = srv.accept()
+            n = 0
+            with conn:
+                while chunk := conn.recv(1 << 20):
+                    n += len(chunk)
+            total["n"] = n
+
+    def send() -> None:
+        _enter(f"/run/netns/{client_ns}")
+        buf = b"x" * (1 << 20)
+        with socket.create_connection((ip, 5201), timeout=5) as c:
+            t0 = time.perf_counter()
+            while time.perf_counter() - t0 < seconds:
+                c.sendall(buf)
+        total["t"] = time.perf_counter() - t0
+
+    st = threading.Thread(target=serve)
+    st.start()
+    ready.wait(5)
+    ct = threading.Thread(target=send)
+    ct.start()
+    ct.join()
+    st.join()
+    return total["n"] / total["t"]
+
+
+def bench_throughput(seconds: float) -> None:
+    """client pod ─ node (forward hook, the table) ─ server pod, with and without an allowing policy."""
+    tag = uuid.uuid4().hex[:4]
+    node, a, b = f"kl-npb-n-{tag}", f"kl-npb-a-{tag}", f"kl-npb-b-{tag}"
+    for ns in (node, a, b):
+        _sh("ip", "netns", "add", ns)
+    try:
+        for pod, net in ((a, "1"), (b, "2")):
+            _sh("ip", "link", "add", f"v{net}{tag}", "netns", node, "type", "veth", "peer", "eth0", "netns", pod)
+            _sh("ip", "-n", node, "addr", "add", f"10.250.{net}.1/24", "dev", f"v{net}{tag}")
+            _sh("ip", "-n", node, "link", "set", f"v{net}{tag}", "up")
+            _sh("ip", "-n", pod, "addr", "add", f"10.250.{net}.2/24", "dev", "eth0")
+            _sh("ip", "-n", pod, "link", "set", "eth0", "up")
+            _sh("ip", "-n", pod, "link", "set", "lo", "up")
+            _sh("ip", "-n", pod, "route", "add", "default", "via", f"10.250.{net}.1")
+        _sh("ip", "netns", "exec", node, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+        objs = [{"metadata": {"namespace": "x", "name": n, "labels": {"pod": n}}, "spec": {"nodeName": "n"},
+                 "status": {"podIP": ip, "phase": "Running"}} for n, ip in (("a", "10.250.1.2"), ("b", "10.250.2.2"))]
+        pol = {"metadata": {"namespace": "x", "name": "allow-a"}, "spec": {
+            "podSelector": {"matchLabels": {"pod": "b"}}, "policyTypes": ["Ingress"],
+            "ingress": [{"from": [{"podSelector": {"matchLabels": {"pod": "a"}}}], "ports": [{"port": 5201}]}]}}
+        # baseline: the same node with the agent's table but no policy (conntrack on, as kube-proxy has it
+        # anyway); runs alternate so drift from the shared CPU hits both sides alike
+        dp, runs = Dataplane(netns=node), {"base": [], "policy": []}
+        for _ in range(3):
+            for kind, pols in (("base", []), ("policy", [pol])):
+                dp.sync(nft.build(cluster_from_objects(objs, [], pols), "n"))
+                runs[kind].append(_throughput(a, b, "10.250.2.2", seconds))
+        base, with_policy = statistics.median(runs["base"]), statistics.median(runs["policy"])
+        print(f"throughput between two allowed pods (median of 3): {with_policy / 1e6:.0f} MB/s with the policy, "
+              f"baseline {base / 1e6:.0f} MB/s with no policy; ratio {with_policy / base:.2f} (target ≥ 0.95: "
+              f"{'met' if with_policy / base >= 0.95 else 'NOT met'})")
+    finally:
+        for ns in (node, a, b):
+            subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pods", type=int, default=1000)
     ap.add_argument("--policies", type=int, default=200)
     ap.add_argument("--latency-runs", type=int, default=40)
+    ap.add_argument("--seconds", type=float, default=2.0, help="per throughput run")
+    ap.add_argument("--only", choices=("scale", "latency", "throughput"), help="run one part")
     args = ap.parse_args(argv)
-    bench_scale(args.pods, args.policies)
-    bench_latency(args.latency_runs)
+    if args.only in (None, "scale"):
+        bench_scale(args.pods, args.policies)
+    if args.only in (None, "latency"):
+        bench_latency(args.latency_runs)
+    if args.only in (None, "throughput"):
+        bench_throughput(args.seconds)
     return 0
 
 
