@@ -121,6 +121,9 @@ UNIMPLEMENTED: Mapping[str, Mapping[str, str]] = {
         "show-hidden-metrics-for-version": VALUE, "healthz-port": VALUE, "metrics-port": VALUE,
         **_CLIENT,
     },
+    # the NetworkPolicy agent: no upstream binary of that name (kube-router and Calico take other
+    # flag sets), so only the common klog/pflag flags are known-unimplemented
+    "kubelab-netpol": {**_CLIENT},
     # the cluster DNS: kube-dns's long flags (CoreDNS takes a Corefile instead)
     "kube-dns": {"config-dir": VALUE, "config-map": VALUE, "config-map-namespace": VALUE,
                  "config-period": VALUE, "dns-bind-address": VALUE, "initial-sync-timeout": VALUE,

@@ -71,6 +71,8 @@ RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("apps", "v1", "ReplicaSet", "replicasets", True, ("rs",), ("status", "scale"), (ALL,)),
     ResourceType("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True, (), has_status=False),
     ResourceType("coordination.k8s.io", "v1", "Lease", "leases", True, (), has_status=False),
+    ResourceType("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", True, ("netpol",),
+                 has_status=False),
     ResourceType("rbac.authorization.k8s.io", "v1", "Role", "roles", True, (), has_status=False),
     ResourceType("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", False, (), has_status=False),
     ResourceType("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", True, (), has_status=False),

@@ -208,7 +208,16 @@ def _replicaset(rs: dict) -> None:
     _template(spec)
 
 
+METADATA_NAME_LABEL = "kubernetes.io/metadata.name"
+
+
 def _namespace(ns: dict) -> None:
+    # Upstream (1.21+) always sets this label to the name, overwriting any other value, so a
+    # NetworkPolicy namespaceSelector can pick a namespace by name.
+    meta = ns.get("metadata")
+    name = meta.get("name") if isinstance(meta, dict) else None
+    if isinstance(name, str) and name and isinstance(meta.get("labels"), (dict, type(None))):
+        _d(meta, "labels")[METADATA_NAME_LABEL] = name
     _default(_d(ns, "spec"), "finalizers", ["kubernetes"])
     _default(_d(ns, "status"), "phase", "Active")
 
@@ -230,10 +239,24 @@ def _secret(secret: dict) -> None:
     _default(secret, "type", "Opaque")
 
 
+def _networkpolicy(np: dict) -> None:
+    """Upstream's SetDefaults_NetworkPolicy: no policyTypes means Ingress, plus Egress when
+    egress rules exist; a port without protocol is TCP."""
+    spec = _d(np, "spec")
+    if not spec.get("policyTypes"):
+        spec["policyTypes"] = ["Ingress"] + (["Egress"] if _list(spec.get("egress")) else [])
+    for direction in ("ingress", "egress"):
+        for rule in _list(spec.get(direction)):
+            if isinstance(rule, dict):
+                for p in _list(rule.get("ports")):
+                    if isinstance(p, dict):
+                        _default(p, "protocol", "TCP")
+
+
 _DEFAULTERS = {
     "Pod": _pod, "Service": _service, "Deployment": _deployment, "ReplicaSet": _replicaset,
     "Namespace": _namespace, "EndpointSlice": _endpointslice, "Endpoints": _endpoints,
-    "Secret": _secret,
+    "Secret": _secret, "NetworkPolicy": _networkpolicy,
 }
 
 

@@ -158,6 +158,20 @@ _MESSAGES: dict[str, list[tuple]] = {
                     ("roleRef", 3, "RoleRef", "")],
     "ClusterRoleBinding": [("metadata", 1, "ObjectMeta", ""), ("subjects", 2, "Subject", "repeated"),
                            ("roleRef", 3, "RoleRef", "")],
+    # networking/v1 (NetworkPolicy; no status since 1.28)
+    "IPBlock": [("cidr", 1, _S, ""), ("except", 2, _S, "repeated")],
+    "NetworkPolicyPeer": [("podSelector", 1, "LabelSelector", "ptr"),
+                          ("namespaceSelector", 2, "LabelSelector", "ptr"), ("ipBlock", 3, "IPBlock", "ptr")],
+    "NetworkPolicyPort": [("protocol", 1, _S, "ptr"), ("port", 2, "IntOrString", "ptr"), ("endPort", 3, _I32, "ptr")],
+    "NetworkPolicyIngressRule": [("ports", 1, "NetworkPolicyPort", "repeated"),
+                                 ("from", 2, "NetworkPolicyPeer", "repeated")],
+    "NetworkPolicyEgressRule": [("ports", 1, "NetworkPolicyPort", "repeated"),
+                                ("to", 2, "NetworkPolicyPeer", "repeated")],
+    "NetworkPolicySpec": [("podSelector", 1, "LabelSelector", ""),
+                          ("ingress", 2, "NetworkPolicyIngressRule", "repeated"),
+                          ("egress", 3, "NetworkPolicyEgressRule", "repeated"),
+                          ("policyTypes", 4, _S, "repeated")],
+    "NetworkPolicy": [("metadata", 1, "ObjectMeta", ""), ("spec", 2, "NetworkPolicySpec", "")],
     # authentication/v1 (`kubectl create token`)
     "BoundObjectReference": [("kind", 1, _S, ""), ("apiVersion", 2, _S, ""), ("name", 3, _S, ""),
                              ("uid", 4, _S, "")],
@@ -183,6 +197,7 @@ KINDS: dict[tuple[str, str], str] = {
     ("rbac.authorization.k8s.io/v1", "RoleBinding"): "RoleBinding",
     ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): "ClusterRoleBinding",
     ("authentication.k8s.io/v1", "TokenRequest"): "TokenRequest",
+    ("networking.k8s.io/v1", "NetworkPolicy"): "NetworkPolicy",
 }
 
 _F = descriptor_pb2.FieldDescriptorProto

@@ -371,6 +371,7 @@ def default_cluster_roles() -> list[dict]:
                      "serviceaccounts", "events", "namespaces", "namespaces/status"], READ),
         _rule(["apps"], _APPS, READ),
         _rule(["discovery.k8s.io"], ["endpointslices"], READ),
+        _rule(["networking.k8s.io"], ["networkpolicies"], READ),
     ]
     # No writes of endpoints/endpointslices (CVE-2021-25740, upstream since 1.22): whoever may
     # write them can point a Service at any address, including other namespaces' pods.
@@ -379,6 +380,7 @@ def default_cluster_roles() -> list[dict]:
                      "secrets", "serviceaccounts", "persistentvolumeclaims"], READ + WRITE),
         _rule(["apps"], ["deployments", "deployments/scale", "replicasets", "replicasets/scale"], READ + WRITE),
         _rule(["coordination.k8s.io"], ["leases"], READ + WRITE),
+        _rule(["networking.k8s.io"], ["networkpolicies"], READ + WRITE),
         _rule([""], ["events"], ["create", "patch", "update"]),
         *view,
     ]
@@ -422,6 +424,12 @@ def default_cluster_roles() -> list[dict]:
             _rule([""], ["services", "endpoints", "namespaces", "pods"], READ),
             _rule(["discovery.k8s.io"], ["endpointslices"], READ),
         ]),
+        # the NetworkPolicy agent on each node (kubelab.netpol): reads only, like a CNI's policy agent
+        _cluster_role("system:kubelab-netpol", [
+            _rule([""], ["pods", "namespaces", "nodes"], READ),
+            _rule(["networking.k8s.io"], ["networkpolicies"], READ),
+            _rule([""], ["events"], ["create", "patch", "update"]),
+        ]),
         # What a node needs beyond what the Node authorizer grants per node (as Kubernetes'
         # `system:node`, unbound by default: the Node authorizer carries it).
         _cluster_role("system:node", node_rules()),
@@ -451,6 +459,7 @@ def default_cluster_role_bindings() -> list[dict]:
              [_user("system:kube-dns"), {"kind": "ServiceAccount", "name": "coredns", "namespace": "kube-system"},
               {"kind": "ServiceAccount", "name": "kube-dns", "namespace": "kube-system"}]),  # kubelab's dns addon
         _crb("system:node", "system:node", []),
+        _crb("system:kubelab-netpol", "system:kubelab-netpol", [_user("system:kubelab-netpol")]),
     ]
 
 

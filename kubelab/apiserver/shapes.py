@@ -10,7 +10,7 @@ them (`fieldValidation`: Strict fails the request, Warn answers with a warning, 
 silent): that is how a typo such as `readinesProbe:` reaches the student instead of being
 lost. A field can only be called unknown where the struct's field list is complete, so two
 kinds of struct live here: a `Struct` lists EVERY json field of the upstream v1.32 Go type
-(k8s.io/api core/v1, apps/v1, rbac/v1, coordination/v1, discovery/v1; cross-checked against
+(k8s.io/api core/v1, apps/v1, rbac/v1, coordination/v1, discovery/v1, networking/v1; cross-checked against
 the release-1.32 OpenAPI), and any other key in it is unknown; a plain dict lists only the
 fields whose types kubelab checks, and its other keys pass unseen (`OBJ = {}`: an object not
 described here, e.g. `status`). A valid upstream field is therefore never reported.
@@ -169,6 +169,11 @@ BINDING = {"subjects": L(Struct({"kind": S, "apiGroup": S, "name": S, "namespace
 ENDPOINT_ADDRESS = Struct({"ip": S, "hostname": S, "nodeName": S, "targetRef": OBJECT_REF})
 ENDPOINT_PORT = Struct({"name": S, "port": I, "protocol": S, "appProtocol": S})
 
+# networking/v1 (v1.32: NetworkPolicy has no status; it was removed in 1.28)
+NETPOL_PORT = Struct({"protocol": S, "port": IOS, "endPort": I})
+NETPOL_PEER = Struct({"podSelector": SELECTOR, "namespaceSelector": SELECTOR,
+                      "ipBlock": Struct({"cidr": S, "except": L(S)})})
+
 # Per kind, its top-level fields besides apiVersion, kind and metadata (all of them: the
 # top level of every kind is a complete struct).
 KINDS: dict[str, dict] = {
@@ -211,6 +216,10 @@ KINDS: dict[str, dict] = {
     "Role": {"rules": L(RULE)},
     "ClusterRole": {"rules": L(RULE), "aggregationRule": Struct({"clusterRoleSelectors": L(SELECTOR)})},
     "RoleBinding": BINDING, "ClusterRoleBinding": BINDING,
+    "NetworkPolicy": {"spec": Struct({
+        "podSelector": SELECTOR, "policyTypes": L(S),
+        "ingress": L(Struct({"ports": L(NETPOL_PORT), "from": L(NETPOL_PEER)})),
+        "egress": L(Struct({"ports": L(NETPOL_PORT), "to": L(NETPOL_PEER)}))})},
     "Scale": {"spec": Struct({"replicas": I}), "status": OBJ},   # autoscaling/v1, the /scale subresource
 }
 _TOP: dict[str, Struct] = {kind: Struct({"apiVersion": S, "kind": S, "metadata": META, **fields})

@@ -438,13 +438,15 @@ _SERVICEACCOUNT = _simple(_col("Secrets", "integer", "The number of secrets asso
                           cells=lambda o: [len(_l(o.get("secrets")))])
 _LEASE = _simple(_col("Holder", description="The holder of the lease"),
                  cells=lambda o: [_d(o.get("spec")).get("holderIdentity") or ""])
+_NETWORKPOLICY = _simple(_col("Pod-Selector", description="Pod selector"),
+                         cells=lambda o: [label_selector_string(_d(_d(o.get("spec")).get("podSelector")))])
 _DEFAULT = _simple(cells=lambda o: [])
 
 PRINTERS: dict[str, _Printer] = {
     "Pod": _POD, "Service": _SERVICE, "Deployment": _DEPLOYMENT, "ReplicaSet": _REPLICASET,
     "Node": _NODE, "Endpoints": _ENDPOINTS, "EndpointSlice": _ENDPOINTSLICE, "Event": _EVENT,
     "Namespace": _NAMESPACE, "ConfigMap": _CONFIGMAP, "Secret": _SECRET,
-    "ServiceAccount": _SERVICEACCOUNT, "Lease": _LEASE,
+    "ServiceAccount": _SERVICEACCOUNT, "Lease": _LEASE, "NetworkPolicy": _NETWORKPOLICY,
 }
 
 

@@ -320,6 +320,57 @@ def _data(page: Page, obj: dict, *, secret: bool = False) -> None:
             page.text("")
 
 
+def _netpol_peers(page: Page, peers: list[dict], key: str, anyone: str) -> None:
+    """kubectl's printNetworkPolicySpec{Ingress,Egress}: one `From:`/`To:` block per peer."""
+    if not peers:
+        page.text(f"{key}: {anyone}", 2)
+        return
+    for peer in peers:
+        page.text(f"{key}:", 2)
+        pod, ns, ipb = peer.get("podSelector"), peer.get("namespaceSelector"), peer.get("ipBlock")
+        if ns is not None:
+            page.text(f"NamespaceSelector: {_selector(ns)}", 3)
+        if pod is not None:
+            page.text(f"PodSelector: {_selector(pod)}", 3)
+        if pod is None and ns is None and ipb is not None:
+            page.text("IPBlock:", 3)
+            page.text(f"CIDR: {ipb.get('cidr', '')}", 4)
+            page.text(f"Except: {', '.join(ipb.get('except') or [])}", 4)
+
+
+def _networkpolicy(page: Page, np: dict) -> None:
+    """The Spec block of `kubectl describe networkpolicy`, in its words."""
+    spec = np.get("spec") or {}
+    page.head("Spec")
+    sel = spec.get("podSelector") or {}
+    if not sel.get("matchLabels") and not sel.get("matchExpressions"):
+        page.text("PodSelector:     <none> (Allowing the specific traffic to all pods in this namespace)", 1)
+    else:
+        page.text("PodSelector:     " + _selector(sel), 1)
+    types = spec.get("policyTypes") or []
+    for direction, peers_key, word, title, isolated, anyone in (
+            ("ingress", "from", "From", "Ingress", "ingress", "<any> (traffic not restricted by source)"),
+            ("egress", "to", "To", "Egress", "egress", "<any> (traffic not restricted by destination)")):
+        if title not in types:
+            page.text(f"Not affecting {direction} traffic", 1)
+            continue
+        page.text(f"Allowing {direction} traffic:", 1)
+        rules = spec.get(direction) or []
+        if not rules:
+            page.text(f"<none> (Selected pods are isolated for {isolated} connectivity)", 2)
+        for i, rule in enumerate(rules):
+            ports = rule.get("ports") or []
+            if not ports:
+                page.text("To Port: <any> (traffic allowed to all ports)", 2)
+            for p in ports:
+                port = "<nil>" if p.get("port") is None else p["port"]
+                page.text(f"To Port: {port}/{p.get('protocol') or 'TCP'}", 2)
+            _netpol_peers(page, rule.get(peers_key) or [], word, anyone)
+            if i != len(rules) - 1:
+                page.text("----------", 2)
+    page.text(f"Policy Types: {', '.join(types)}", 1)
+
+
 def _generic(page: Page, obj: dict) -> None:
     for section in ("spec", "status"):
         body = obj.get(section)
@@ -353,6 +404,8 @@ def describe_object(obj: dict, *, namespaced: bool, events: list[dict], endpoint
         _data(page, obj, secret=True)
     elif kind == "Namespace":
         page.kv("Status", (obj.get("status") or {}).get("phase"))
+    elif kind == "NetworkPolicy":
+        _networkpolicy(page, obj)
     else:
         _generic(page, obj)
     _events(page, events, now)

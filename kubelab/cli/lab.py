@@ -58,11 +58,11 @@ def register(sub) -> None:
 
     p = sub.add_parser("logs", help="show a lab component's log, or a pod's (like kubectl logs)",
                        description="kubelab logs COMPONENT [--node N]: a lab component's log (etcd, apiserver, "
-                                   "controllers, scheduler, nodeagent, proxy, supervisor). Any other name, or "
+                                   "controllers, scheduler, nodeagent, proxy, netpol, supervisor). Any other name, or "
                                    "pod/NAME, is a pod: its container's log, as `kubectl logs`.")
     _lab_flags(p)
     p.add_argument("component", metavar="COMPONENT|POD",
-                   help="etcd, apiserver, controllers, scheduler, nodeagent, proxy, supervisor; else a pod")
+                   help="etcd, apiserver, controllers, scheduler, nodeagent, proxy, netpol, supervisor; else a pod")
     p.add_argument("--node", help="node name (control-plane, worker-1, ...), for components")
     p.add_argument("--tail", type=int, default=None, help="only the last N lines")
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
@@ -147,7 +147,7 @@ async def run_status(ctx: Context) -> int:
     return await status(name=ctx.args.name, root_dir=ctx.args.root_dir, as_json=ctx.args.output == "json")
 
 
-LAB_COMPONENTS = ("etcd", "apiserver", "controllers", "scheduler", "nodeagent", "proxy", "supervisor")
+LAB_COMPONENTS = ("etcd", "apiserver", "controllers", "scheduler", "nodeagent", "proxy", "netpol", "supervisor")
 
 
 async def run_logs(ctx: Context) -> int:

@@ -23,7 +23,7 @@ from .context import CliError, Context, api_error_line, connection_error_line
 USAGE_ERROR = 1  # kubectl exits 1 on a bad flag or argument (cobra's error path), not argparse's 2
 
 VERB_MODULES = ("get", "describe", "apply", "delete", "scale", "expose", "patch", "podio", "kubeconfig_cmd",
-                "version", "lab", "pki", "auth", "ui",
+                "version", "lab", "pki", "auth", "ui", "netpol",
                 "exercise", "scenario", "restart")  # the lab kit (kubelab/lab/kit)
 
 

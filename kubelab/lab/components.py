@@ -25,12 +25,13 @@ MODULES = {
     "scheduler": "kubelab.scheduler",
     "nodeagent": "kubelab.nodeagent",
     "proxy": "kubelab.proxy",
+    "netpol": "kubelab.netpol",
 }
 
 
 @dataclass(frozen=True)
 class ComponentSpec:
-    name: str                 # etcd, apiserver, controllers, scheduler, nodeagent, proxy
+    name: str                 # etcd, apiserver, controllers, scheduler, nodeagent, proxy, netpol
     node: str                 # node name (control-plane, worker-1, ...)
     netns: str
     argv: tuple[str, ...]
@@ -166,7 +167,16 @@ def worker_specs(plan: LabPlan, node: NodePlan) -> list[ComponentSpec]:
               # dnsPolicy Default must not reach the machine's real resolvers
               "--resolv-conf", node_resolv_conf(plan, node), VERBOSITY),
         health=f"{_scheme(plan)}://{node.ip}:10250/healthz")
-    return [agent, proxy_spec(plan, node)]
+    return [agent, proxy_spec(plan, node), netpol_spec(plan, node)]
+
+
+def netpol_spec(plan: LabPlan, node: NodePlan) -> ComponentSpec:
+    """The NetworkPolicy agent on a node that runs pods: table inet kubelab-netpol in the node's
+    namespace (it runs there, so no --netns); removed on SIGTERM."""
+    return ComponentSpec(
+        name="netpol", node=node.name, netns=node.netns, stage=NODE_STAGE,
+        argv=(sys.executable, "-m", MODULES["netpol"], "--kubeconfig", component_kubeconfig(plan, "kubelab-netpol"),
+              "--node-name", node.name, VERBOSITY))
 
 
 def proxy_spec(plan: LabPlan, node: NodePlan) -> ComponentSpec:

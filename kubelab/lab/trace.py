@@ -179,6 +179,33 @@ def parse_route_get(text: str) -> dict:
 
 # --- pure: rendering -----------------------------------------------------------------------------
 
+def policy_hop(cluster, src_ip: str, dst_ip: str, port: int, protocol: str) -> dict:
+    """The NetworkPolicy hop of a trace, pure: kubelab.netpol.model.verdict (which policy and rule
+    allows, or the default deny that drops), plus where it is enforced (egress on the source's
+    node, ingress on the destination's) and the nft rule in table inet kubelab-netpol that does it."""
+    from kubelab.netpol import nftables as nft
+    from kubelab.netpol.model import EGRESS, verdict
+    v = verdict(cluster, src_ip, dst_ip, port, protocol)
+    src, dst = cluster.pod_by_ip(src_ip), cluster.pod_by_ip(dst_ip)
+    steps = []
+    for d, pod in ((v.egress, src), (v.ingress, dst)):
+        step = {"direction": d.direction, "allowed": d.allowed, "explain": d.explain(), "node": pod.node if pod else "",
+                "chain": "", "rule": ""}
+        if pod and d.isolated:
+            rules = {c.name: c for c in nft.build(cluster, pod.node).chains}
+            base = nft.EGRESS_CHAIN if d.direction == EGRESS else nft.INGRESS_CHAIN
+            if d.allowed:
+                pol = next(p for p in cluster.policies if p.key == d.policy)
+                step["chain"] = nft.policy_chain(pol, d.direction)
+                tag = f'"{d.policy} {d.direction.lower()}[{d.rule}]:'
+                step["rule"] = next((r for r in rules[step["chain"]].rules if tag in r), "")
+            else:
+                step["chain"] = base
+                step["rule"] = next(r for r in rules[base].rules if nft.DEFAULT_DENY_COMMENT[d.direction] in r)
+        steps.append(step)
+    return {"allowed": v.allowed, "summary": v.explain(), "steps": steps}
+
+
 def _cmd(text: str) -> str:
     return f"$ {text}"
 
@@ -277,6 +304,19 @@ def trace_hops(c: dict) -> list[Hop]:
 
     # (a NetworkPolicy verdict hop, kind "policy", belongs here: after DNAT, before routing)
 
+    pol = c.get("policy")
+    if pol:
+        body = []
+        for st in pol["steps"]:
+            where = f" on {st['node']}" if st["node"] else ""
+            body.append(f"  {st['explain']}{where}")
+            if st["chain"]:
+                body.append(f"    chain {st['chain']}: {st['rule']}")
+                if st.get("ns"):
+                    cmd = f"sudo ip netns exec {st['ns']} nft list chain inet kubelab-netpol {st['chain']}"
+                    body.append(f"    {_cmd(cmd)}")
+        hops.append((f"NetworkPolicy: {'ALLOWED' if pol['allowed'] else 'DROPPED'} ({pol['port']}/{pol['protocol']}, "
+                     f"judged after DNAT)", body))
     dst = c.get("destination")
     route = c.get("route")
     if route:
@@ -486,6 +526,17 @@ async def capture(api: ApiClient, plan: LabPlan, *, pod: str, namespace: str, ta
     if dpod:
         c["destination"].update(name=dpod["metadata"]["name"], namespace=dpod["metadata"]["namespace"],
                                 node=(dpod.get("spec") or {}).get("nodeName"))
+    if pod_ip:
+        from kubelab.netpol.model import cluster_from_objects
+        cluster = cluster_from_objects(pods, (await api.list("namespaces"))["items"],
+                                       (await api.list("networkpolicies"))["items"])
+        hop = policy_hop(cluster, pod_ip, dest_ip, c["port"], c["proto"].upper())
+        for st in hop["steps"]:
+            try:
+                st["ns"] = plan.node(st["node"]).netns if st["node"] else ""
+            except KeyError:
+                st["ns"] = ""
+        c["policy"] = {**hop, "port": c["port"], "protocol": c["proto"].upper()}
     if node:
         cmd = ["ip", "-n", node.netns, "route", "get", dest_ip]
         out = first_line(_run(cmd))

@@ -41,7 +41,7 @@ CATALOGUE: dict[str, Image] = {
     "ubuntu": Image("ubuntu", (), ("sleep", "infinity"), "a shell with the node's tools"),
     "alpine": Image("alpine", (), ("sleep", "infinity"), "a shell with the node's tools"),
     "agnhost": Image("agnhost", _py("kubelab.nodeagent.agnhost"), ("netexec",),
-                     "agnhost-compatible: netexec (/hostname, /clientip, /echo), serve-hostname"),
+                     "agnhost-compatible: netexec (/hostname, /clientip, /echo, /dial), serve-hostname, connect, porter"),
     "kubelab/dns": Image("kubelab/dns", _py("kubelab.dns"), (), "the cluster DNS server (python -m kubelab.dns)"),
 }
 

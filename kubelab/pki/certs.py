@@ -41,6 +41,7 @@ COMPONENTS = (
     Identity("kube-scheduler", "system:kube-scheduler", kubeconfig=True),
     Identity("kube-proxy", "system:kube-proxy", kubeconfig=True),
     Identity("kube-dns", "system:kube-dns", kubeconfig=True),
+    Identity("kubelab-netpol", "system:kubelab-netpol", kubeconfig=True),  # the NetworkPolicy agent
     # The API server's identity towards node agents (logs/exec) and etcd.
     Identity("apiserver-kubelet-client", "kube-apiserver-kubelet-client", ("system:masters",)),
 )

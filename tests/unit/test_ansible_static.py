@@ -88,7 +88,7 @@ def test_units_restart_on_failure_and_use_fqcn():
     units = glob.glob(os.path.join(ANSIBLE, "roles", "*", "templates", "*.service.j2"))
     assert {os.path.basename(u) for u in units} >= {
         "kubelab-apiserver.service.j2", "kubelab-controllers.service.j2", "kubelab-scheduler.service.j2",
-        "kubelab-nodeagent.service.j2", "kubelab-proxy.service.j2"}
+        "kubelab-nodeagent.service.j2", "kubelab-proxy.service.j2", "kubelab-netpol.service.j2"}
     for u in units:
         with open(u) as f:
             assert "Restart=on-failure" in f.read(), u

@@ -54,6 +54,7 @@ RESOURCES = {  # name -> (group, resource, subresource)
     "secrets": ("", "secrets", ""), "deployments": ("apps", "deployments", ""),
     "deployments/scale": ("apps", "deployments", "scale"), "configmaps": ("", "configmaps", ""),
     "rolebindings": ("rbac.authorization.k8s.io", "rolebindings", ""),
+    "networkpolicies": ("networking.k8s.io", "networkpolicies", ""),
 }
 READ = {"get", "list", "watch"}
 
@@ -67,7 +68,8 @@ def expected(role: str, verb: str, res: str, namespace: str) -> bool:
     if role in ("view", "sa-view"):
         if role == "sa-view" and namespace != "team":
             return False
-        return verb in READ and res in ("pods", "pods/log", "deployments", "deployments/scale", "configmaps")
+        return verb in READ and res in ("pods", "pods/log", "deployments", "deployments/scale", "configmaps",
+                                        "networkpolicies")
     if namespace != "team":
         return False
     if res == "pods/log":
@@ -99,6 +101,17 @@ def test_matrix_size_is_printed(capsys):
 ])
 def test_kube_proxy_role(verb, resource, group, allowed):
     a = Attributes(user("system:kube-proxy"), verb, api_group=group, resource=resource)
+    assert POLICY.allows(a)[0] is allowed
+
+
+@pytest.mark.parametrize("verb,resource,group,allowed", [
+    ("watch", "networkpolicies", "networking.k8s.io", True), ("list", "pods", "", True),
+    ("list", "namespaces", "", True), ("create", "networkpolicies", "networking.k8s.io", False),
+    ("delete", "networkpolicies", "networking.k8s.io", False), ("update", "pods", "", False),
+    ("get", "secrets", "", False), ("create", "pods", "", False),
+])
+def test_netpol_agent_only_reads(verb, resource, group, allowed):
+    a = Attributes(user("system:kubelab-netpol"), verb, api_group=group, resource=resource, namespace="team")
     assert POLICY.allows(a)[0] is allowed
 
 

@@ -16,6 +16,7 @@ from kubelab.apiserver.__main__ import parse_args as apiserver_args
 from kubelab.controllers.manager import build_parser as controllers_parser
 from kubelab.dns.__main__ import build_parser as dns_parser
 from kubelab.nodeagent.__main__ import parse_args as nodeagent_args
+from kubelab.netpol.__main__ import build_parser as netpol_parser
 from kubelab.proxy.__main__ import build_parser as proxy_parser
 from kubelab.scheduler.main import build_parser as scheduler_parser
 
@@ -39,11 +40,12 @@ def parse(component: str, argv: list[str]) -> tuple[argparse.Namespace, str]:
         finally:
             sys.stderr = old
     parser = {"kube-controller-manager": controllers_parser, "kube-scheduler": scheduler_parser,
-              "kube-proxy": proxy_parser, "kube-dns": dns_parser}[component]()
+              "kube-proxy": proxy_parser, "kube-dns": dns_parser, "kubelab-netpol": netpol_parser}[component]()
     return flags.parse_args(parser, argv, component, stderr=err), err.getvalue()
 
 
-COMPONENTS = ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "kube-dns"]
+COMPONENTS = ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "kube-dns",
+              "kubelab-netpol"]
 
 
 @pytest.mark.parametrize("component", COMPONENTS)
@@ -122,7 +124,7 @@ def test_duration_flags_take_go_durations_and_say_what_is_wrong():
 
 
 @pytest.mark.parametrize("module", ["kubelab.apiserver", "kubelab.controllers", "kubelab.scheduler",
-                                    "kubelab.nodeagent", "kubelab.proxy", "kubelab.dns"])
+                                    "kubelab.nodeagent", "kubelab.proxy", "kubelab.dns", "kubelab.netpol"])
 def test_every_component_process_exits_2_on_an_unknown_flag(module):
     p = subprocess.run([sys.executable, "-m", module, "--v=2", *REQUIRED.get(module, []), "--no-such-flag"], capture_output=True, text=True,
                        timeout=60)

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-CLIENTS = ["controllers", "scheduler", "nodeagent", "proxy", "dns"]
+CLIENTS = ["controllers", "scheduler", "nodeagent", "proxy", "dns", "netpol"]
 
 
 @pytest.mark.parametrize("component", ["apiserver", "cni", "cli", *CLIENTS])

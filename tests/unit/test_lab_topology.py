@@ -90,8 +90,8 @@ def test_component_specs_follow_the_vm_layout():
     assert where == [
         ("control-plane", "etcd", 0), ("control-plane", "apiserver", 1),
         ("control-plane", "controllers", 2), ("control-plane", "scheduler", 2), ("control-plane", "proxy", 3),
-        ("worker-1", "nodeagent", 3), ("worker-1", "proxy", 3),
-        ("worker-2", "nodeagent", 3), ("worker-2", "proxy", 3),
+        ("worker-1", "nodeagent", 3), ("worker-1", "proxy", 3), ("worker-1", "netpol", 3),
+        ("worker-2", "nodeagent", 3), ("worker-2", "proxy", 3), ("worker-2", "netpol", 3),
     ]
     api = next(s for s in specs if s.name == "apiserver")
     a = list(api.argv)
@@ -108,6 +108,10 @@ def test_component_specs_follow_the_vm_layout():
     proxy = next(s for s in specs if s.name == "proxy" and s.node == "worker-1")
     assert proxy.health == "http://192.168.56.11:10256/healthz"
     assert components.nsenter_argv(proxy)[:3] == ["nsenter", "--net=/run/netns/kl-lab-worker-1", "--"]
+    netpol = next(s for s in specs if s.name == "netpol" and s.node == "worker-2")
+    c = list(netpol.argv)
+    assert c[c.index("-m") + 1] == "kubelab.netpol" and c[c.index("--node-name") + 1] == "worker-2"
+    assert "--netns" not in c  # it runs inside the node's namespace
 
 
 def test_node_agent_flags_keep_pods_inside_the_lab():

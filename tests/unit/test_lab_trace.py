@@ -225,3 +225,23 @@ def test_render_trace_of_an_absolute_name_says_why_one_query():
     head = next(line for line in text.splitlines() if "DNS:" in line)
     assert "ends with a dot: an absolute name, asked once as it is" in head and "; one query to 10.96.0.10" in head
     assert "5 dot" not in text and "not tried" not in text
+def test_policy_hop_names_policy_chain_rule_and_node():
+    from kubelab.lab.trace import policy_hop, render_trace
+    from kubelab.netpol.examples import netpol, ns_obj, pod_ip, pod_obj
+    from kubelab.netpol.model import cluster_from_objects
+    pods = [pod_obj("x", "a"), pod_obj("x", "b"), pod_obj("x", "c")]
+    pols = [netpol("from-b", podSelector={"matchLabels": {"pod": "a"}},
+                   ingress=[{"from": [{"podSelector": {"matchLabels": {"pod": "b"}}}], "ports": [{"port": 80,
+                                                                                                  "protocol": "TCP"}]}])]
+    cluster = cluster_from_objects(pods, [ns_obj("x")], pols)
+    hop = policy_hop(cluster, pod_ip("x", "b"), pod_ip("x", "a"), 80, "TCP")
+    egress, ingress = hop["steps"]
+    assert hop["allowed"] and egress["chain"] == "" and "not isolated" in egress["explain"]
+    assert (ingress["node"], ingress["chain"]) == ("worker-1", "ingress-x/from-b")
+    assert ingress["rule"].startswith("ip saddr @peer-x/from-b/ingress0/from0 meta l4proto tcp th dport 80 counter accept")
+    hop = policy_hop(cluster, pod_ip("x", "c"), pod_ip("x", "a"), 80, "TCP")
+    assert not hop["allowed"] and hop["steps"][1]["chain"] == "ingress"
+    assert 'comment "default deny ingress"' in hop["steps"][1]["rule"]
+    text = render_trace({"pod": {"name": "c", "namespace": "x", "ip": pod_ip("x", "c"), "node": "worker-1"},
+                         "target": "10.244.1.10", "policy": {**hop, "port": 80, "protocol": "TCP"}})
+    assert "NetworkPolicy: DROPPED (80/TCP, judged after DNAT)" in text and "default deny" in text
