@@ -302,8 +302,7 @@ def trace_hops(c: dict) -> list[Hop]:
             facts.append(("chosen", chosen))
         hops.append(Hop("rules", head, tuple(body), tuple(facts)))
 
-    # (a NetworkPolicy verdict hop, kind "policy", belongs here: after DNAT, before routing)
-
+    # the NetworkPolicy verdict: after DNAT (policies name pods, not ClusterIPs), before routing
     pol = c.get("policy")
     if pol:
         body = []
@@ -315,8 +314,11 @@ def trace_hops(c: dict) -> list[Hop]:
                 if st.get("ns"):
                     cmd = f"sudo ip netns exec {st['ns']} nft list chain inet kubelab-netpol {st['chain']}"
                     body.append(f"    {_cmd(cmd)}")
-        hops.append((f"NetworkPolicy: {'ALLOWED' if pol['allowed'] else 'DROPPED'} ({pol['port']}/{pol['protocol']}, "
-                     f"judged after DNAT)", body))
+        verdict = "ALLOWED" if pol["allowed"] else "DROPPED"
+        facts = [("verdict", verdict)] + [(f"{st['direction'].lower()}_chain" if st.get("direction") else "chain", st["chain"])
+                                          for st in pol["steps"] if st["chain"]]
+        hops.append(Hop("policy", f"NetworkPolicy: {verdict} ({pol['port']}/{pol['protocol']}, judged after DNAT)",
+                        tuple(body), tuple(facts)))
     dst = c.get("destination")
     route = c.get("route")
     if route:
