@@ -141,7 +141,9 @@ def worker_specs(plan: LabPlan, node: NodePlan) -> list[ComponentSpec]:
               # pod namespaces carry the lab's name too: kl-<lab>-<node>-<pod uid>
               "--netns-prefix", f"{node.netns}-",
               # dnsPolicy Default must not reach the machine's real resolvers
-              "--resolv-conf", node_resolv_conf(plan, node)),
+              "--resolv-conf", node_resolv_conf(plan, node),
+              # no container sees the lab's directory (PKI, kubeconfigs, etcd, every node's state)
+              "--hide-path", plan.root_dir),
         health=f"{_scheme(plan)}://{node.ip}:10250/healthz")
     return [agent, proxy_spec(plan, node)]
 

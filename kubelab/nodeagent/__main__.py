@@ -50,6 +50,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--netns-prefix", default=None, help="pod netns name prefix (default '<node>-')")
     p.add_argument("--backoff-base", type=float, default=10.0, help="CrashLoopBackOff initial delay, seconds")
     p.add_argument("--lease-seconds", type=float, default=10.0, help="Lease renewal interval")
+    p.add_argument("--hide-path", action="append", default=[], metavar="PATH",
+                   help="a node path no container may see (repeatable; the lab passes its directory). "
+                        "Always hidden: the root dir, the directories of --kubeconfig and the TLS files, "
+                        "/root, /home, /etc/kubelab, /var/lib/kubelab, /var/lib/etcd ... (docs/security.md)")
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
     try:
@@ -63,6 +67,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def hidden_paths(args: argparse.Namespace, root: str) -> tuple[str, ...]:
+    """What containers must not see: the given paths, the agent's state, the directories of
+    every credential it was handed (kubeconfig, serving certificate, client CA)."""
+    paths = [os.path.abspath(p) for p in getattr(args, "hide_path", None) or []]
+    paths.append(os.path.abspath(root))
+    for f in (getattr(args, "kubeconfig", None), args.tls_cert_file, args.tls_private_key_file,
+              args.client_ca_file):
+        if f:
+            paths.append(os.path.dirname(os.path.abspath(f)))
+    return tuple(dict.fromkeys(p for p in paths if p != "/"))
+
+
 def config_from_args(args: argparse.Namespace) -> Config:
     root = args.root_dir or os.path.join("/var/lib/kubelab/nodeagent", args.node_name)
     return Config(node_name=args.node_name, node_ip=args.node_ip, root_dir=os.path.abspath(root),
@@ -72,6 +88,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
                   netns_prefix=args.netns_prefix if args.netns_prefix is not None else f"{args.node_name}-",
                   cluster_cidr=args.cluster_cidr or None, backoff_base=args.backoff_base,
                   lease_seconds=args.lease_seconds, tls=getattr(args, "tls", None),
+                  hide_paths=hidden_paths(args, root),
                   dns=DnsSettings(cluster_dns=args.cluster_dns, cluster_domain=args.cluster_domain,
                                   node_resolv=args.resolv_conf))
 

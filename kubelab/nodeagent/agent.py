@@ -29,7 +29,7 @@ from kubelab.controllers.events import EventRecorder
 from kubelab.timestamps import format_time
 
 from . import containers as ctr
-from . import images, podstatus, procs, routes, sandbox, satoken
+from . import images, podstatus, procs, routes, sandbox, satoken, volumes
 from .probes import ProbeWorker, probe_once
 from .sandbox import CniSettings, DnsSettings, Sandbox
 
@@ -57,6 +57,7 @@ class Config:
     pod_cidr_from_node: bool = True
     serve: bool = True
     tls: object | None = None  # tls.ServingTLS: the API on 10250 over HTTPS with client certificates
+    hide_paths: tuple[str, ...] = ()  # node paths no container sees (besides rootfs.DEFAULT_HIDE)
 
     @property
     def pods_dir(self) -> str:
@@ -177,6 +178,10 @@ class PodWorker:
         self.token_check_at = 0.0 if sb is not None else time.time() + satoken.CHECK_INTERVAL
         self.wake = asyncio.Event()
         self.task: asyncio.Task | None = None
+        self.volumes = volumes.Volumes(self.dir, fetch=self.fetch_object, token=self.volume_token,
+                                       field_value=self.field_value, resource=self.resource_value)
+        self.volumes_ready = False
+        self.volume_error = ""
 
     def start(self) -> None:
         for c in self.containers.values():
@@ -196,6 +201,62 @@ class PodWorker:
     def deleted(self) -> None:
         self.gone = True
         self.wake.set()
+
+    # ---- what volumes and env read from the API ---------------------------------------------
+
+    async def fetch_object(self, resource: str, namespace: str, name: str) -> dict | None:
+        try:
+            return await self.agent.client.get(resource, name, namespace=namespace)
+        except NotFound:
+            return None
+
+    async def volume_token(self, src: dict) -> tuple[str, float]:
+        """A projected serviceAccountToken: a TokenRequest for the source's audience, bound to the pod."""
+        meta, spec = self.pod["metadata"], self.pod.get("spec") or {}
+        body = satoken.token_request(self.pod, expiration=int(src.get("expirationSeconds") or 3600))
+        if src.get("audience"):
+            body["spec"]["audiences"] = [src["audience"]]
+        client = self.agent.client
+        path = client.path("serviceaccounts", spec.get("serviceAccountName") or "default",
+                           namespace=meta.get("namespace", "default"), subresource="token")
+        try:
+            tr = await client.request("POST", path, json_body=body)
+        except ApiError as e:
+            raise volumes.VolumeError(f"failed to fetch token: {e}") from None
+        token = (tr.get("status") or {}).get("token")
+        if not isinstance(token, str):
+            raise volumes.VolumeError("failed to fetch token: no status.token")
+        exp = satoken.times_from_response(tr, requested=int(src.get("expirationSeconds") or 3600), now=time.time())[1]
+        return token, exp
+
+    def field_value(self, path: str) -> str:
+        meta = self.pod.get("metadata") or {}
+        if path in ("metadata.labels", "metadata.annotations"):
+            return volumes.labels_text(meta.get(path.split(".")[1]))
+        sb = self.sandbox
+        return ctr.field_ref(self.pod, path, pod_ip=sb.pod_ip if sb else self.last_ip, host_ip=self.agent.cfg.node_ip)
+
+    def resource_value(self, ref: dict, container: str = "") -> str:
+        cap = capacity(self.agent.cfg.root_dir)
+        mem = int(cap["memory"][:-2]) * 1024
+        return volumes.resource_value(self.pod, ref, node_cpus=int(cap["cpu"]), node_memory=mem,
+                                      default_container=container)
+
+    async def ensure_volumes(self) -> bool:
+        """Every volume prepared (True), or a FailedMount event and a retry (False)."""
+        if self.volumes_ready:
+            return True
+        try:
+            await self.volumes.prepare(self.pod)
+        except (volumes.VolumeError, OSError, ValueError, ApiError) as e:
+            msg = str(e)
+            if msg != self.volume_error:
+                self.event("Warning", "FailedMount", msg)
+            self.volume_error = msg
+            self.retry_at = time.time() + 2.0
+            return False
+        self.volumes_ready, self.volume_error = True, ""
+        return True
 
     @property
     def spec_containers(self) -> list[dict]:
@@ -251,7 +312,7 @@ class PodWorker:
             c.message = (f"back-off {delay:.0f}s restarting failed container={c.name} "
                          f"pod={meta['name']}_{meta.get('namespace')}({self.uid})")
             return
-        if c.reason == "ErrImagePull" and now < c.next_start:
+        if c.reason in ("ErrImagePull", ctr.ConfigError.reason) and now < c.next_start:
             return
         self.start_container(c, cs)
 
@@ -300,6 +361,8 @@ class PodWorker:
         times = [c.next_start for c in self.containers.values() if c.state != "running" and c.next_start > now]
         if self.retry_at > now:
             times.append(self.retry_at)
+        if self.volumes_ready and self.volumes.next_sync > now and not self.finished():
+            times.append(self.volumes.next_sync)
         return max(0.05, min(times) - now) if times else 30.0
 
     async def sync(self) -> bool:
@@ -342,6 +405,14 @@ class PodWorker:
                     c.state, c.reason, c.message = "waiting", "ContainerCreating", self.error
                 await self.write_status()
                 return False
+        if not await self.ensure_volumes():
+            for cs in self.init_specs + self.spec_containers:
+                c = self.containers.setdefault(cs["name"], ctr.Container(cs["name"], cs.get("image", "")))
+                if not c.running and c.state != "terminated":
+                    c.state, c.reason, c.message = "waiting", "ContainerCreating", ""
+            await self.write_status()
+            return False
+        await self.volumes.resync(self.pod)
         policy = (self.pod.get("spec") or {}).get("restartPolicy", "Always")
         init = self.init_state()
         if init == "running":  # init containers one at a time, in order; each must exit 0
@@ -428,14 +499,32 @@ class PodWorker:
             c.restart_count += 1
         c.image = cs.get("image", "")
         try:
+            mounts = volumes.container_mounts(cs, self.volumes.prepared, lambda t: ctr.expand(t, env))
             ctr.start(c, cs, pod=self.pod, pod_dir=self.dir, netns=sb.netns, pause_pid=sb.pause_pid,
-                      etc=self.etc, env=env)
+                      etc=self.etc, env=env, hide=self.agent.cfg.hide_paths, mounts=tuple(mounts))
         except images.ImageError as e:
             if c.reason != "ErrImagePull":
                 self.event("Warning", "Failed", f'Failed to pull image "{cs.get("image", "")}": {e}')
             c.state, c.reason, c.message = "waiting", "ErrImagePull", str(e)
             c.next_start = time.time() + 5.0
             c.save(self.dir)
+            return
+        except volumes.VolumeError as e:
+            if c.message != str(e):
+                self.event("Warning", "Failed", f"Error: {e}")
+            c.state, c.reason, c.message = "waiting", "CreateContainerConfigError", str(e)
+            c.next_start = time.time() + 2.0
+            c.save(self.dir)
+            self.retry_at = c.next_start
+            return
+        except ctr.ConfigError as e:
+            # as the kubelet: the container waits (never starts without what it asked for)
+            if c.reason != ctr.ConfigError.reason or c.message != str(e):
+                self.event("Warning", "Failed", f"Error: {e}")
+            c.state, c.reason, c.message = "waiting", ctr.ConfigError.reason, str(e)
+            c.next_start = time.time() + 2.0
+            c.save(self.dir)
+            self.retry_at = c.next_start
             return
         except OSError as e:
             c.state, c.reason, c.message = "waiting", "CreateContainerError", str(e)
@@ -545,6 +634,7 @@ class PodWorker:
         if self.sandbox is None:
             self.sandbox = Sandbox.load(self.dir)
         await self.teardown_sandbox()
+        volumes.teardown_dir(self.dir)
         shutil.rmtree(self.dir, ignore_errors=True)
         if not self.gone:
             meta = self.pod["metadata"]

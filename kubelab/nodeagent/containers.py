@@ -4,14 +4,17 @@ A container is this chain of processes (all from util-linux and sh, nothing to c
 
     sh -c '"$@"; echo $? > EXIT'                 records the exit code, so a restarted agent
       nsenter --net=NETNS --uts --ipc            that is not its parent still learns it
-        unshare --mount --pid --fork --mount-proc --kill-child
-          sh -c 'mount --bind ...; cd WD; exec "$@"'   → the command, PID 1 of its own PID namespace
+        unshare --mount --pid --fork --kill-child
+          python -I -m kubelab.nodeagent.rootfs SPEC -- setpriv ... -- COMMAND
+                                                 → the command, PID 1 of its own PID namespace
 
-so the container has the pod's network/UTS/IPC namespaces, its own mount namespace with the
-pod's resolv.conf, hosts and hostname bind-mounted over /etc, and its own PID namespace: a
-`kill 1` in it reaches only its own PID 1. With `shareProcessNamespace: true` it joins the
-pod's PID namespace instead (nsenter --pid), where the pause is PID 1 and reaps orphans.
-stdout and stderr go to a log file per attempt.
+so the container has the pod's network/UTS/IPC namespaces, its own PID namespace (a `kill 1`
+in it reaches only its own PID 1) and its own mount namespace, where `rootfs` builds its `/`:
+the node's files read-only without the node's secrets, the pod's resolv.conf, hosts, hostname,
+service-account token and volumes bound in, then pivots into it and runs the command with a
+container's capabilities and the securityContext's user (see rootfs). With
+`shareProcessNamespace: true` it joins the pod's PID namespace instead (nsenter --pid), where
+the pause is PID 1 and reaps orphans. stdout and stderr go to a log file per attempt.
 """
 
 from __future__ import annotations
@@ -21,23 +24,26 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
 from kubelab.timestamps import format_time
 
-from . import images, procs
+from . import images, procs, rootfs
 from .podstatus import ContainerView
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 RECORD_SCRIPT = 'f=$1; shift; "$@"; echo $? > "$f"'
-INIT_SCRIPT = ('mount --bind "$1" /etc/resolv.conf && mount --bind "$2" /etc/hosts && '
-               'mount --bind "$3" /etc/hostname && cd "$4" && shift 4 && exec "$@"')
-# with the pod's service-account files ($5, see satoken): also bound, read-only, where client-go looks
+# the pod's service-account files (see satoken), bound read-only where client-go looks
 SA_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
-INIT_SCRIPT_SA = INIT_SCRIPT.replace(
-    '&& cd "$4" && shift 4', f'&& mkdir -p {SA_MOUNT} && mount --bind -o ro "$5" {SA_MOUNT} && cd "$4" && shift 5')
+NGINX_PREFIX = "/run/nginx"   # inside the container: the pod's nginx dir is bound there
+KUBELAB_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# what the catalogue's Python images (agnhost, kubelab/dns) need, even below a hidden path
+# (a venv and its interpreter under /root): the interpreter, its prefixes, this package
+PYTHON_PATHS = tuple(dict.fromkeys((sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable)),
+                                    KUBELAB_PACKAGE)))
 
 
 # ---- pure ------------------------------------------------------------------------------
@@ -91,6 +97,60 @@ def container_env(pod: dict, container: dict, *, pod_ip: str | None, host_ip: st
         else:
             env.setdefault(name, "")
     return env
+
+
+class ConfigError(Exception):
+    """The container cannot be started as specified (status: waiting, CreateContainerConfigError)."""
+
+    reason = "CreateContainerConfigError"
+
+
+@dataclass(frozen=True)
+class Privileges:
+    """Who the container's processes are, from the pod's and the container's securityContext
+    (the container's wins, field by field, as upstream)."""
+    uid: int | None = None
+    gid: int | None = None
+    groups: tuple[int, ...] = ()
+    add_caps: tuple[str, ...] = ()
+    drop_caps: tuple[str, ...] = ()
+    no_new_privs: bool = False
+    read_only_root: bool = False
+
+    def setpriv(self) -> list[str]:
+        return rootfs.setpriv_argv(uid=self.uid, gid=self.gid, groups=list(self.groups),
+                                   add_caps=list(self.add_caps), drop_caps=list(self.drop_caps),
+                                   no_new_privs=self.no_new_privs)
+
+
+def format_pod(pod: dict) -> str:
+    meta = pod.get("metadata") or {}
+    return f"{meta.get('name', '')}_{meta.get('namespace', 'default')}({meta.get('uid', '')})"
+
+
+def privileges(pod: dict, container: dict) -> Privileges:
+    """Raises ConfigError with the kubelet's message when runAsNonRoot cannot hold (every
+    catalogue image runs as root unless runAsUser says otherwise)."""
+    psc = (pod.get("spec") or {}).get("securityContext") or {}
+    csc = container.get("securityContext") or {}
+    pick = lambda k: csc.get(k) if csc.get(k) is not None else psc.get(k)  # noqa: E731
+    uid, gid, non_root = pick("runAsUser"), pick("runAsGroup"), pick("runAsNonRoot")
+    if non_root:
+        if uid == 0:
+            raise ConfigError(f"container's runAsUser breaks non-root policy (pod: \"{format_pod(pod)}\", "
+                              f"container: {container.get('name', '')})")
+        if uid is None:
+            raise ConfigError(f"container has runAsNonRoot and image will run as root (pod: \"{format_pod(pod)}\", "
+                              f"container: {container.get('name', '')})")
+    groups = [int(g) for g in psc.get("supplementalGroups") or []]
+    if psc.get("fsGroup") is not None:
+        groups.append(int(psc["fsGroup"]))
+    caps = csc.get("capabilities") or {}
+    return Privileges(uid=uid, gid=gid,   # no runAsGroup: group 0, as a runtime does for a bare uid
+                      groups=tuple(dict.fromkeys(groups)),
+                      add_caps=tuple(caps.get("add") or ()), drop_caps=tuple(caps.get("drop") or ()),
+                      no_new_privs=csc.get("allowPrivilegeEscalation") is False,
+                      read_only_root=bool(csc.get("readOnlyRootFilesystem")))
 
 
 def nginx_config(prefix: str) -> str:
@@ -164,6 +224,7 @@ class Container:
     started: bool = False                  # startup probe passed (or none)
     env: dict[str, str] = field(default_factory=dict)
     stopping: bool = False
+    setpriv: list[str] = field(default_factory=list)   # exec and probes run as the container does
 
     @property
     def running(self) -> bool:
@@ -233,14 +294,19 @@ def reap() -> None:
 
 
 def start(c: Container, spec: dict, *, pod: dict, pod_dir: str, netns: str, pause_pid: int,
-          etc: dict[str, str], env: dict[str, str]) -> None:
-    """Start one attempt of container `c` (raises images.ImageError for an unknown image)."""
-    prefix = os.path.join(pod_dir, "nginx", c.name)
-    argv = argv_for(spec, env, nginx_prefix=prefix)
+          etc: dict[str, str], env: dict[str, str], hide: tuple[str, ...] = (),
+          mounts: tuple[rootfs.Mount, ...] = ()) -> None:
+    """Start one attempt of container `c` (raises images.ImageError for an unknown image,
+    ConfigError for a securityContext that cannot hold)."""
+    privs = privileges(pod, spec)
+    argv = argv_for(spec, env, nginx_prefix=NGINX_PREFIX)
+    extra: list[rootfs.Mount] = []
     if argv and argv[0] == "nginx":
+        prefix = os.path.join(pod_dir, "nginx", c.name)
         os.makedirs(prefix, exist_ok=True)
         with open(os.path.join(prefix, "nginx.conf"), "w") as f:
-            f.write(nginx_config(prefix))
+            f.write(nginx_config(NGINX_PREFIX))
+        extra.append(rootfs.Mount(prefix, NGINX_PREFIX, read_only=False))
     lp = log_path(pod_dir, c.name, c.restart_count)
     os.makedirs(os.path.dirname(lp), exist_ok=True)
     for old in os.listdir(os.path.dirname(lp)):   # keep this attempt and the previous one
@@ -255,22 +321,36 @@ def start(c: Container, spec: dict, *, pod: dict, pod_dir: str, netns: str, paus
         os.unlink(ep)
     except FileNotFoundError:
         pass
-    workdir = spec.get("workingDir") or "/"
     enter = ["nsenter", f"--ipc=/proc/{pause_pid}/ns/ipc"]
     if netns:  # not a hostNetwork pod: the pod's own network and UTS namespaces
         enter += [f"--net={netns}", f"--uts=/proc/{pause_pid}/ns/uts"]
     if (pod.get("spec") or {}).get("shareProcessNamespace"):
         # the pod's PID namespace: the pause is PID 1 there and reaps every orphan
-        isolate = [*enter, f"--pid=/proc/{pause_pid}/ns/pid", "--", "unshare", "--mount", "--mount-proc", "--"]
+        isolate = [*enter, f"--pid=/proc/{pause_pid}/ns/pid", "--", "unshare", "--mount", "--"]
     else:
-        isolate = [*enter, "--", "unshare", "--mount", "--pid", "--fork", "--mount-proc", "--kill-child", "--"]
-    sa = [etc["serviceaccount"]] if etc.get("serviceaccount") else []
+        isolate = [*enter, "--", "unshare", "--mount", "--pid", "--fork", "--kill-child", "--"]
+    root = os.path.join(pod_dir, "rootfs", c.name)
+    os.makedirs(root, exist_ok=True)
+    env_file = os.path.join(pod_dir, "containers", f"{c.name}.env")
+    fd = os.open(env_file + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(env, f)
+    os.replace(env_file + ".tmp", env_file)
+    pod_mounts = [rootfs.Mount(etc["resolv.conf"], "/etc/resolv.conf"), rootfs.Mount(etc["hosts"], "/etc/hosts"),
+                  rootfs.Mount(etc["hostname"], "/etc/hostname")]
+    if etc.get("serviceaccount"):
+        pod_mounts.append(rootfs.Mount(etc["serviceaccount"], SA_MOUNT))
+    rs = rootfs.RootSpec(root=root, hide=tuple(dict.fromkeys((*rootfs.DEFAULT_HIDE, *hide))),
+                         expose=PYTHON_PATHS, mounts=(*pod_mounts, *extra, *mounts),
+                         workdir=spec.get("workingDir") or "/", read_only_root=privs.read_only_root,
+                         env_file=env_file)
+    c.setpriv = privs.setpriv()
     cmd = ["sh", "-c", RECORD_SCRIPT, "kubelab-container", ep, *isolate,
-           "sh", "-c", INIT_SCRIPT_SA if sa else INIT_SCRIPT, "kubelab-init", etc["resolv.conf"], etc["hosts"],
-           etc["hostname"], workdir, *sa, *argv]
+           sys.executable, "-I", "-m", "kubelab.nodeagent.rootfs", rs.to_json(), "--", *c.setpriv, *argv]
     fd = os.open(lp, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     try:
-        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=fd, stderr=fd, env=env,
+        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=fd, stderr=fd,
+                             env={"PATH": DEFAULT_PATH, "LANG": "C.UTF-8"},
                              start_new_session=True, close_fds=True, cwd="/")
     finally:
         os.close(fd)
@@ -344,4 +424,5 @@ def exec_argv(c: Container, command: list[str]) -> list[str]:
     pid = find_init(c)
     if not pid:
         raise RuntimeError(f"container {c.name} is not running")
-    return ["nsenter", "-t", str(pid), "--net", "--uts", "--ipc", "--mount", "--pid", "-w", "--", *command]
+    return ["nsenter", "-t", str(pid), "--net", "--uts", "--ipc", "--mount", "--pid", "-w", "--",
+            *(c.setpriv or rootfs.setpriv_argv(uid=None, gid=None)), *command]
