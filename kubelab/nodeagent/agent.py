@@ -26,6 +26,7 @@ from kubelab.client import AlreadyExists, ApiClient, ApiError, Conflict, Informe
 from kubelab.cni.bridge import host_veth_name
 from kubelab.cni.spec import CniError
 from kubelab.controllers.events import EventRecorder
+from kubelab import podfields
 from kubelab.timestamps import format_time
 
 from . import containers as ctr
@@ -182,8 +183,13 @@ class PodWorker:
                                        field_value=self.field_value, resource=self.resource_value)
         self.volumes_ready = False
         self.volume_error = ""
+        self.env_objects: dict[tuple[str, str], dict | None] = {}
 
     def start(self) -> None:
+        if not self.containers and not self.gone:
+            # a new pod: say what in its spec is not run (the API server warned its author too)
+            for text in podfields.warnings(self.pod.get("spec"), "spec"):
+                self.event("Warning", "FieldIgnored", text)
         for c in self.containers.values():
             if c.running:
                 self.start_probes(c)
@@ -241,6 +247,23 @@ class PodWorker:
         mem = int(cap["memory"][:-2]) * 1024
         return volumes.resource_value(self.pod, ref, node_cpus=int(cap["cpu"]), node_memory=mem,
                                       default_container=container)
+
+    async def load_env_objects(self) -> None:
+        """The ConfigMaps and Secrets the containers about to start read (env, envFrom)."""
+        want: set[tuple[str, str]] = set()
+        for cs in self.init_specs + self.spec_containers:
+            c = self.containers.get(cs["name"])
+            if c is None or not c.running:
+                want |= ctr.env_sources(cs)
+        ns = self.pod["metadata"].get("namespace", "default")
+        objs: dict[tuple[str, str], dict | None] = {}
+        for res, name in want:
+            try:
+                objs[(res, name)] = await self.fetch_object(res, ns, name)
+            except ApiError as e:
+                log.warning("pod %s: reading %s %s: %s", self.key, res, name, e)
+                objs[(res, name)] = None
+        self.env_objects = objs
 
     async def ensure_volumes(self) -> bool:
         """Every volume prepared (True), or a FailedMount event and a retry (False)."""
@@ -413,6 +436,7 @@ class PodWorker:
             await self.write_status()
             return False
         await self.volumes.resync(self.pod)
+        await self.load_env_objects()
         policy = (self.pod.get("spec") or {}).get("restartPolicy", "Always")
         init = self.init_state()
         if init == "running":  # init containers one at a time, in order; each must exit 0
@@ -493,12 +517,13 @@ class PodWorker:
             self.etc = sandbox.write_pod_files(self.dir, self.pod, sb.pod_ip, self.agent.cfg.dns)
             if satoken.existing(self.dir):
                 self.etc["serviceaccount"] = satoken.existing(self.dir)
-        env = ctr.container_env(self.pod, cs, pod_ip=sb.pod_ip, host_ip=self.agent.cfg.node_ip,
-                                hostname=sandbox.pod_hostname(self.pod))
         if c.state == "terminated" or c.reason == "CrashLoopBackOff":
             c.restart_count += 1
         c.image = cs.get("image", "")
         try:
+            env = ctr.container_env(self.pod, cs, pod_ip=sb.pod_ip, host_ip=self.agent.cfg.node_ip,
+                                    hostname=sandbox.pod_hostname(self.pod), objects=self.env_objects,
+                                    resource=self.resource_value)
             mounts = volumes.container_mounts(cs, self.volumes.prepared, lambda t: ctr.expand(t, env))
             ctr.start(c, cs, pod=self.pod, pod_dir=self.dir, netns=sb.netns, pause_pid=sb.pause_pid,
                       etc=self.etc, env=env, hide=self.agent.cfg.hide_paths, mounts=tuple(mounts))
@@ -605,8 +630,10 @@ class PodWorker:
             return
         c.stopping = True
         self.stop_probes(c.name)
-        ctr.signal_container(c, signal.SIGTERM)
         deadline = time.monotonic() + grace
+        while ctr.in_setup(c) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)   # a SIGTERM now would be lost (see ctr.in_setup)
+        ctr.signal_container(c, signal.SIGTERM)
         while procs.alive(c.wrapper_pid, c.wrapper_start):
             if time.monotonic() >= deadline:
                 ctr.signal_container(c, signal.SIGKILL)

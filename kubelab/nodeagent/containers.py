@@ -74,10 +74,49 @@ def field_ref(pod: dict, path: str, *, pod_ip: str | None, host_ip: str | None) 
     }.get(path, "")
 
 
+def env_sources(container: dict) -> set[tuple[str, str]]:
+    """The (resource, name) pairs a container's env and envFrom read."""
+    out: set[tuple[str, str]] = set()
+    for e in container.get("envFrom") or []:
+        if e.get("configMapRef"):
+            out.add(("configmaps", e["configMapRef"].get("name", "")))
+        if e.get("secretRef"):
+            out.add(("secrets", e["secretRef"].get("name", "")))
+    for e in container.get("env") or []:
+        vf = e.get("valueFrom") or {}
+        if vf.get("configMapKeyRef"):
+            out.add(("configmaps", vf["configMapKeyRef"].get("name", "")))
+        if vf.get("secretKeyRef"):
+            out.add(("secrets", vf["secretKeyRef"].get("name", "")))
+    return out
+
+
+_ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+
+
+def _object_data(resource: str, obj: dict) -> dict[str, str]:
+    import base64
+    if resource == "configmaps":
+        return {k: str(v) for k, v in (obj.get("data") or {}).items()}
+    out = {}
+    for k, v in (obj.get("data") or {}).items():
+        try:
+            out[k] = base64.b64decode(v).decode("utf-8", "replace")
+        except ValueError:
+            out[k] = ""
+    return out
+
+
 def container_env(pod: dict, container: dict, *, pod_ip: str | None, host_ip: str | None,
-                  hostname: str) -> dict[str, str]:
-    """The process environment: the runtime's defaults, the `kubernetes` Service variables,
-    then the container's `env` in order (later entries may refer to earlier ones)."""
+                  hostname: str, objects: dict[tuple[str, str], dict | None] | None = None,
+                  resource=None) -> dict[str, str]:
+    """The process environment, in the kubelet's order: the runtime's defaults and the
+    `kubernetes` Service variables, then `envFrom` (with `prefix`), then `env` in order (later
+    entries may refer to earlier ones with `$(VAR)`). `objects` holds the ConfigMaps and
+    Secrets read (None: not found). A missing object or key that is not optional raises
+    ConfigError with the kubelet's message: the container never starts without it."""
+    objects = objects or {}
+    ns = (pod.get("metadata") or {}).get("namespace", "default")
     env = {"PATH": DEFAULT_PATH, "HOME": "/root", "HOSTNAME": hostname,
            "KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443",
            "KUBERNETES_SERVICE_PORT_HTTPS": "443", "KUBERNETES_PORT": "tcp://10.96.0.1:443",
@@ -85,17 +124,49 @@ def container_env(pod: dict, container: dict, *, pod_ip: str | None, host_ip: st
            "KUBERNETES_PORT_443_TCP_PORT": "443", "KUBERNETES_PORT_443_TCP_ADDR": "10.96.0.1"}
     if container.get("tty"):
         env["TERM"] = "xterm"
+    kinds = {"configmaps": ("configmap", "ConfigMap"), "secrets": ("secret", "Secret")}
+    for e in container.get("envFrom") or []:
+        for ref_key, res in (("configMapRef", "configmaps"), ("secretRef", "secrets")):
+            ref = e.get(ref_key)
+            if not ref:
+                continue
+            obj = objects.get((res, ref.get("name", "")))
+            if obj is None:
+                if ref.get("optional"):
+                    continue
+                raise ConfigError(f'{kinds[res][0]} "{ref.get("name", "")}" not found')
+            for k, v in _object_data(res, obj).items():
+                name = (e.get("prefix") or "") + k
+                if _ENV_NAME.match(name):   # upstream skips invalid names (with an event)
+                    env[name] = v
     for e in container.get("env") or []:
         name = e.get("name")
         if not name:
             continue
-        if "value" in e:
+        vf = e.get("valueFrom") or {}
+        if "value" in e or not vf:
             env[name] = expand(str(e.get("value") or ""), env)
-        elif (e.get("valueFrom") or {}).get("fieldRef"):
-            env[name] = field_ref(pod, e["valueFrom"]["fieldRef"].get("fieldPath", ""),
-                                  pod_ip=pod_ip, host_ip=host_ip)
+        elif vf.get("fieldRef"):
+            env[name] = field_ref(pod, vf["fieldRef"].get("fieldPath", ""), pod_ip=pod_ip, host_ip=host_ip)
+        elif vf.get("resourceFieldRef"):
+            env[name] = resource(vf["resourceFieldRef"], container.get("name", "")) if resource else ""
         else:
-            env.setdefault(name, "")
+            for ref_key, res in (("configMapKeyRef", "configmaps"), ("secretKeyRef", "secrets")):
+                ref = vf.get(ref_key)
+                if not ref:
+                    continue
+                obj_name, key = ref.get("name", ""), ref.get("key", "")
+                obj = objects.get((res, obj_name))
+                if obj is None:
+                    if ref.get("optional"):
+                        break
+                    raise ConfigError(f'{kinds[res][0]} "{obj_name}" not found')
+                data = _object_data(res, obj)
+                if key not in data:
+                    if ref.get("optional"):
+                        break
+                    raise ConfigError(f"couldn't find key {key} in {kinds[res][1]} {ns}/{obj_name}")
+                env[name] = data[key]
     return env
 
 
@@ -401,6 +472,20 @@ def poll_exit(c: Container, pod_dir: str) -> bool:
     c.ready = False
     c.init_pid = 0
     return True
+
+
+def in_setup(c: Container) -> bool:
+    """Whether the container's PID 1 is still building its root (rootfs, then setpriv): a
+    signal it does not handle would be dropped, so the agent waits for the command itself."""
+    pid = find_init(c)
+    if not pid:
+        return procs.alive(c.wrapper_pid, c.wrapper_start)
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().split(b"\0")
+    except OSError:
+        return False
+    return b"kubelab.nodeagent.rootfs" in argv or os.path.basename(argv[0]) == b"setpriv"
 
 
 def signal_container(c: Container, sig: int) -> bool:

@@ -164,3 +164,49 @@ def test_missing_configmap_keeps_the_pod_creating_until_it_exists(lab):
     lab.kubectl("create", "configmap", "later", "--from-literal=k=v")
     running(lab, "waits")
     assert lab.kubectl("exec", "waits", "--", "cat", "/v/k").stdout == "v"
+
+
+# ---- env (issue 15) ---------------------------------------------------------------------------
+
+def test_env_from_configmaps_and_secrets_and_a_missing_key(lab):
+    lab.kubectl("create", "configmap", "envcm", "--from-literal=LEVEL=debug")
+    lab.kubectl("create", "secret", "generic", "envsec", "--from-literal=PW=hunter2")
+    apply(lab, pod("envs", [{"name": "c", "image": "busybox", "command": ["sleep", "infinity"],
+                             "envFrom": [{"configMapRef": {"name": "envcm"}, "prefix": "APP_"}],
+                             "env": [{"name": "PW", "valueFrom": {"secretKeyRef": {"name": "envsec", "key": "PW"}}},
+                                     {"name": "MSG", "value": "level=$(APP_LEVEL)"},
+                                     {"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}]}]))
+    running(lab, "envs")
+    out = lab.kubectl("exec", "envs", "--", "sh", "-c", 'echo "$APP_LEVEL $PW $MSG $NODE"').stdout.split()
+    assert out[:3] == ["debug", "hunter2", "level=debug"] and out[3] == lab.plan.workers[0].name
+    # a key that does not exist: the container waits, never starts without it
+    apply(lab, pod("nokey", [{"name": "c", "image": "busybox", "command": ["sleep", "infinity"],
+                              "env": [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "envcm",
+                                                                                       "key": "MISSING"}}}]}]))
+    w = waiting_reason(lab, "nokey", "CreateContainerConfigError")
+    assert w["message"] == "couldn't find key MISSING in ConfigMap default/envcm"
+    assert "CreateContainerConfigError" in lab.kubectl("get", "pod", "nokey").stdout
+    run_kubectl(lab.kubeconfig, "patch", "configmap", "envcm", "-p", '{"data":{"MISSING":"here"}}')
+    running(lab, "nokey")
+    assert lab.kubectl("exec", "nokey", "--", "sh", "-c", "echo $X").stdout == "here\n"
+
+
+# ---- every field implemented, refused or warned (issue 15) -------------------------------------
+
+def test_unimplemented_fields_are_refused_or_warned(lab):
+    bad = pod("pvc", [{"name": "c", "image": "busybox", "volumeMounts": [{"name": "d", "mountPath": "/d"}]}],
+              volumes=[{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}])
+    p = run_kubectl(lab.kubeconfig, "apply", "-f", "-", input=json.dumps(bad), check=False)
+    assert p.returncode == 1 and "spec.volumes[0].persistentVolumeClaim: Forbidden: not supported by kubelab" \
+        in p.stderr, p.stderr
+    priv = pod("priv", [{"name": "c", "image": "busybox", "securityContext": {"privileged": True}}])
+    p = run_kubectl(lab.kubeconfig, "apply", "-f", "-", input=json.dumps(priv), check=False)
+    assert p.returncode == 1 and "spec.containers[0].securityContext.privileged: Forbidden" in p.stderr, p.stderr
+    assert "NotFound" in lab.kubectl("get", "pod", "pvc", check=False).stderr
+    hooks = pod("hooks", [{"name": "c", "image": "busybox", "command": ["sleep", "infinity"],
+                           "lifecycle": {"preStop": {"exec": {"command": ["true"]}}}}])
+    p = run_kubectl(lab.kubeconfig, "apply", "-f", "-", input=json.dumps(hooks))
+    assert "Warning: spec.containers[0].lifecycle: ignored by kubelab: postStart and preStop hooks" in p.stderr
+    running(lab, "hooks")
+    wait_until(lambda: "FieldIgnored" in lab.kubectl("describe", "pod", "hooks").stdout, timeout=30, interval=1,
+               what="a FieldIgnored event on the pod")
