@@ -132,7 +132,7 @@ def worker_specs(plan: LabPlan, node: NodePlan) -> list[ComponentSpec]:
     kc = component_kubeconfig(plan, f"node-{node.name}")
     d = pki_dir(plan)
     serving = ["--tls-cert-file", f"{d}/node-{node.name}.crt", "--tls-private-key-file", f"{d}/node-{node.name}.key",
-               "--client-ca-file", f"{d}/ca.crt"] if plan.tls else []
+               "--client-ca-file", f"{d}/ca.crt"] if plan.tls else ["--insecure"]
     agent = ComponentSpec(
         name="nodeagent", node=node.name, netns=node.netns, stage=NODE_STAGE,
         argv=(sys.executable, "-m", MODULES["nodeagent"], "--kubeconfig", kc, *serving, "--node-name", node.name,

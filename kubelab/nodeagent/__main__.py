@@ -47,6 +47,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tls-private-key-file", default=None, help="its private key (PEM)")
     p.add_argument("--client-ca-file", default=None, help="CA of the client certificates; only the API "
                    "server's kubelet client (or system:masters) may call logs/exec")
+    p.add_argument("--insecure", action="store_true",
+                   help="allow the logs/exec API over plain HTTP on a non-loopback --address (without TLS "
+                        "flags anyone who reaches the node could exec into its pods)")
     p.add_argument("--netns-prefix", default=None, help="pod netns name prefix (default '<node>-')")
     p.add_argument("--backoff-base", type=float, default=10.0, help="CrashLoopBackOff initial delay, seconds")
     p.add_argument("--lease-seconds", type=float, default=10.0, help="Lease renewal interval")
@@ -54,6 +57,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="a node path no container may see (repeatable; the lab passes its directory). "
                         "Always hidden: the root dir, the directories of --kubeconfig and the TLS files, "
                         "/root, /home, /etc/kubelab, /var/lib/kubelab, /var/lib/etcd ... (docs/security.md)")
+    p.add_argument("--container-log-max-size", default="10Mi", type=_size,
+                   help="rotate a container's log once it is over this size (as the kubelet; default 10Mi)")
+    p.add_argument("--container-log-max-files", default=5, type=int,
+                   help="log files kept per container, the current one included (default 5)")
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
     try:
@@ -64,7 +71,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.tls = tls.from_flags(args.tls_cert_file, args.tls_private_key_file, args.client_ca_file)
     except ValueError as e:
         p.error(str(e))
+    if args.tls is None and not args.insecure and not _loopback(args.address):
+        p.error(f"refusing to serve logs and exec over plain HTTP on {args.address}: give --tls-cert-file, "
+                "--tls-private-key-file and --client-ca-file, or --address 127.0.0.1, or --insecure")
     return args
+
+
+def _size(text: str) -> int:
+    m = __import__("re").fullmatch(r"(\d+)(Ki|Mi|Gi)?", text.strip())
+    if not m:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size like 10Mi")
+    return int(m.group(1)) * {None: 1, "Ki": 1024, "Mi": 1024 ** 2, "Gi": 1024 ** 3}[m.group(2)]
+
+
+def _loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return address == "localhost"
 
 
 def hidden_paths(args: argparse.Namespace, root: str) -> tuple[str, ...]:
@@ -89,6 +113,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
                   cluster_cidr=args.cluster_cidr or None, backoff_base=args.backoff_base,
                   lease_seconds=args.lease_seconds, tls=getattr(args, "tls", None),
                   hide_paths=hidden_paths(args, root),
+                  container_log_max_size=args.container_log_max_size,
+                  container_log_max_files=max(args.container_log_max_files, 2),
                   dns=DnsSettings(cluster_dns=args.cluster_dns, cluster_domain=args.cluster_domain,
                                   node_resolv=args.resolv_conf))
 

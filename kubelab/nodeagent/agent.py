@@ -59,6 +59,8 @@ class Config:
     serve: bool = True
     tls: object | None = None  # tls.ServingTLS: the API on 10250 over HTTPS with client certificates
     hide_paths: tuple[str, ...] = ()  # node paths no container sees (besides rootfs.DEFAULT_HIDE)
+    container_log_max_size: int = 10 * 1024 * 1024   # the kubelet's containerLogMaxSize (10Mi)
+    container_log_max_files: int = 5                 # containerLogMaxFiles
 
     @property
     def pods_dir(self) -> str:
@@ -907,9 +909,25 @@ class NodeAgent:
         except Exception as e:
             log.warning("veth GC: %s", e)
 
+    def rotate_logs(self) -> None:
+        cfg = self.cfg
+        for w in list(self.workers.values()):
+            for c in list(w.containers.values()):
+                if c.running:
+                    try:
+                        ctr.rotate_log(ctr.log_path(w.dir, c.name, c.restart_count),
+                                       max_size=cfg.container_log_max_size, max_files=cfg.container_log_max_files)
+                    except OSError as e:
+                        log.warning("pod %s: rotating the log of %s: %s", w.key, c.name, e)
+
     async def poll_loop(self) -> None:
-        """One loop notices every container exit (children or re-adopted alike)."""
+        """One loop notices every container exit (children or re-adopted alike) and, every
+        few seconds, rotates the logs that outgrew containerLogMaxSize."""
+        ticks = 0
         while True:
+            ticks += 1
+            if ticks % 30 == 0:
+                self.rotate_logs()
             ctr.reap()
             sandbox.reap_children()
             for w in list(self.workers.values()):

@@ -4,7 +4,7 @@ A container is this chain of processes (all from util-linux and sh, nothing to c
 
     sh -c '"$@"; echo $? > EXIT'                 records the exit code, so a restarted agent
       nsenter --net=NETNS --uts --ipc            that is not its parent still learns it
-        unshare --mount --pid --fork --kill-child
+        kubelab-init (perl: unshare --mount --pid --fork --kill-child, 128+signal)
           python -I -m kubelab.nodeagent.rootfs SPEC -- setpriv ... -- COMMAND
                                                  → the command, PID 1 of its own PID namespace
 
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import re
 import signal
 import subprocess
@@ -36,6 +37,22 @@ from .podstatus import ContainerView
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 RECORD_SCRIPT = 'f=$1; shift; "$@"; echo $? > "$f"'
+# `unshare --mount --pid --fork --kill-child`, except that a PID 1 killed by a signal is
+# reported as 128+signal (util-linux 2.38's unshare fails to re-raise it and exits 1, so a
+# SIGKILLed container would show exit code 1 instead of 137). Perl: the pause's language.
+FORK_SCRIPT = r"""
+$0 = "kubelab-init";
+syscall($ARGV[0], 0x20020000) == 0 or die "kubelab: unshare: $!\n";   # CLONE_NEWNS | CLONE_NEWPID
+my $pid = fork() // die "kubelab: fork: $!\n";
+if ($pid == 0) {
+    syscall($ARGV[1], 1, 9);                          # PR_SET_PDEATHSIG SIGKILL (--kill-child)
+    exec { $ARGV[2] } @ARGV[2 .. $#ARGV] or die "kubelab: exec: $!\n";
+}
+$SIG{$_} = "IGNORE" for qw(INT TERM HUP QUIT);
+waitpid($pid, 0);
+exit(($? & 127) ? 128 + ($? & 127) : $? >> 8);
+"""
+SYSCALLS = {"x86_64": (272, 157), "aarch64": (97, 167)}   # (unshare, prctl)
 # the pod's service-account files (see satoken), bound read-only where client-go looks
 SA_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 NGINX_PREFIX = "/run/nginx"   # inside the container: the pod's nginx dir is bound there
@@ -349,6 +366,32 @@ def log_path(pod_dir: str, name: str, restart_count: int) -> str:
     return os.path.join(pod_dir, "logs", name, f"{restart_count}.log")
 
 
+def rotate_log(path: str, *, max_size: int, max_files: int) -> bool:
+    """The kubelet's containerLogMaxSize/containerLogMaxFiles: once the attempt's log is over
+    `max_size`, it is copied to `<path>.1` (older copies shift to .2 …, at most `max_files`
+    files in all) and emptied in place. The container keeps its O_APPEND descriptor, so it
+    simply writes at the start of the emptied file (copy-and-truncate: what arrives between
+    the copy and the truncation is lost, a few bytes at most)."""
+    try:
+        if os.path.getsize(path) <= max_size:
+            return False
+    except OSError:
+        return False
+    keep = max(max_files - 1, 1)
+    for k in range(keep, 0, -1):
+        src = f"{path}.{k}"
+        if os.path.exists(src):
+            if k >= keep:
+                os.unlink(src)
+            else:
+                os.replace(src, f"{path}.{k + 1}")
+    import shutil
+    with open(path, "rb") as fin, open(f"{path}.1", "wb") as fout:
+        shutil.copyfileobj(fin, fout, 1 << 16)
+    os.truncate(path, 0)
+    return True
+
+
 def exit_path(pod_dir: str, name: str) -> str:
     return os.path.join(pod_dir, "containers", f"{name}.exit")
 
@@ -399,7 +442,8 @@ def start(c: Container, spec: dict, *, pod: dict, pod_dir: str, netns: str, paus
         # the pod's PID namespace: the pause is PID 1 there and reaps every orphan
         isolate = [*enter, f"--pid=/proc/{pause_pid}/ns/pid", "--", "unshare", "--mount", "--"]
     else:
-        isolate = [*enter, "--", "unshare", "--mount", "--pid", "--fork", "--kill-child", "--"]
+        nr_unshare, nr_prctl = SYSCALLS[platform.machine()]
+        isolate = [*enter, "--", "perl", "-e", FORK_SCRIPT, str(nr_unshare), str(nr_prctl)]
     root = os.path.join(pod_dir, "rootfs", c.name)
     os.makedirs(root, exist_ok=True)
     env_file = os.path.join(pod_dir, "containers", f"{c.name}.env")
@@ -491,9 +535,9 @@ def in_setup(c: Container) -> bool:
 def signal_container(c: Container, sig: int) -> bool:
     """Signal the container's PID 1 (never the host's: its pid is a host pid > 1 we started).
 
-    SIGKILL goes first to the `unshare` parent, whose --kill-child then takes PID 1 down:
-    killed that way the recorder sees 137, whereas unshare reports a PID 1 killed under it
-    as exit 1 (util-linux fails to re-raise the signal)."""
+    SIGKILL goes first to PID 1's parent (kubelab-init, or nsenter with a shared PID
+    namespace), whose death takes PID 1 down (PDEATHSIG): the recorder then sees 137 from
+    the parent itself, whatever that parent makes of its child's signal."""
     sent = False
     if sig == signal.SIGKILL:
         for u in procs.children(c.wrapper_pid):

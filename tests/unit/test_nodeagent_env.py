@@ -3,6 +3,7 @@ $(VAR) expansion, valueFrom (configMapKeyRef, secretKeyRef, fieldRef, resourceFi
 the kubelet's refusals for what is missing."""
 
 import base64
+import os
 
 import pytest
 
@@ -89,3 +90,37 @@ def test_projections():
     assert volumes.project_secret({"secretName": "sec"}, SEC, 0o400) == {"PW": (b"s3cret", 0o400)}
     assert volumes.labels_text({"b": "2", "a": "1"}) == 'a="1"\nb="2"'
     assert volumes.validate_subpath("../x") and volumes.validate_subpath("/x") and not volumes.validate_subpath("a/b")
+
+
+def test_log_rotation_keeps_at_most_max_files(tmp_path):
+    p = str(tmp_path / "0.log")
+    for i in range(7):
+        with open(p, "ab") as f:
+            f.write(str(i).encode() * 20)
+        assert ctr.rotate_log(p, max_size=10, max_files=3)
+    assert sorted(os.listdir(tmp_path)) == ["0.log", "0.log.1", "0.log.2"]
+    assert open(p, "rb").read() == b"" and open(p + ".1").read() == "6" * 20 and open(p + ".2").read() == "5" * 20
+    assert not ctr.rotate_log(p, max_size=10, max_files=3)
+
+
+async def _collect(gen):
+    return b"".join([c async for c in gen])
+
+
+def test_tail_reads_backwards_in_chunks(tmp_path):
+    import asyncio
+    from kubelab.nodeagent import server
+    p = tmp_path / "log"
+    lines = [f"line {i}\n".encode() for i in range(5000)]
+    p.write_bytes(b"".join(lines))
+    with open(p, "rb") as f:
+        assert server.tail_offset(f, 3, chunk=7) == len(b"".join(lines[:-3]))
+        assert server.tail_offset(f, 0) == len(b"".join(lines)) and server.tail_offset(f, None) == 0
+        assert server.tail_offset(f, 10 ** 6, chunk=64) == 0
+    out = asyncio.run(_collect(server.follow_file(str(p), tail=2, follow=False, limit=None, running=lambda: False)))
+    assert out == b"line 4998\nline 4999\n"
+    out = asyncio.run(_collect(server.follow_file(str(p), tail=None, follow=False, limit=10, running=lambda: False)))
+    assert out == b"line 0\nlin"
+    p.write_bytes(b"a\nb")   # no final newline: the last line still counts
+    with open(p, "rb") as f:
+        assert server.tail_offset(f, 1) == 2
