@@ -635,8 +635,15 @@ class PodWorker:
         deadline = time.monotonic() + grace
         while ctr.in_setup(c) and time.monotonic() < deadline:
             await asyncio.sleep(0.02)   # a SIGTERM now would be lost (see ctr.in_setup)
+        delivered = ctr.handles(c, signal.SIGTERM)
         ctr.signal_container(c, signal.SIGTERM)
+        # a command that just started may install its SIGTERM handler a moment later: the
+        # signal sent before was dropped (PID 1), so it is sent once more when the handler appears
+        watch_until = time.monotonic() + 2.0
         while procs.alive(c.wrapper_pid, c.wrapper_start):
+            if not delivered and time.monotonic() < watch_until and ctr.handles(c, signal.SIGTERM):
+                delivered = True
+                ctr.signal_container(c, signal.SIGTERM)
             if time.monotonic() >= deadline:
                 ctr.signal_container(c, signal.SIGKILL)
                 deadline = time.monotonic() + 5.0

@@ -532,6 +532,20 @@ def in_setup(c: Container) -> bool:
     return b"kubelab.nodeagent.rootfs" in argv or os.path.basename(argv[0]) == b"setpriv"
 
 
+def handles(c: Container, sig: int) -> bool:
+    """Whether the container's PID 1 has a handler for `sig` (SigCgt): as PID 1 of its
+    namespace, a signal it does not handle is dropped, not delivered."""
+    pid = find_init(c)
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("SigCgt:"):
+                    return bool(int(line.split()[1], 16) >> (sig - 1) & 1)
+    except (OSError, ValueError):
+        pass
+    return False
+
+
 def signal_container(c: Container, sig: int) -> bool:
     """Signal the container's PID 1 (never the host's: its pid is a host pid > 1 we started).
 
