@@ -210,3 +210,26 @@ def test_unimplemented_fields_are_refused_or_warned(lab):
     running(lab, "hooks")
     wait_until(lambda: "FieldIgnored" in lab.kubectl("describe", "pod", "hooks").stdout, timeout=30, interval=1,
                what="a FieldIgnored event on the pod")
+
+
+# ---- lifecycle details (issue 15) --------------------------------------------------------------
+
+def test_restart_policies_exit_codes_and_working_dir(lab):
+    lab.kubectl("run", "fails", "--image=busybox", "--restart=Never", "--command", "--", "sh", "-c", "exit 3")
+    lab.kubectl("run", "works", "--image=busybox", "--restart=OnFailure", "--command", "--", "sh", "-c", "pwd")
+    p = phase(lab, "fails", "Failed")
+    assert p["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 3
+    phase(lab, "works", "Succeeded")
+    assert lab.kubectl("logs", "works").stdout == "/\n"
+    apply(lab, pod("wd", [{"name": "c", "image": "busybox", "workingDir": "/srv/app/here",
+                           "command": ["sh", "-c", "pwd; sleep infinity"],
+                           "livenessProbe": {"exec": {"command": ["false"]}, "periodSeconds": 1,
+                                             "failureThreshold": 1}}]))
+
+    def killed():
+        cs = ((get_pod(lab, "wd").get("status") or {}).get("containerStatuses") or [{}])[0]
+        return cs.get("lastState", {}).get("terminated")
+    t = wait_until(killed, timeout=60, interval=0.5, what="the liveness probe kills the container")
+    assert t["exitCode"] == 137, t   # sleep as PID 1 ignores SIGTERM: SIGKILLed after the grace period
+    assert lab.kubectl("logs", "wd", "--previous").stdout == "/srv/app/here\n"
+    assert not os.path.exists("/srv/app/here")
