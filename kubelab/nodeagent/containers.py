@@ -5,7 +5,7 @@ A container is this chain of processes (all from util-linux and sh, nothing to c
     sh -c '"$@"; echo $? > EXIT'                 records the exit code, so a restarted agent
       nsenter --net=NETNS --uts --ipc            that is not its parent still learns it
         kubelab-init (perl: unshare --mount --pid --fork --kill-child, 128+signal)
-          python -I -m kubelab.nodeagent.rootfs SPEC -- setpriv ... -- COMMAND
+          python -I -S -c ROOTFS_BOOT SPEC -- setpriv ... -- COMMAND
                                                  → the command, PID 1 of its own PID namespace
 
 so the container has the pod's network/UTS/IPC namespaces, its own PID namespace (a `kill 1`
@@ -57,6 +57,10 @@ SYSCALLS = {"x86_64": (272, 157), "aarch64": (97, 167)}   # (unshare, prctl)
 SA_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 NGINX_PREFIX = "/run/nginx"   # inside the container: the pod's nginx dir is bound there
 KUBELAB_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# the container's first process: isolated (-I: no PYTHON* variables), without `site` (-S:
+# its .pth files cost more than the rest of the start-up); kubelab found by its own path
+ROOTFS_BOOT = (f"import sys; sys.path.insert(0, {os.path.dirname(KUBELAB_PACKAGE)!r}); "
+               "from kubelab.nodeagent.rootfs import main; sys.exit(main(sys.argv[1:]))")
 # what the catalogue's Python images (agnhost, kubelab/dns) need, even below a hidden path
 # (a venv and its interpreter under /root): the interpreter, its prefixes, this package
 PYTHON_PATHS = tuple(dict.fromkeys((sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable)),
@@ -461,7 +465,7 @@ def start(c: Container, spec: dict, *, pod: dict, pod_dir: str, netns: str, paus
                          env_file=env_file)
     c.setpriv = privs.setpriv()
     cmd = ["sh", "-c", RECORD_SCRIPT, "kubelab-container", ep, *isolate,
-           sys.executable, "-I", "-m", "kubelab.nodeagent.rootfs", rs.to_json(), "--", *c.setpriv, *argv]
+           sys.executable, "-I", "-S", "-c", ROOTFS_BOOT, rs.to_json(), "--", *c.setpriv, *argv]
     fd = os.open(lp, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     try:
         p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=fd, stderr=fd,
@@ -529,7 +533,7 @@ def in_setup(c: Container) -> bool:
             argv = f.read().split(b"\0")
     except OSError:
         return False
-    return b"kubelab.nodeagent.rootfs" in argv or os.path.basename(argv[0]) == b"setpriv"
+    return any(b"kubelab.nodeagent.rootfs" in a for a in argv) or os.path.basename(argv[0]) == b"setpriv"
 
 
 def handles(c: Container, sig: int) -> bool:
