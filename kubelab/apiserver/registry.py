@@ -259,6 +259,8 @@ class Registry:
         if "spec" in obj or rt.plural in ("deployments", "replicasets", "pods", "services"):
             meta["generation"] = 1
         self._validate(rt, obj)
+        if warnings is not None:
+            warnings.extend(self._validation.pod_field_warnings(obj))
         if self.rbac_write_check is not None and rt.plural in _RBAC_WRITES:
             await self.rbac_write_check(rt, obj, None)
         if self.admission_check is not None:

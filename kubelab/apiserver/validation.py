@@ -18,7 +18,7 @@ import ipaddress
 import json
 import re
 
-from kubelab import quantity
+from kubelab import podfields, quantity
 from kubelab.labels import selector_matches
 from kubelab.resources import ResourceType
 
@@ -519,6 +519,34 @@ def validate_pod_spec(errs: Causes, spec, path: str = "spec") -> None:
         if op == "Exists" and t.get("value"):
             errs.invalid(f"{tp}.operator", t["value"], "value must be empty when `operator` is 'Exists'")
         errs.enum(f"{tp}.effect", t.get("effect"), TAINT_EFFECTS, required=False)
+    validate_pod_fields(errs, spec, path)
+
+
+def validate_pod_fields(errs: Causes, spec: dict, path: str) -> None:
+    """The fields kubelab's node agent cannot run and upstream would: a 422 naming each
+    (kubelab/podfields.py has the table; the warned ones are in `pod_field_warnings`)."""
+    for how, field_path, note in podfields.check(spec, path):
+        if how == podfields.REFUSED:
+            errs.forbidden(field_path, f"not supported by kubelab: {note}")
+
+
+def _pod_spec_path(obj: dict) -> tuple[object, str]:
+    spec = _dict(obj.get("spec"))
+    kind = obj.get("kind")
+    if kind == "Pod":
+        return spec, "spec"
+    if kind == "CronJob":
+        tpl = _dict(_dict(_dict(spec.get("jobTemplate")).get("spec")).get("template"))
+        return tpl.get("spec"), "spec.jobTemplate.spec.template.spec"
+    if isinstance(spec.get("template"), dict):
+        return spec["template"].get("spec"), "spec.template.spec"
+    return None, ""
+
+
+def pod_field_warnings(obj: dict) -> list[str]:
+    """`Warning:` headers for the fields of a pod (or a pod template) kubelab ignores."""
+    spec, path = _pod_spec_path(obj)
+    return podfields.warnings(spec, path) if isinstance(spec, dict) else []
 
 
 # --- per kind -----------------------------------------------------------------------------------

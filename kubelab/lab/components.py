@@ -156,7 +156,7 @@ def worker_specs(plan: LabPlan, node: NodePlan) -> list[ComponentSpec]:
     kc = component_kubeconfig(plan, f"node-{node.name}")
     d = pki_dir(plan)
     serving = ["--tls-cert-file", f"{d}/node-{node.name}.crt", "--tls-private-key-file", f"{d}/node-{node.name}.key",
-               "--client-ca-file", f"{d}/ca.crt"] if plan.tls else []
+               "--client-ca-file", f"{d}/ca.crt"] if plan.tls else ["--insecure"]
     agent = ComponentSpec(
         name="nodeagent", node=node.name, netns=node.netns, stage=NODE_STAGE,
         argv=(sys.executable, "-m", MODULES["nodeagent"], "--kubeconfig", kc, *serving, "--node-name", node.name,
@@ -165,7 +165,9 @@ def worker_specs(plan: LabPlan, node: NodePlan) -> list[ComponentSpec]:
               # pod namespaces carry the lab's name too: kl-<lab>-<node>-<pod uid>
               "--netns-prefix", f"{node.netns}-",
               # dnsPolicy Default must not reach the machine's real resolvers
-              "--resolv-conf", node_resolv_conf(plan, node), VERBOSITY),
+              "--resolv-conf", node_resolv_conf(plan, node),
+              # no container sees the lab's directory (PKI, kubeconfigs, etcd, every node's state)
+              "--hide-path", plan.root_dir, VERBOSITY),
         health=f"{_scheme(plan)}://{node.ip}:10250/healthz")
     return [agent, proxy_spec(plan, node), netpol_spec(plan, node)]
 

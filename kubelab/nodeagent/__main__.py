@@ -16,7 +16,7 @@ import os
 import signal
 import sys
 
-from kubelab import flags
+from kubelab import flags, quantity
 from kubelab.client import KubeconfigError, add_connection_args, connect
 
 from . import tls
@@ -49,9 +49,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tls-private-key-file", default=None, help="its private key (PEM)")
     p.add_argument("--client-ca-file", default=None, help="CA of the client certificates; only the API "
                    "server's kubelet client (or system:masters) may call logs/exec")
+    p.add_argument("--insecure", action="store_true",
+                   help="allow the logs/exec API over plain HTTP on a non-loopback --address (without TLS "
+                        "flags anyone who reaches the node could exec into its pods)")
     p.add_argument("--netns-prefix", default=None, help="pod netns name prefix (default '<node>-')")
     p.add_argument("--backoff-base", type=float, default=10.0, help="CrashLoopBackOff initial delay, seconds")
     p.add_argument("--lease-seconds", type=float, default=10.0, help="Lease renewal interval")
+    p.add_argument("--hide-path", action="append", default=[], metavar="PATH",
+                   help="a node path no container may see (repeatable; the lab passes its directory). "
+                        "Always hidden: the root dir, the directories of --kubeconfig and the TLS files, "
+                        "/root, /home, /etc/kubelab, /var/lib/kubelab, /var/lib/etcd ... (docs/security.md)")
+    p.add_argument("--container-log-max-size", default="10Mi", type=_size,
+                   help="rotate a container's log once it is over this size (as the kubelet; default 10Mi)")
+    p.add_argument("--container-log-max-files", default=5, type=int,
+                   help="log files kept per container, the current one included (default 5)")
     flags.add_verbosity_flag(p, extra=("--verbose",))
     args = flags.parse_args(p, argv, "kubelet")
     try:
@@ -62,7 +73,40 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.tls = tls.from_flags(args.tls_cert_file, args.tls_private_key_file, args.client_ca_file)
     except ValueError as e:
         p.error(str(e))
+    if args.tls is None and not args.insecure and not _loopback(args.address):
+        p.error(f"refusing to serve logs and exec over plain HTTP on {args.address}: give --tls-cert-file, "
+                "--tls-private-key-file and --client-ca-file, or --address 127.0.0.1, or --insecure")
     return args
+
+
+def _size(text: str) -> int:
+    """A byte size as the kubelet's flag takes it: a resource quantity (`10Mi`, `1G`, `512Ki`)."""
+    try:
+        size = quantity.value(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size like 10Mi") from None
+    if size <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: the size must be positive")
+    return size
+
+
+def _loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return address == "localhost"
+
+
+def hidden_paths(args: argparse.Namespace, root: str) -> tuple[str, ...]:
+    """What containers must not see: the given paths, the agent's state, the directories of
+    every credential it was handed (kubeconfig, serving certificate, client CA)."""
+    paths = [os.path.abspath(p) for p in getattr(args, "hide_path", None) or []]
+    paths.append(os.path.abspath(root))
+    for f in (getattr(args, "kubeconfig", None), args.tls_cert_file, args.tls_private_key_file,
+              args.client_ca_file):
+        if f:
+            paths.append(os.path.dirname(os.path.abspath(f)))
+    return tuple(dict.fromkeys(p for p in paths if p != "/"))
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
@@ -74,6 +118,9 @@ def config_from_args(args: argparse.Namespace) -> Config:
                   netns_prefix=args.netns_prefix if args.netns_prefix is not None else f"{args.node_name}-",
                   cluster_cidr=args.cluster_cidr or None, backoff_base=args.backoff_base,
                   lease_seconds=args.lease_seconds, tls=getattr(args, "tls", None),
+                  hide_paths=hidden_paths(args, root),
+                  container_log_max_size=args.container_log_max_size,
+                  container_log_max_files=max(args.container_log_max_files, 2),
                   dns=DnsSettings(cluster_dns=args.cluster_dns, cluster_domain=args.cluster_domain,
                                   node_resolv=args.resolv_conf))
 

@@ -26,10 +26,11 @@ from kubelab.client import AlreadyExists, ApiClient, ApiError, Conflict, Informe
 from kubelab.cni.bridge import host_veth_name
 from kubelab.cni.spec import CniError
 from kubelab.controllers.events import EventRecorder
+from kubelab import podfields
 from kubelab.timestamps import format_micro_time, format_time
 
 from . import containers as ctr
-from . import images, podstatus, procs, routes, sandbox, satoken
+from . import images, podstatus, procs, routes, sandbox, satoken, volumes
 from .probes import ProbeWorker, probe_once
 from .sandbox import CniSettings, DnsSettings, Sandbox
 
@@ -57,6 +58,9 @@ class Config:
     pod_cidr_from_node: bool = True
     serve: bool = True
     tls: object | None = None  # tls.ServingTLS: the API on 10250 over HTTPS with client certificates
+    hide_paths: tuple[str, ...] = ()  # node paths no container sees (besides rootfs.DEFAULT_HIDE)
+    container_log_max_size: int = 10 * 1024 * 1024   # the kubelet's containerLogMaxSize (10Mi)
+    container_log_max_files: int = 5                 # containerLogMaxFiles
 
     @property
     def pods_dir(self) -> str:
@@ -172,8 +176,17 @@ class PodWorker:
         self.token_check_at = 0.0 if sb is not None else time.time() + satoken.CHECK_INTERVAL
         self.wake = asyncio.Event()
         self.task: asyncio.Task | None = None
+        self.volumes = volumes.Volumes(self.dir, fetch=self.fetch_object, token=self.volume_token,
+                                       field_value=self.field_value, resource=self.resource_value)
+        self.volumes_ready = False
+        self.volume_error = ""
+        self.env_objects: dict[tuple[str, str], dict | None] = {}
 
     def start(self) -> None:
+        if not self.containers and not self.gone:
+            # a new pod: say what in its spec is not run (the API server warned its author too)
+            for text in podfields.warnings(self.pod.get("spec"), "spec"):
+                self.event("Warning", "FieldIgnored", text)
         for c in self.containers.values():
             if c.running:
                 self.start_probes(c)
@@ -191,6 +204,79 @@ class PodWorker:
     def deleted(self) -> None:
         self.gone = True
         self.wake.set()
+
+    # ---- what volumes and env read from the API ---------------------------------------------
+
+    async def fetch_object(self, resource: str, namespace: str, name: str) -> dict | None:
+        try:
+            return await self.agent.client.get(resource, name, namespace=namespace)
+        except NotFound:
+            return None
+
+    async def volume_token(self, src: dict) -> tuple[str, float]:
+        """A projected serviceAccountToken: a TokenRequest for the source's audience, bound to the pod."""
+        meta, spec = self.pod["metadata"], self.pod.get("spec") or {}
+        body = satoken.token_request(self.pod, expiration=int(src.get("expirationSeconds") or 3600))
+        if src.get("audience"):
+            body["spec"]["audiences"] = [src["audience"]]
+        client = self.agent.client
+        path = client.path("serviceaccounts", spec.get("serviceAccountName") or "default",
+                           namespace=meta.get("namespace", "default"), subresource="token")
+        try:
+            tr = await client.request("POST", path, json_body=body)
+        except ApiError as e:
+            raise volumes.VolumeError(f"failed to fetch token: {e}") from None
+        token = (tr.get("status") or {}).get("token")
+        if not isinstance(token, str):
+            raise volumes.VolumeError("failed to fetch token: no status.token")
+        exp = satoken.times_from_response(tr, requested=int(src.get("expirationSeconds") or 3600), now=time.time())[1]
+        return token, exp
+
+    def field_value(self, path: str) -> str:
+        meta = self.pod.get("metadata") or {}
+        if path in ("metadata.labels", "metadata.annotations"):
+            return volumes.labels_text(meta.get(path.split(".")[1]))
+        sb = self.sandbox
+        return ctr.field_ref(self.pod, path, pod_ip=sb.pod_ip if sb else self.last_ip, host_ip=self.agent.cfg.node_ip)
+
+    def resource_value(self, ref: dict, container: str = "") -> str:
+        cap = capacity(self.agent.cfg.root_dir)
+        mem = int(cap["memory"][:-2]) * 1024
+        return volumes.resource_value(self.pod, ref, node_cpus=int(cap["cpu"]), node_memory=mem,
+                                      default_container=container)
+
+    async def load_env_objects(self) -> None:
+        """The ConfigMaps and Secrets the containers about to start read (env, envFrom)."""
+        want: set[tuple[str, str]] = set()
+        for cs in self.init_specs + self.spec_containers:
+            c = self.containers.get(cs["name"])
+            if c is None or not c.running:
+                want |= ctr.env_sources(cs)
+        ns = self.pod["metadata"].get("namespace", "default")
+        objs: dict[tuple[str, str], dict | None] = {}
+        for res, name in want:
+            try:
+                objs[(res, name)] = await self.fetch_object(res, ns, name)
+            except ApiError as e:
+                log.warning("pod %s: reading %s %s: %s", self.key, res, name, e)
+                objs[(res, name)] = None
+        self.env_objects = objs
+
+    async def ensure_volumes(self) -> bool:
+        """Every volume prepared (True), or a FailedMount event and a retry (False)."""
+        if self.volumes_ready:
+            return True
+        try:
+            await self.volumes.prepare(self.pod)
+        except (volumes.VolumeError, OSError, ValueError, ApiError) as e:
+            msg = str(e)
+            if msg != self.volume_error:
+                self.event("Warning", "FailedMount", msg)
+            self.volume_error = msg
+            self.retry_at = time.time() + 2.0
+            return False
+        self.volumes_ready, self.volume_error = True, ""
+        return True
 
     @property
     def spec_containers(self) -> list[dict]:
@@ -246,7 +332,7 @@ class PodWorker:
             c.message = (f"back-off {delay:.0f}s restarting failed container={c.name} "
                          f"pod={meta['name']}_{meta.get('namespace')}({self.uid})")
             return
-        if c.reason == "ErrImagePull" and now < c.next_start:
+        if c.reason in ("ErrImagePull", ctr.ConfigError.reason) and now < c.next_start:
             return
         self.start_container(c, cs)
 
@@ -295,6 +381,8 @@ class PodWorker:
         times = [c.next_start for c in self.containers.values() if c.state != "running" and c.next_start > now]
         if self.retry_at > now:
             times.append(self.retry_at)
+        if self.volumes_ready and self.volumes.next_sync > now and not self.finished():
+            times.append(self.volumes.next_sync)
         return max(0.05, min(times) - now) if times else 30.0
 
     async def sync(self) -> bool:
@@ -337,6 +425,15 @@ class PodWorker:
                     c.state, c.reason, c.message = "waiting", "ContainerCreating", self.error
                 await self.write_status()
                 return False
+        if not await self.ensure_volumes():
+            for cs in self.init_specs + self.spec_containers:
+                c = self.containers.setdefault(cs["name"], ctr.Container(cs["name"], cs.get("image", "")))
+                if not c.running and c.state != "terminated":
+                    c.state, c.reason, c.message = "waiting", "ContainerCreating", ""
+            await self.write_status()
+            return False
+        await self.volumes.resync(self.pod)
+        await self.load_env_objects()
         policy = (self.pod.get("spec") or {}).get("restartPolicy", "Always")
         init = self.init_state()
         if init == "running":  # init containers one at a time, in order; each must exit 0
@@ -417,20 +514,39 @@ class PodWorker:
             self.etc = sandbox.write_pod_files(self.dir, self.pod, sb.pod_ip, self.agent.cfg.dns)
             if satoken.existing(self.dir):
                 self.etc["serviceaccount"] = satoken.existing(self.dir)
-        env = ctr.container_env(self.pod, cs, pod_ip=sb.pod_ip, host_ip=self.agent.cfg.node_ip,
-                                hostname=sandbox.pod_hostname(self.pod))
         if c.state == "terminated" or c.reason == "CrashLoopBackOff":
             c.restart_count += 1
         c.image = cs.get("image", "")
         try:
+            env = ctr.container_env(self.pod, cs, pod_ip=sb.pod_ip, host_ip=self.agent.cfg.node_ip,
+                                    hostname=sandbox.pod_hostname(self.pod), objects=self.env_objects,
+                                    resource=self.resource_value)
+            mounts = volumes.container_mounts(cs, self.volumes.prepared, lambda t: ctr.expand(t, env))
             ctr.start(c, cs, pod=self.pod, pod_dir=self.dir, netns=sb.netns, pause_pid=sb.pause_pid,
-                      etc=self.etc, env=env)
+                      etc=self.etc, env=env, hide=self.agent.cfg.hide_paths, mounts=tuple(mounts))
         except images.ImageError as e:
             if c.reason != "ErrImagePull":
                 self.event("Warning", "Failed", f'Failed to pull image "{cs.get("image", "")}": {e}')
             c.state, c.reason, c.message = "waiting", "ErrImagePull", str(e)
             c.next_start = time.time() + 5.0
             c.save(self.dir)
+            return
+        except volumes.VolumeError as e:
+            if c.message != str(e):
+                self.event("Warning", "Failed", f"Error: {e}")
+            c.state, c.reason, c.message = "waiting", "CreateContainerConfigError", str(e)
+            c.next_start = time.time() + 2.0
+            c.save(self.dir)
+            self.retry_at = c.next_start
+            return
+        except ctr.ConfigError as e:
+            # as the kubelet: the container waits (never starts without what it asked for)
+            if c.reason != ctr.ConfigError.reason or c.message != str(e):
+                self.event("Warning", "Failed", f"Error: {e}")
+            c.state, c.reason, c.message = "waiting", ctr.ConfigError.reason, str(e)
+            c.next_start = time.time() + 2.0
+            c.save(self.dir)
+            self.retry_at = c.next_start
             return
         except OSError as e:
             c.state, c.reason, c.message = "waiting", "CreateContainerError", str(e)
@@ -511,9 +627,18 @@ class PodWorker:
             return
         c.stopping = True
         self.stop_probes(c.name)
-        ctr.signal_container(c, signal.SIGTERM)
         deadline = time.monotonic() + grace
+        while ctr.in_setup(c) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)   # a SIGTERM now would be lost (see ctr.in_setup)
+        delivered = ctr.handles(c, signal.SIGTERM)
+        ctr.signal_container(c, signal.SIGTERM)
+        # a command that just started may install its SIGTERM handler a moment later: the
+        # signal sent before was dropped (PID 1), so it is sent once more when the handler appears
+        watch_until = time.monotonic() + 2.0
         while procs.alive(c.wrapper_pid, c.wrapper_start):
+            if not delivered and time.monotonic() < watch_until and ctr.handles(c, signal.SIGTERM):
+                delivered = True
+                ctr.signal_container(c, signal.SIGTERM)
             if time.monotonic() >= deadline:
                 ctr.signal_container(c, signal.SIGKILL)
                 deadline = time.monotonic() + 5.0
@@ -540,6 +665,7 @@ class PodWorker:
         if self.sandbox is None:
             self.sandbox = Sandbox.load(self.dir)
         await self.teardown_sandbox()
+        volumes.teardown_dir(self.dir)
         shutil.rmtree(self.dir, ignore_errors=True)
         if not self.gone:
             meta = self.pod["metadata"]
@@ -785,9 +911,25 @@ class NodeAgent:
         except Exception as e:
             log.warning("veth GC: %s", e)
 
+    def rotate_logs(self) -> None:
+        cfg = self.cfg
+        for w in list(self.workers.values()):
+            for c in list(w.containers.values()):
+                if c.running:
+                    try:
+                        ctr.rotate_log(ctr.log_path(w.dir, c.name, c.restart_count),
+                                       max_size=cfg.container_log_max_size, max_files=cfg.container_log_max_files)
+                    except OSError as e:
+                        log.warning("pod %s: rotating the log of %s: %s", w.key, c.name, e)
+
     async def poll_loop(self) -> None:
-        """One loop notices every container exit (children or re-adopted alike)."""
+        """One loop notices every container exit (children or re-adopted alike) and, every
+        few seconds, rotates the logs that outgrew containerLogMaxSize."""
+        ticks = 0
         while True:
+            ticks += 1
+            if ticks % 30 == 0:
+                self.rotate_logs()
             ctr.reap()
             sandbox.reap_children()
             for w in list(self.workers.values()):

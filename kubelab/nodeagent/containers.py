@@ -4,40 +4,67 @@ A container is this chain of processes (all from util-linux and sh, nothing to c
 
     sh -c '"$@"; echo $? > EXIT'                 records the exit code, so a restarted agent
       nsenter --net=NETNS --uts --ipc            that is not its parent still learns it
-        unshare --mount --pid --fork --mount-proc --kill-child
-          sh -c 'mount --bind ...; cd WD; exec "$@"'   → the command, PID 1 of its own PID namespace
+        kubelab-init (perl: unshare --mount --pid --fork --kill-child, 128+signal)
+          python -I -S -c ROOTFS_BOOT SPEC -- setpriv ... -- COMMAND
+                                                 → the command, PID 1 of its own PID namespace
 
-so the container has the pod's network/UTS/IPC namespaces, its own mount namespace with the
-pod's resolv.conf, hosts and hostname bind-mounted over /etc, and its own PID namespace: a
-`kill 1` in it reaches only its own PID 1. With `shareProcessNamespace: true` it joins the
-pod's PID namespace instead (nsenter --pid), where the pause is PID 1 and reaps orphans.
-stdout and stderr go to a log file per attempt.
+so the container has the pod's network/UTS/IPC namespaces, its own PID namespace (a `kill 1`
+in it reaches only its own PID 1) and its own mount namespace, where `rootfs` builds its `/`:
+the node's files read-only without the node's secrets, the pod's resolv.conf, hosts, hostname,
+service-account token and volumes bound in, then pivots into it and runs the command with a
+container's capabilities and the securityContext's user (see rootfs). With
+`shareProcessNamespace: true` it joins the pod's PID namespace instead (nsenter --pid), where
+the pause is PID 1 and reaps orphans. stdout and stderr go to a log file per attempt.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import platform
 import re
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
 from kubelab.timestamps import format_time
 
-from . import images, procs
+from . import images, procs, rootfs
 from .podstatus import ContainerView
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 RECORD_SCRIPT = 'f=$1; shift; "$@"; echo $? > "$f"'
-INIT_SCRIPT = ('mount --bind "$1" /etc/resolv.conf && mount --bind "$2" /etc/hosts && '
-               'mount --bind "$3" /etc/hostname && cd "$4" && shift 4 && exec "$@"')
-# with the pod's service-account files ($5, see satoken): also bound, read-only, where client-go looks
+# `unshare --mount --pid --fork --kill-child`, except that a PID 1 killed by a signal is
+# reported as 128+signal (util-linux 2.38's unshare fails to re-raise it and exits 1, so a
+# SIGKILLed container would show exit code 1 instead of 137). Perl: the pause's language.
+FORK_SCRIPT = r"""
+$0 = "kubelab-init";
+syscall($ARGV[0], 0x20020000) == 0 or die "kubelab: unshare: $!\n";   # CLONE_NEWNS | CLONE_NEWPID
+my $pid = fork() // die "kubelab: fork: $!\n";
+if ($pid == 0) {
+    syscall($ARGV[1], 1, 9);                          # PR_SET_PDEATHSIG SIGKILL (--kill-child)
+    exec { $ARGV[2] } @ARGV[2 .. $#ARGV] or die "kubelab: exec: $!\n";
+}
+$SIG{$_} = "IGNORE" for qw(INT TERM HUP QUIT);
+waitpid($pid, 0);
+exit(($? & 127) ? 128 + ($? & 127) : $? >> 8);
+"""
+SYSCALLS = {"x86_64": (272, 157), "aarch64": (97, 167)}   # (unshare, prctl)
+# the pod's service-account files (see satoken), bound read-only where client-go looks
 SA_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
-INIT_SCRIPT_SA = INIT_SCRIPT.replace(
-    '&& cd "$4" && shift 4', f'&& mkdir -p {SA_MOUNT} && mount --bind -o ro "$5" {SA_MOUNT} && cd "$4" && shift 5')
+NGINX_PREFIX = "/run/nginx"   # inside the container: the pod's nginx dir is bound there
+KUBELAB_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# the container's first process: isolated (-I: no PYTHON* variables), without `site` (-S:
+# its .pth files cost more than the rest of the start-up); kubelab found by its own path
+ROOTFS_BOOT = (f"import sys; sys.path.insert(0, {os.path.dirname(KUBELAB_PACKAGE)!r}); "
+               "from kubelab.nodeagent.rootfs import main; sys.exit(main(sys.argv[1:]))")
+# what the catalogue's Python images (agnhost, kubelab/dns) need, even below a hidden path
+# (a venv and its interpreter under /root): the interpreter, its prefixes, this package
+PYTHON_PATHS = tuple(dict.fromkeys((sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable)),
+                                    KUBELAB_PACKAGE)))
 
 
 # ---- pure ------------------------------------------------------------------------------
@@ -68,10 +95,49 @@ def field_ref(pod: dict, path: str, *, pod_ip: str | None, host_ip: str | None) 
     }.get(path, "")
 
 
+def env_sources(container: dict) -> set[tuple[str, str]]:
+    """The (resource, name) pairs a container's env and envFrom read."""
+    out: set[tuple[str, str]] = set()
+    for e in container.get("envFrom") or []:
+        if e.get("configMapRef"):
+            out.add(("configmaps", e["configMapRef"].get("name", "")))
+        if e.get("secretRef"):
+            out.add(("secrets", e["secretRef"].get("name", "")))
+    for e in container.get("env") or []:
+        vf = e.get("valueFrom") or {}
+        if vf.get("configMapKeyRef"):
+            out.add(("configmaps", vf["configMapKeyRef"].get("name", "")))
+        if vf.get("secretKeyRef"):
+            out.add(("secrets", vf["secretKeyRef"].get("name", "")))
+    return out
+
+
+_ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+
+
+def _object_data(resource: str, obj: dict) -> dict[str, str]:
+    import base64
+    if resource == "configmaps":
+        return {k: str(v) for k, v in (obj.get("data") or {}).items()}
+    out = {}
+    for k, v in (obj.get("data") or {}).items():
+        try:
+            out[k] = base64.b64decode(v).decode("utf-8", "replace")
+        except ValueError:
+            out[k] = ""
+    return out
+
+
 def container_env(pod: dict, container: dict, *, pod_ip: str | None, host_ip: str | None,
-                  hostname: str) -> dict[str, str]:
-    """The process environment: the runtime's defaults, the `kubernetes` Service variables,
-    then the container's `env` in order (later entries may refer to earlier ones)."""
+                  hostname: str, objects: dict[tuple[str, str], dict | None] | None = None,
+                  resource=None) -> dict[str, str]:
+    """The process environment, in the kubelet's order: the runtime's defaults and the
+    `kubernetes` Service variables, then `envFrom` (with `prefix`), then `env` in order (later
+    entries may refer to earlier ones with `$(VAR)`). `objects` holds the ConfigMaps and
+    Secrets read (None: not found). A missing object or key that is not optional raises
+    ConfigError with the kubelet's message: the container never starts without it."""
+    objects = objects or {}
+    ns = (pod.get("metadata") or {}).get("namespace", "default")
     env = {"PATH": DEFAULT_PATH, "HOME": "/root", "HOSTNAME": hostname,
            "KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443",
            "KUBERNETES_SERVICE_PORT_HTTPS": "443", "KUBERNETES_PORT": "tcp://10.96.0.1:443",
@@ -79,18 +145,104 @@ def container_env(pod: dict, container: dict, *, pod_ip: str | None, host_ip: st
            "KUBERNETES_PORT_443_TCP_PORT": "443", "KUBERNETES_PORT_443_TCP_ADDR": "10.96.0.1"}
     if container.get("tty"):
         env["TERM"] = "xterm"
+    kinds = {"configmaps": ("configmap", "ConfigMap"), "secrets": ("secret", "Secret")}
+    for e in container.get("envFrom") or []:
+        for ref_key, res in (("configMapRef", "configmaps"), ("secretRef", "secrets")):
+            ref = e.get(ref_key)
+            if not ref:
+                continue
+            obj = objects.get((res, ref.get("name", "")))
+            if obj is None:
+                if ref.get("optional"):
+                    continue
+                raise ConfigError(f'{kinds[res][0]} "{ref.get("name", "")}" not found')
+            for k, v in _object_data(res, obj).items():
+                name = (e.get("prefix") or "") + k
+                if _ENV_NAME.match(name):   # upstream skips invalid names (with an event)
+                    env[name] = v
     for e in container.get("env") or []:
         name = e.get("name")
         if not name:
             continue
-        if "value" in e:
+        vf = e.get("valueFrom") or {}
+        if "value" in e or not vf:
             env[name] = expand(str(e.get("value") or ""), env)
-        elif (e.get("valueFrom") or {}).get("fieldRef"):
-            env[name] = field_ref(pod, e["valueFrom"]["fieldRef"].get("fieldPath", ""),
-                                  pod_ip=pod_ip, host_ip=host_ip)
+        elif vf.get("fieldRef"):
+            env[name] = field_ref(pod, vf["fieldRef"].get("fieldPath", ""), pod_ip=pod_ip, host_ip=host_ip)
+        elif vf.get("resourceFieldRef"):
+            env[name] = resource(vf["resourceFieldRef"], container.get("name", "")) if resource else ""
         else:
-            env.setdefault(name, "")
+            for ref_key, res in (("configMapKeyRef", "configmaps"), ("secretKeyRef", "secrets")):
+                ref = vf.get(ref_key)
+                if not ref:
+                    continue
+                obj_name, key = ref.get("name", ""), ref.get("key", "")
+                obj = objects.get((res, obj_name))
+                if obj is None:
+                    if ref.get("optional"):
+                        break
+                    raise ConfigError(f'{kinds[res][0]} "{obj_name}" not found')
+                data = _object_data(res, obj)
+                if key not in data:
+                    if ref.get("optional"):
+                        break
+                    raise ConfigError(f"couldn't find key {key} in {kinds[res][1]} {ns}/{obj_name}")
+                env[name] = data[key]
     return env
+
+
+class ConfigError(Exception):
+    """The container cannot be started as specified (status: waiting, CreateContainerConfigError)."""
+
+    reason = "CreateContainerConfigError"
+
+
+@dataclass(frozen=True)
+class Privileges:
+    """Who the container's processes are, from the pod's and the container's securityContext
+    (the container's wins, field by field, as upstream)."""
+    uid: int | None = None
+    gid: int | None = None
+    groups: tuple[int, ...] = ()
+    add_caps: tuple[str, ...] = ()
+    drop_caps: tuple[str, ...] = ()
+    no_new_privs: bool = False
+    read_only_root: bool = False
+
+    def setpriv(self) -> list[str]:
+        return rootfs.setpriv_argv(uid=self.uid, gid=self.gid, groups=list(self.groups),
+                                   add_caps=list(self.add_caps), drop_caps=list(self.drop_caps),
+                                   no_new_privs=self.no_new_privs)
+
+
+def format_pod(pod: dict) -> str:
+    meta = pod.get("metadata") or {}
+    return f"{meta.get('name', '')}_{meta.get('namespace', 'default')}({meta.get('uid', '')})"
+
+
+def privileges(pod: dict, container: dict) -> Privileges:
+    """Raises ConfigError with the kubelet's message when runAsNonRoot cannot hold (every
+    catalogue image runs as root unless runAsUser says otherwise)."""
+    psc = (pod.get("spec") or {}).get("securityContext") or {}
+    csc = container.get("securityContext") or {}
+    pick = lambda k: csc.get(k) if csc.get(k) is not None else psc.get(k)  # noqa: E731
+    uid, gid, non_root = pick("runAsUser"), pick("runAsGroup"), pick("runAsNonRoot")
+    if non_root:
+        if uid == 0:
+            raise ConfigError(f"container's runAsUser breaks non-root policy (pod: \"{format_pod(pod)}\", "
+                              f"container: {container.get('name', '')})")
+        if uid is None:
+            raise ConfigError(f"container has runAsNonRoot and image will run as root (pod: \"{format_pod(pod)}\", "
+                              f"container: {container.get('name', '')})")
+    groups = [int(g) for g in psc.get("supplementalGroups") or []]
+    if psc.get("fsGroup") is not None:
+        groups.append(int(psc["fsGroup"]))
+    caps = csc.get("capabilities") or {}
+    return Privileges(uid=uid, gid=gid,   # no runAsGroup: group 0, as a runtime does for a bare uid
+                      groups=tuple(dict.fromkeys(groups)),
+                      add_caps=tuple(caps.get("add") or ()), drop_caps=tuple(caps.get("drop") or ()),
+                      no_new_privs=csc.get("allowPrivilegeEscalation") is False,
+                      read_only_root=bool(csc.get("readOnlyRootFilesystem")))
 
 
 def nginx_config(prefix: str) -> str:
@@ -164,6 +316,7 @@ class Container:
     started: bool = False                  # startup probe passed (or none)
     env: dict[str, str] = field(default_factory=dict)
     stopping: bool = False
+    setpriv: list[str] = field(default_factory=list)   # exec and probes run as the container does
 
     @property
     def running(self) -> bool:
@@ -217,6 +370,32 @@ def log_path(pod_dir: str, name: str, restart_count: int) -> str:
     return os.path.join(pod_dir, "logs", name, f"{restart_count}.log")
 
 
+def rotate_log(path: str, *, max_size: int, max_files: int) -> bool:
+    """The kubelet's containerLogMaxSize/containerLogMaxFiles: once the attempt's log is over
+    `max_size`, it is copied to `<path>.1` (older copies shift to .2 …, at most `max_files`
+    files in all) and emptied in place. The container keeps its O_APPEND descriptor, so it
+    simply writes at the start of the emptied file (copy-and-truncate: what arrives between
+    the copy and the truncation is lost, a few bytes at most)."""
+    try:
+        if os.path.getsize(path) <= max_size:
+            return False
+    except OSError:
+        return False
+    keep = max(max_files - 1, 1)
+    for k in range(keep, 0, -1):
+        src = f"{path}.{k}"
+        if os.path.exists(src):
+            if k >= keep:
+                os.unlink(src)
+            else:
+                os.replace(src, f"{path}.{k + 1}")
+    import shutil
+    with open(path, "rb") as fin, open(f"{path}.1", "wb") as fout:
+        shutil.copyfileobj(fin, fout, 1 << 16)
+    os.truncate(path, 0)
+    return True
+
+
 def exit_path(pod_dir: str, name: str) -> str:
     return os.path.join(pod_dir, "containers", f"{name}.exit")
 
@@ -233,14 +412,19 @@ def reap() -> None:
 
 
 def start(c: Container, spec: dict, *, pod: dict, pod_dir: str, netns: str, pause_pid: int,
-          etc: dict[str, str], env: dict[str, str]) -> None:
-    """Start one attempt of container `c` (raises images.ImageError for an unknown image)."""
-    prefix = os.path.join(pod_dir, "nginx", c.name)
-    argv = argv_for(spec, env, nginx_prefix=prefix)
+          etc: dict[str, str], env: dict[str, str], hide: tuple[str, ...] = (),
+          mounts: tuple[rootfs.Mount, ...] = ()) -> None:
+    """Start one attempt of container `c` (raises images.ImageError for an unknown image,
+    ConfigError for a securityContext that cannot hold)."""
+    privs = privileges(pod, spec)
+    argv = argv_for(spec, env, nginx_prefix=NGINX_PREFIX)
+    extra: list[rootfs.Mount] = []
     if argv and argv[0] == "nginx":
+        prefix = os.path.join(pod_dir, "nginx", c.name)
         os.makedirs(prefix, exist_ok=True)
         with open(os.path.join(prefix, "nginx.conf"), "w") as f:
-            f.write(nginx_config(prefix))
+            f.write(nginx_config(NGINX_PREFIX))
+        extra.append(rootfs.Mount(prefix, NGINX_PREFIX, read_only=False))
     lp = log_path(pod_dir, c.name, c.restart_count)
     os.makedirs(os.path.dirname(lp), exist_ok=True)
     for old in os.listdir(os.path.dirname(lp)):   # keep this attempt and the previous one
@@ -255,22 +439,37 @@ def start(c: Container, spec: dict, *, pod: dict, pod_dir: str, netns: str, paus
         os.unlink(ep)
     except FileNotFoundError:
         pass
-    workdir = spec.get("workingDir") or "/"
     enter = ["nsenter", f"--ipc=/proc/{pause_pid}/ns/ipc"]
     if netns:  # not a hostNetwork pod: the pod's own network and UTS namespaces
         enter += [f"--net={netns}", f"--uts=/proc/{pause_pid}/ns/uts"]
     if (pod.get("spec") or {}).get("shareProcessNamespace"):
         # the pod's PID namespace: the pause is PID 1 there and reaps every orphan
-        isolate = [*enter, f"--pid=/proc/{pause_pid}/ns/pid", "--", "unshare", "--mount", "--mount-proc", "--"]
+        isolate = [*enter, f"--pid=/proc/{pause_pid}/ns/pid", "--", "unshare", "--mount", "--"]
     else:
-        isolate = [*enter, "--", "unshare", "--mount", "--pid", "--fork", "--mount-proc", "--kill-child", "--"]
-    sa = [etc["serviceaccount"]] if etc.get("serviceaccount") else []
+        nr_unshare, nr_prctl = SYSCALLS[platform.machine()]
+        isolate = [*enter, "--", "perl", "-e", FORK_SCRIPT, str(nr_unshare), str(nr_prctl)]
+    root = os.path.join(pod_dir, "rootfs", c.name)
+    os.makedirs(root, exist_ok=True)
+    env_file = os.path.join(pod_dir, "containers", f"{c.name}.env")
+    fd = os.open(env_file + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(env, f)
+    os.replace(env_file + ".tmp", env_file)
+    pod_mounts = [rootfs.Mount(etc["resolv.conf"], "/etc/resolv.conf"), rootfs.Mount(etc["hosts"], "/etc/hosts"),
+                  rootfs.Mount(etc["hostname"], "/etc/hostname")]
+    if etc.get("serviceaccount"):
+        pod_mounts.append(rootfs.Mount(etc["serviceaccount"], SA_MOUNT))
+    rs = rootfs.RootSpec(root=root, hide=tuple(dict.fromkeys((*rootfs.DEFAULT_HIDE, *hide))),
+                         expose=PYTHON_PATHS, mounts=(*pod_mounts, *extra, *mounts),
+                         workdir=spec.get("workingDir") or "/", read_only_root=privs.read_only_root,
+                         env_file=env_file)
+    c.setpriv = privs.setpriv()
     cmd = ["sh", "-c", RECORD_SCRIPT, "kubelab-container", ep, *isolate,
-           "sh", "-c", INIT_SCRIPT_SA if sa else INIT_SCRIPT, "kubelab-init", etc["resolv.conf"], etc["hosts"],
-           etc["hostname"], workdir, *sa, *argv]
+           sys.executable, "-I", "-S", "-c", ROOTFS_BOOT, rs.to_json(), "--", *c.setpriv, *argv]
     fd = os.open(lp, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     try:
-        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=fd, stderr=fd, env=env,
+        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=fd, stderr=fd,
+                             env={"PATH": DEFAULT_PATH, "LANG": "C.UTF-8"},
                              start_new_session=True, close_fds=True, cwd="/")
     finally:
         os.close(fd)
@@ -323,12 +522,40 @@ def poll_exit(c: Container, pod_dir: str) -> bool:
     return True
 
 
+def in_setup(c: Container) -> bool:
+    """Whether the container's PID 1 is still building its root (rootfs, then setpriv): a
+    signal it does not handle would be dropped, so the agent waits for the command itself."""
+    pid = find_init(c)
+    if not pid:
+        return procs.alive(c.wrapper_pid, c.wrapper_start)
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().split(b"\0")
+    except OSError:
+        return False
+    return any(b"kubelab.nodeagent.rootfs" in a for a in argv) or os.path.basename(argv[0]) == b"setpriv"
+
+
+def handles(c: Container, sig: int) -> bool:
+    """Whether the container's PID 1 has a handler for `sig` (SigCgt): as PID 1 of its
+    namespace, a signal it does not handle is dropped, not delivered."""
+    pid = find_init(c)
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("SigCgt:"):
+                    return bool(int(line.split()[1], 16) >> (sig - 1) & 1)
+    except (OSError, ValueError):
+        pass
+    return False
+
+
 def signal_container(c: Container, sig: int) -> bool:
     """Signal the container's PID 1 (never the host's: its pid is a host pid > 1 we started).
 
-    SIGKILL goes first to the `unshare` parent, whose --kill-child then takes PID 1 down:
-    killed that way the recorder sees 137, whereas unshare reports a PID 1 killed under it
-    as exit 1 (util-linux fails to re-raise the signal)."""
+    SIGKILL goes first to PID 1's parent (kubelab-init, or nsenter with a shared PID
+    namespace), whose death takes PID 1 down (PDEATHSIG): the recorder then sees 137 from
+    the parent itself, whatever that parent makes of its child's signal."""
     sent = False
     if sig == signal.SIGKILL:
         for u in procs.children(c.wrapper_pid):
@@ -344,4 +571,5 @@ def exec_argv(c: Container, command: list[str]) -> list[str]:
     pid = find_init(c)
     if not pid:
         raise RuntimeError(f"container {c.name} is not running")
-    return ["nsenter", "-t", str(pid), "--net", "--uts", "--ipc", "--mount", "--pid", "-w", "--", *command]
+    return ["nsenter", "-t", str(pid), "--net", "--uts", "--ipc", "--mount", "--pid", "-w", "--",
+            *(c.setpriv or rootfs.setpriv_argv(uid=None, gid=None)), *command]

@@ -67,29 +67,67 @@ def tail_lines(data: bytes, n: int | None) -> bytes:
     return b"".join(data.splitlines(keepends=True)[-n:])
 
 
+CHUNK = 65536
+
+
+def tail_offset(f, n: int | None, *, chunk: int = CHUNK) -> int:
+    """The offset where the last `n` lines of the open file `f` begin, found by reading
+    backwards a chunk at a time: memory stays O(chunk) however large the file is."""
+    f.seek(0, os.SEEK_END)
+    end = f.tell()
+    if n is None:
+        return 0
+    if n <= 0:
+        return end
+    pos, newlines = end, 0
+    # a final newline ends the last line; it does not start another one
+    if end:
+        f.seek(end - 1)
+        if f.read(1) == b"\n":
+            pos = end - 1
+    while pos > 0:
+        step = min(chunk, pos)
+        f.seek(pos - step)
+        block = f.read(step)
+        i = len(block)
+        while True:
+            i = block.rfind(b"\n", 0, i)
+            if i < 0:
+                break
+            newlines += 1
+            if newlines == n:
+                return pos - step + i + 1
+        pos -= step
+    return 0
+
+
 async def follow_file(path: str, *, tail: int | None, follow: bool, limit: int | None,
                       running: Callable[[], bool], poll: float = 0.1) -> AsyncIterator[bytes]:
-    """A log file's content, then (follow) what gets appended until the container stops."""
+    """A log file's last `tail` lines, then (follow) what gets appended until the container
+    stops; read and sent a chunk at a time (never the whole file in memory). A file
+    truncated under us (rotated by copy-and-truncate) is read again from its start."""
     sent = 0
     with open(path, "rb") as f:
-        first = tail_lines(f.read(), tail)
-        if limit is not None:
-            first = first[:limit]
-        sent += len(first)
-        if first:
-            yield first
-        while follow and (limit is None or sent < limit):
-            chunk = f.read(65536)
+        f.seek(tail_offset(f, tail))
+        while limit is None or sent < limit:
+            chunk = f.read(CHUNK if limit is None else min(CHUNK, limit - sent))
             if chunk:
-                if limit is not None:
-                    chunk = chunk[:limit - sent]
                 sent += len(chunk)
                 yield chunk
                 continue
+            if not follow:
+                return
+            if os.fstat(f.fileno()).st_size < f.tell():
+                f.seek(0)   # rotated: the writer goes on at the start of the emptied file
+                continue
             if not running():
-                rest = f.read()
-                if rest:
+                rest = f.read(CHUNK if limit is None else limit - sent)
+                while rest:
+                    sent += len(rest)
                     yield rest
+                    if limit is not None and sent >= limit:
+                        return
+                    rest = f.read(CHUNK if limit is None else limit - sent)
                 return
             await asyncio.sleep(poll)
 

@@ -142,7 +142,7 @@ class SimCluster:
         d = self.pki_dir
         conn = ["--kubeconfig", f"{d}/node-{n.name}.kubeconfig", "--tls-cert-file", f"{d}/node-{n.name}.crt",
                 "--tls-private-key-file", f"{d}/node-{n.name}.key", "--client-ca-file", f"{d}/ca.crt"] \
-            if self.tls else ["--server", self.url]
+            if self.tls else ["--server", self.url, "--insecure"]
         return ["nsenter", f"--net=/run/netns/{n.netns}", sys.executable, "-m", "kubelab.nodeagent",
                 *conn, "--node-name", n.name, "--node-ip", n.ip, "--root-dir", n.root_dir,
                 "--backoff-base", str(self.backoff_base), "--resolv-conf", os.path.join(self.workdir, "resolv.conf")]

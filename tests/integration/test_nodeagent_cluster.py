@@ -74,6 +74,14 @@ def pod(name: str, node: str, containers: list[dict], **spec) -> dict:
             "spec": {"nodeName": node, "terminationGracePeriodSeconds": 2, "containers": containers, **spec}}
 
 
+def host_dir(path) -> dict:
+    """A hostPath volume + mount at the same path: containers do not see the node's files."""
+    return {"volumes": [{"name": "host", "hostPath": {"path": str(path), "type": "Directory"}}]}
+
+
+MOUNT_HOST = lambda path: [{"name": "host", "mountPath": str(path)}]  # noqa: E731
+
+
 def cond(p: dict, t: str) -> str | None:
     for c in (p.get("status") or {}).get("conditions") or []:
         if c["type"] == t:
@@ -167,8 +175,9 @@ async def test_readiness_probe_flips_ready(cluster, capi, ns, tmp_path):
     flag.write_text("ok")
     await capi.create("pods", pod("probed", cluster.nodes[0].name, [{
         "name": "c", "image": "busybox", "command": ["sleep", "infinity"],
-        "readinessProbe": {"exec": {"command": ["cat", str(flag)]}, "periodSeconds": 1, "failureThreshold": 1}}]),
-        namespace=ns)
+        "volumeMounts": MOUNT_HOST(tmp_path),
+        "readinessProbe": {"exec": {"command": ["cat", str(flag)]}, "periodSeconds": 1, "failureThreshold": 1}}],
+        **host_dir(tmp_path)), namespace=ns)
     await wait_ready(capi, ns, "probed")
     flag.unlink()
 
@@ -467,10 +476,14 @@ async def test_agent_restart_readopts_and_cleans(cluster, capi, ns):
 
 async def test_init_containers_run_first_in_order(cluster, capi, ns, tmp_path):
     out = tmp_path / "order"
+    m = MOUNT_HOST(tmp_path)
     await capi.create("pods", pod("inits", cluster.nodes[1].name, [
-        {"name": "main", "image": "busybox", "command": ["sh", "-c", f"echo main >> {out}; exec sleep infinity"]}],
-        initContainers=[{"name": "one", "image": "busybox", "command": ["sh", "-c", f"echo one >> {out}"]},
-                        {"name": "two", "image": "busybox", "command": ["sh", "-c", f"sleep 0.3; echo two >> {out}"]}]),
+        {"name": "main", "image": "busybox", "command": ["sh", "-c", f"echo main >> {out}; exec sleep infinity"],
+         "volumeMounts": m}],
+        initContainers=[{"name": "one", "image": "busybox", "command": ["sh", "-c", f"echo one >> {out}"],
+                         "volumeMounts": m},
+                        {"name": "two", "image": "busybox", "command": ["sh", "-c", f"sleep 0.3; echo two >> {out}"],
+                         "volumeMounts": m}], **host_dir(tmp_path)),
         namespace=ns)
     p = await wait_ready(capi, ns, "inits")
     assert cond(p, "Initialized") == "True"
@@ -520,10 +533,11 @@ async def test_exec_with_tty(cluster, capi, ns, proxy):
     url = proxy.replace("http", "ws") + f"/api/v1/namespaces/{ns}/pods/tty/exec?command=sh&stdin=true&stdout=true&tty=true"
     async with connect(url, subprotocols=["v5.channel.k8s.io"]) as ws:
         await ws.send(b'\x04{"Width":100,"Height":30}')
-        await ws.send(b"\x00stty size; tty; exit 7\n")
+        await ws.send(b"\x00stty size; test -t 0 && echo is-a-tty; exit 7\n")
         frames = [m async for m in ws]
     out = b"".join(f[1:] for f in frames if f[0] == 1).decode(errors="replace")
-    assert "30 100" in out and "/dev/pts/" in out, out
+    # the pty is the node agent's: the container's own /dev/pts (a new instance) has no name for it
+    assert "30 100" in out and "is-a-tty\r\n" in out, out
     assert json.loads(frames[-1][1:])["details"]["causes"][0]["message"] == "7", out
 
 
@@ -624,9 +638,9 @@ async def test_kubectl_through_the_real_apiserver(cluster, capi, ns):
 async def test_startup_probe_gates_readiness(cluster, capi, ns, tmp_path):
     flag = tmp_path / "started"
     await capi.create("pods", pod("slow", cluster.nodes[0].name, [{
-        "name": "c", "image": "busybox",
+        "name": "c", "image": "busybox", "volumeMounts": MOUNT_HOST(tmp_path),
         "startupProbe": {"exec": {"command": ["cat", str(flag)]}, "periodSeconds": 1, "failureThreshold": 60},
-        "readinessProbe": {"exec": {"command": ["true"]}, "periodSeconds": 1}}]), namespace=ns)
+        "readinessProbe": {"exec": {"command": ["true"]}, "periodSeconds": 1}}], **host_dir(tmp_path)), namespace=ns)
 
     async def running_not_started():
         p = await capi.get("pods", "slow", namespace=ns)

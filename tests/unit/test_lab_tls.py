@@ -82,3 +82,11 @@ def test_lab_pki_and_admin_kubeconfig(tmp_path):
     # without TLS: the plain kubeconfig, nothing secret
     plain = topology.plan_lab(name="x", workers=1, root_dir=str(tmp_path))
     assert "client-key" not in components.admin_kubeconfig(plain)
+
+
+def test_node_agent_flags_insecure_only_without_tls_and_hides_the_lab():
+    for tls in (True, False):
+        plan = topology.plan_lab(name="x", workers=1, root_dir="/tmp/kl-unit", tls=tls)
+        na = list(specs(plan)["worker-1/nodeagent"].argv)
+        assert ("--insecure" in na) is (not tls)
+        assert na[na.index("--hide-path") + 1] == plan.root_dir

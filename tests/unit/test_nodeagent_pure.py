@@ -269,6 +269,16 @@ def test_cli_help_and_bad_ip():
     assert r.returncode == 2 and "not an IP address" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_plain_http_only_on_loopback_unless_insecure():
+    base = [sys.executable, "-m", "kubelab.nodeagent", "--server", "http://x", "--node-name", "n", "--node-ip",
+            "10.0.0.1"]
+    r = subprocess.run([*base, "--address", "0.0.0.0", "--port", "0"], capture_output=True, text=True)
+    assert r.returncode == 2 and "refusing to serve logs and exec over plain HTTP on 0.0.0.0" in r.stderr
+    from kubelab.nodeagent.__main__ import parse_args
+    assert parse_args([*base[3:], "--address", "127.0.0.1"]).address == "127.0.0.1"
+    assert parse_args([*base[3:], "--insecure"]).insecure
+
+
 def test_init_containers_gate_phase_and_conditions():
     pod = mkpod(initContainers=[{"name": "init", "image": "busybox"}])
     sb = SandboxView(True, "10.244.1.5", "n", "t0")
