@@ -249,3 +249,16 @@ def test_metrics_text_has_one_type_line_per_family() -> None:
     assert 'kubelab_dns_cache_hits_total{cache="forward"} 3' in text
     assert 'kubelab_dns_request_duration_seconds_bucket{le="0.00025"} 1' in text
     assert 'kubelab_dns_request_duration_seconds_bucket{le="+Inf"} 1' in text
+
+
+def test_exact_repeat_is_answered_with_the_new_id_and_dropped_with_the_zone(core: DnsCore) -> None:
+    q = dns.message.make_query("svc1.testns.svc.cluster.local.", "A")
+    core.slow(q.to_wire())
+    first = core.fast(q.to_wire())
+    assert first is not None and core._exact
+    q.id = (q.id + 1) % 65536
+    again = core.fast(q.to_wire())
+    assert again == core.slow(q.to_wire()) and again[:2] == q.id.to_bytes(2, "big")
+    core.set_snapshot(records.build_snapshot(services=[]))
+    gone = core.fast(q.to_wire())
+    assert dns.message.from_wire(gone).rcode() == dns.rcode.NXDOMAIN  # the new zone, not the stored answer
