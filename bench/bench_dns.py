@@ -18,8 +18,11 @@ Issue 21 adds two workloads, flat out, each beside dnsmasq answering the same na
 
 Before/after (issue 21; 2 cores shared with 7 other jobs, load 10–15, so absolute numbers
 are noisy and the ratio is the figure):
-- before: nxdomain ~2–4k q/s (0.03× dnsmasq); mix 0.67–0.72× dnsmasq.
-- after: see docs/performance.md for the run recorded there.
+- before: nxdomain 1,728 q/s vs dnsmasq 21,701 (0.08×; ~2–4k, 0.03× in the issue's runs);
+  mix 27,151 vs 32,284 (0.84×; 0.67–0.72× in the issue's runs).
+- after (wire NXDOMAIN path + exact-repeat table): nxdomain 18,858–20,277 q/s vs dnsmasq
+  14,625–24,280 (0.78–1.39×; 30k q/s not reached on this shared core); mix 53,879 vs 32,560
+  (1.65×). Details and what limits each: docs/performance.md.
 """
 
 from __future__ import annotations

@@ -12,9 +12,10 @@ Before/after (issue 21, 2-core machine at load 10–12, nft 1.0.6; wall time, so
 the load — the CPU time of the nft process is printed too):
 - before: `numgen random mod N vmap { … }` per service: full sync 99.5 s wall at 10k × 2
   (56–76 s in earlier runs); one-endpoint change 1.18 s.
-- after: plain `numgen random mod N-i 0 goto` rules: full sync 9.2–10.5 s wall, 3.0 s CPU
-  (linear: 2.5k → 0.7 s CPU, 5k → 1.4 s, 10k → 3.0 s); one-endpoint change 1.16 s wall,
-  0.24 s CPU (nft re-reads the table's 30k chains into its cache on every invocation).
+- after: plain `numgen random mod N-i 0 goto` rules: full sync 9.2–10.5 s wall at load 12,
+  5.6 s at load 4–5 (render 1.5 s + nft ≈ 3.0 s CPU; linear: 2.5k → 0.7 s CPU, 5k → 1.4 s,
+  10k → 3.0 s) vs the bare map's 0.24 s (23×); one-endpoint change 0.65–1.16 s wall, 0.24 s
+  CPU (nft re-reads the table's 30k chains into its cache on every invocation).
 """
 
 from __future__ import annotations
