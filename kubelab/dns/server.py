@@ -5,7 +5,16 @@ forwarder), handles EDNS0, truncation and every malformed-packet case. Each auth
 answer it renders is remembered as wire bytes keyed by the raw question (lower-cased name,
 type, class, EDNS or not); the fast path answers a repeat of that question by patching the
 query id, RD bit and the question's original spelling into the stored bytes, without
-parsing. The stored answers belong to one snapshot and are dropped with it.
+parsing; a byte-for-byte repeat of an earlier UDP query (all but the id) is answered from a
+second table without even reading the question. The stored answers belong to one snapshot
+and are dropped with it.
+
+A third path answers names that do not exist in the cluster zone (the NXDOMAINs that
+`ndots:5` search expansion sends for every external name: `example.com.default.svc.…`)
+straight from the wire: each is a different name, so the stored answers rarely help, and
+parsing each with dnspython capped them at a few thousand per second. `nxdomain` checks the
+raw name against the snapshot's names (kept as lower-cased wire bytes) and writes header,
+question and the zone's SOA itself; anything it is not sure about goes to the slow path.
 """
 
 from __future__ import annotations
@@ -89,6 +98,98 @@ def question_key(data: bytes) -> tuple[bytes, int, int] | None:
     return data[12:qend].lower() + b"\x01", qend, max(512, int.from_bytes(data[qend + 3:qend + 5], "big"))
 
 
+_NOT_PLAIN_TYPES = frozenset((dns.rdatatype.AXFR, dns.rdatatype.IXFR, dns.rdatatype.OPT))
+# what make_response(our_payload=OUR_PAYLOAD) adds to an EDNS query's answer: OPT, no options
+_OPT = b"\x00\x00\x29" + OUR_PAYLOAD.to_bytes(2, "big") + b"\x00\x00\x00\x00\x00\x00"
+_TYPE_TEXT: dict[int, str] = {}
+
+
+def _type_text(qtype: int) -> str:
+    text = _TYPE_TEXT.get(qtype)
+    if text is None:
+        text = _TYPE_TEXT[qtype] = dns.rdatatype.to_text(qtype)
+    return text
+
+
+def _labels(name: dns.name.Name) -> tuple[bytes, ...]:
+    return tuple(label for label in name.labels if label)
+
+
+def _compress(labels: tuple[bytes, ...], at: int, table: dict[bytes, int]) -> bytes:
+    """A name written at offset `at` as dnspython compresses it (so both paths give equal bytes).
+
+    Walk the suffixes longest first: a known one becomes a pointer, an unknown one is
+    remembered at its offset (case-insensitively) and its first label written out.
+    """
+    out = bytearray()
+    for i in range(len(labels)):
+        suffix = b"".join(bytes((len(x),)) + x.lower() for x in labels[i:]) + b"\x00"
+        pos = table.get(suffix)
+        if pos is not None:
+            out += (0xC000 | pos).to_bytes(2, "big")
+            return bytes(out)
+        if at + len(out) <= 0x3FFF:
+            table[suffix] = at + len(out)
+        out += bytes((len(labels[i]),)) + labels[i]
+    return bytes(out + b"\x00")
+
+
+def _wire(name: dns.name.Name) -> bytes:
+    return b"".join(bytes((len(label),)) + label.lower() for label in name.labels)
+
+
+class _MissIndex:
+    """One snapshot's names as lower-cased wire bytes, and its SOA record ready to append."""
+
+    def __init__(self, snap: records.Snapshot, ra: bool = False) -> None:
+        self.snapshot = snap
+        self.zone = _wire(snap.zone)
+        self.pod_suffix = b"\x03pod" + self.zone
+        # every name that exists (records, empty non-terminals), and the reverse names we hold
+        self.names = frozenset(_wire(n) for n in snap.names) | frozenset(_wire(n) for n in snap.records)
+        soa = snap.soa
+        rd = soa[0]
+        self._soa_head = b"".join((soa.rdtype.to_bytes(2, "big"), soa.rdclass.to_bytes(2, "big"),
+                                   soa.ttl.to_bytes(4, "big")))
+        self._soa_names = (_labels(rd.mname), _labels(rd.rname))
+        self._soa_numbers = b"".join(x.to_bytes(4, "big") for x in
+                                     (rd.serial, rd.refresh, rd.retry, rd.expire, rd.minimum))
+        self._tails: dict[tuple[int, bytes], bytes] = {}
+        # a question suffix can equal an SOA name only within that name's labels above the zone
+        zl = len(_labels(snap.zone))
+        self.depth = max([1] + [len(n) - zl for n, full in zip(self._soa_names, (rd.mname, rd.rname))
+                                if full.is_subdomain(snap.zone)])
+        self.ra_rcode = (0x80 if ra else 0) | dns.rcode.NXDOMAIN  # RA as make_response sets it
+
+
+    def soa_after(self, name: bytes, cut: int, near: bytes) -> bytes:
+        """The authority SOA record for a question named `name` (lower-cased wire, zone at `cut`).
+
+        Compression lets the SOA's names point into the question, so the bytes depend on the
+        question's last `depth` labels above the zone (`near`: no longer suffix can equal one
+        of the SOA's names) and on where the zone starts; cached by those two.
+        """
+        key = (cut, near)
+        tail = self._tails.get(key)
+        if tail is not None:
+            return tail
+        table: dict[bytes, int] = {}
+        i = 0
+        while i < len(name) - 1:  # the question's suffixes, as dnspython registers them
+            table[name[i:]] = 12 + i
+            i += name[i] + 1
+        at = 12 + len(name) + 4
+        owner = (0xC000 | (12 + cut)).to_bytes(2, "big")
+        rdata_at = at + 2 + 10
+        mname = _compress(self._soa_names[0], rdata_at, table)
+        rname = _compress(self._soa_names[1], rdata_at + len(mname), table)
+        rdata = mname + rname + self._soa_numbers
+        tail = owner + self._soa_head + len(rdata).to_bytes(2, "big") + rdata
+        if len(self._tails) < 4096:
+            self._tails[key] = tail
+        return tail
+
+
 @dataclass
 class Pending:
     """A query that needs the upstream: finished asynchronously by `DnsCore.finish`."""
@@ -113,6 +214,9 @@ class DnsCore:
         self.fast_path = fast_path
         self.snapshot: records.Snapshot | None = None
         self._fast: dict[bytes, tuple[bytes, int, str, str]] = {}
+        self._miss: _MissIndex | None = None  # built on the first miss after a snapshot swap
+        # UDP query bytes after the id → (answer bytes after the id, type, rcode), same zone
+        self._exact: dict[bytes, tuple[bytes, str, str]] = {}
         if snapshot is not None:
             self.set_snapshot(snapshot)
 
@@ -120,6 +224,8 @@ class DnsCore:
         """Swap the zone atomically; stored wire answers of the old zone go with it."""
         self.snapshot = snapshot
         self._fast = {}
+        self._exact = {}
+        self._miss = None
         self.metrics.snapshot_builds += 1
         self.metrics.snapshot_names = len(snapshot.names)
 
@@ -129,21 +235,82 @@ class DnsCore:
         """The stored answer to a repeated plain question, or None (then use `slow`)."""
         if not self.fast_path:
             return None
+        udp = max_size is None
+        if udp:
+            # the same packet again but for its id (what a resolver or dnsperf repeats): no parsing
+            same = self._exact.get(data[2:])
+            if same is not None:
+                m = self.metrics
+                m.fast_hits += 1
+                m.count(proto, same[1], same[2])
+                return data[:2] + same[0]
         parsed = question_key(data)
         if parsed is None:
             return None
         key, qend, udp_limit = parsed
         entry = self._fast.get(key)
         if entry is None:
-            return None
+            out = self.nxdomain(data, key, qend, udp_limit if udp else max_size, proto)
+            if out is not None and udp:
+                self._keep_exact(data, out, _type_text(int.from_bytes(key[-5:-3], "big")), "NXDOMAIN")
+            return out
         wire, tqend, qtype, rcode = entry
-        if len(wire) > (udp_limit if max_size is None else max_size) or tqend != qend:
+        if len(wire) > (udp_limit if udp else max_size) or tqend != qend:
             return None
         m = self.metrics
         m.fast_hits += 1
         m.count(proto, qtype, rcode)
-        return b"".join((data[:2], bytes(((wire[2] & 0xFE) | (data[2] & 0x01),)), wire[3:12],
-                         data[12:qend], wire[qend:]))
+        out = b"".join((data[:2], bytes(((wire[2] & 0xFE) | (data[2] & 0x01),)), wire[3:12],
+                        data[12:qend], wire[qend:]))
+        if udp:
+            self._keep_exact(data, out, qtype, rcode)
+        return out
+
+    def _keep_exact(self, data: bytes, out: bytes, qtype: str, rcode: str) -> None:
+        if len(self._exact) >= MAX_FAST_ENTRIES:
+            self._exact = {}
+        self._exact[data[2:]] = (out[2:], qtype, rcode)
+
+    def nxdomain(self, data: bytes, key: bytes, qend: int, limit: int, proto: str) -> bytes | None:
+        """NXDOMAIN for a plain question about a name the cluster zone does not hold, else None.
+
+        `key` is question_key's: lower-cased name wire, type, class, EDNS flag. Answers exactly
+        what `records.answer` gives such a name (NXDOMAIN, the zone SOA in authority, AA).
+        """
+        snap = self.snapshot
+        if snap is None:
+            return None
+        miss = self._miss
+        if miss is None or miss.snapshot is not snap:
+            miss = self._miss = _MissIndex(snap, ra=self.forwarder is not None)
+        name = key[:-5]
+        qtype = int.from_bytes(key[-5:-3], "big")
+        if (key[-3:-1] != b"\x00\x01" or qtype in _NOT_PLAIN_TYPES or not name.endswith(miss.zone)
+                or name in miss.names or (snap.pod_records and name.endswith(miss.pod_suffix))):
+            return None
+        # a name is in the zone only on a label boundary: walk the labels to the suffix
+        i, cut = 0, len(name) - len(miss.zone)
+        starts = []
+        while i < cut:
+            starts.append(i)
+            i += name[i] + 1
+        if i != cut:
+            return None
+        depth = miss.depth
+        near = name[starts[-depth]:cut] if len(starts) >= depth else name[:cut]
+        edns = key[-1] == 1
+        flags = 0x84 | (data[2] & 0x01)  # QR, AA, the query's RD
+        out = b"".join((
+            data[:2], bytes((flags, miss.ra_rcode)), b"\x00\x01\x00\x00\x00\x01",
+            b"\x00\x01" if edns else b"\x00\x00",
+            data[12:qend],
+            miss.soa_after(name, cut, near),
+            _OPT if edns else b"",
+        ))
+        if len(out) > limit:
+            return None
+        self.metrics.count(proto, _type_text(qtype), "NXDOMAIN")
+        return out
 
     # -- slow path -------------------------------------------------------------------------
 

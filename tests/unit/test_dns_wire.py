@@ -133,8 +133,59 @@ def test_new_snapshot_drops_stored_answers(core: DnsCore) -> None:
     core.slow(q)
     assert core.fast(q) is not None
     core.set_snapshot(records.build_snapshot(services=[]))
+    fast = core.fast(q)  # not the stored answer: the new zone's NXDOMAIN, from the wire
+    assert fast == core.slow(q)
+    assert dns.message.from_wire(fast).rcode() == dns.rcode.NXDOMAIN
+
+
+def test_nxdomain_from_the_wire_equals_the_slow_path(core: DnsCore) -> None:
+    """Never-seen names the zone lacks are answered without parsing, byte for byte as the slow path."""
+    names = ["example.com.testns.svc.cluster.local.", "www.Example.COM.svc.cluster.local.", "x.cluster.local.",
+             "a.dns.cluster.local.", "q.ns.dns.cluster.local.", "hostmaster.cluster.local.",
+             "deep." * 40 + "cluster.local."]
+    for name in names:
+        for qtype in ("A", "AAAA", "SRV", "MX"):
+            for edns in (-1, 0):
+                q = dns.message.make_query(name, qtype, use_edns=edns)
+                if qtype == "MX":
+                    q.flags &= ~dns.flags.RD  # RD is echoed either way
+                wire = q.to_wire()
+                fast = core.fast(wire)
+                assert fast is not None, (name, qtype)
+                assert fast == core.slow(wire), (name, qtype, edns)
+    before = dict(core.metrics.requests)
+    core.fast(dns.message.make_query("never.seen.svc.cluster.local.", "A").to_wire())
+    assert core.metrics.requests[("udp", "A", "NXDOMAIN")] == before.get(("udp", "A", "NXDOMAIN"), 0) + 1
+
+
+def test_nxdomain_from_the_wire_leaves_everything_else_to_the_other_paths(core: DnsCore) -> None:
+    for name, qtype in [("svc1.testns.svc.cluster.local.", "A"),  # exists
+                        ("svc.cluster.local.", "A"),  # empty non-terminal: NODATA, not NXDOMAIN
+                        ("testns.svc.cluster.local.", "TXT"),
+                        ("cluster.local.", "A"),  # the apex
+                        ("xcluster.local.", "A"),  # not on a label boundary: not ours
+                        ("example.com.", "A"),  # outside the zone
+                        ("nope.cluster.local.", "AXFR")]:
+        assert core.fast(dns.message.make_query(name, qtype).to_wire()) is None, name
+    q = dns.message.make_query("nope.cluster.local.", "A", rdclass="CH").to_wire()
     assert core.fast(q) is None
-    assert dns.message.from_wire(core.slow(q)).rcode() == dns.rcode.NXDOMAIN
+
+
+def test_nxdomain_from_the_wire_keeps_pod_names_and_ra() -> None:
+    snap = records.build_snapshot(**records.objects_by_kind(example_objects()), pod_records=True)
+    core = DnsCore(snap)
+    q = dns.message.make_query("10-244-1-5.testns.pod.cluster.local.", "A").to_wire()
+    assert core.fast(q) is None  # pod names are synthesised: the slow path decides
+    assert dns.message.from_wire(core.slow(q)).rcode() == dns.rcode.NOERROR
+
+    class NoUpstream:  # RA follows whether a forwarder exists; it is never asked here
+        pass
+
+    core = DnsCore(snap, forwarder=NoUpstream())  # type: ignore[arg-type]
+    q = dns.message.make_query("nope.svc.cluster.local.", "A").to_wire()
+    fast = core.fast(q)
+    assert fast is not None and fast == core.slow(q)
+    assert dns.message.from_wire(fast).flags & dns.flags.RA
 
 
 def _mutations(seed_packets: list[bytes], rng: random.Random, n: int):
@@ -203,3 +254,16 @@ def test_metrics_text_has_one_type_line_per_family() -> None:
     assert ('coredns_dns_request_duration_seconds_bucket{le="0.00025",server="dns://:53",view="",zone="."} 1.0'
             in text)
     assert 'coredns_dns_request_duration_seconds_count{server="dns://:53",view="",zone="."} 1.0' in text
+
+
+def test_exact_repeat_is_answered_with_the_new_id_and_dropped_with_the_zone(core: DnsCore) -> None:
+    q = dns.message.make_query("svc1.testns.svc.cluster.local.", "A")
+    core.slow(q.to_wire())
+    first = core.fast(q.to_wire())
+    assert first is not None and core._exact
+    q.id = (q.id + 1) % 65536
+    again = core.fast(q.to_wire())
+    assert again == core.slow(q.to_wire()) and again[:2] == q.id.to_bytes(2, "big")
+    core.set_snapshot(records.build_snapshot(services=[]))
+    gone = core.fast(q.to_wire())
+    assert dns.message.from_wire(gone).rcode() == dns.rcode.NXDOMAIN  # the new zone, not the stored answer

@@ -162,7 +162,7 @@ add element ip kube-proxy cluster-ips { 172.30.0.41 }
 add chain ip kube-proxy service-ULMVA6XW-ns1/svc1/tcp/p80
 add chain ip kube-proxy endpoint-5OJB2KTY-ns1/svc1/tcp/p80__10.180.0.1/80
 add rule ip kube-proxy service-ULMVA6XW-ns1/svc1/tcp/p80 ip daddr 172.30.0.41 ip saddr != 10.0.0.0/8 jump mark-for-masquerade
-add rule ip kube-proxy service-ULMVA6XW-ns1/svc1/tcp/p80 numgen random mod 1 vmap { 0 : goto endpoint-5OJB2KTY-ns1/svc1/tcp/p80__10.180.0.1/80 }
+add rule ip kube-proxy service-ULMVA6XW-ns1/svc1/tcp/p80 goto endpoint-5OJB2KTY-ns1/svc1/tcp/p80__10.180.0.1/80
 add rule ip kube-proxy endpoint-5OJB2KTY-ns1/svc1/tcp/p80__10.180.0.1/80 ip saddr 10.180.0.1 jump mark-for-masquerade
 add rule ip kube-proxy endpoint-5OJB2KTY-ns1/svc1/tcp/p80__10.180.0.1/80 meta l4proto tcp dnat to 10.180.0.1:80
 add element ip kube-proxy service-ips { 172.30.0.41 . tcp . 80 : goto service-ULMVA6XW-ns1/svc1/tcp/p80 }
@@ -176,7 +176,9 @@ add chain ip kube-proxy endpoint-5OJB2KTY-ns1/svc1/tcp/p80__10.180.0.1/80
 add chain ip kube-proxy endpoint-2ZNDXFAB-ns1/svc1/tcp/p80__10.180.0.2/80
 add chain ip kube-proxy endpoint-WUHIZN2H-ns1/svc1/tcp/p80__10.180.0.3/80
 add rule ip kube-proxy service-ULMVA6XW-ns1/svc1/tcp/p80 ip daddr 172.30.0.41 ip saddr != 10.0.0.0/8 jump mark-for-masquerade
-add rule ip kube-proxy service-ULMVA6XW-ns1/svc1/tcp/p80 numgen random mod 3 vmap { 0 : goto endpoint-5OJB2KTY-ns1/svc1/tcp/p80__10.180.0.1/80 , 1 : goto endpoint-2ZNDXFAB-ns1/svc1/tcp/p80__10.180.0.2/80 , 2 : goto endpoint-WUHIZN2H-ns1/svc1/tcp/p80__10.180.0.3/80 }
+add rule ip kube-proxy service-ULMVA6XW-ns1/svc1/tcp/p80 numgen random mod 3 0 goto endpoint-5OJB2KTY-ns1/svc1/tcp/p80__10.180.0.1/80
+add rule ip kube-proxy service-ULMVA6XW-ns1/svc1/tcp/p80 numgen random mod 2 0 goto endpoint-2ZNDXFAB-ns1/svc1/tcp/p80__10.180.0.2/80
+add rule ip kube-proxy service-ULMVA6XW-ns1/svc1/tcp/p80 goto endpoint-WUHIZN2H-ns1/svc1/tcp/p80__10.180.0.3/80
 add rule ip kube-proxy endpoint-5OJB2KTY-ns1/svc1/tcp/p80__10.180.0.1/80 ip saddr 10.180.0.1 jump mark-for-masquerade
 add rule ip kube-proxy endpoint-5OJB2KTY-ns1/svc1/tcp/p80__10.180.0.1/80 meta l4proto tcp dnat to 10.180.0.1:80
 add rule ip kube-proxy endpoint-2ZNDXFAB-ns1/svc1/tcp/p80__10.180.0.2/80 ip saddr 10.180.0.2 jump mark-for-masquerade
@@ -200,7 +202,7 @@ add chain ip kube-proxy service-WP5PG6SI-ns1/svc3/tcp/p80
 add chain ip kube-proxy external-WP5PG6SI-ns1/svc3/tcp/p80
 add chain ip kube-proxy endpoint-VCXGADND-ns1/svc3/tcp/p80__10.180.0.3/80
 add rule ip kube-proxy service-WP5PG6SI-ns1/svc3/tcp/p80 ip daddr 172.30.0.43 ip saddr != 10.0.0.0/8 jump mark-for-masquerade
-add rule ip kube-proxy service-WP5PG6SI-ns1/svc3/tcp/p80 numgen random mod 1 vmap { 0 : goto endpoint-VCXGADND-ns1/svc3/tcp/p80__10.180.0.3/80 }
+add rule ip kube-proxy service-WP5PG6SI-ns1/svc3/tcp/p80 goto endpoint-VCXGADND-ns1/svc3/tcp/p80__10.180.0.3/80
 add rule ip kube-proxy external-WP5PG6SI-ns1/svc3/tcp/p80 jump mark-for-masquerade
 add rule ip kube-proxy external-WP5PG6SI-ns1/svc3/tcp/p80 goto service-WP5PG6SI-ns1/svc3/tcp/p80
 add rule ip kube-proxy endpoint-VCXGADND-ns1/svc3/tcp/p80__10.180.0.3/80 ip saddr 10.180.0.3 jump mark-for-masquerade
@@ -215,7 +217,7 @@ add element ip kube-proxy cluster-ips { 172.30.0.42 }
 add chain ip kube-proxy service-RHGUFKZQ-ns1/svc2/tcp/http
 add chain ip kube-proxy endpoint-KADRJ6PI-ns1/svc2/tcp/http__10.180.0.1/8080
 add rule ip kube-proxy service-RHGUFKZQ-ns1/svc2/tcp/http ip daddr 172.30.0.42 ip saddr != 10.0.0.0/8 jump mark-for-masquerade
-add rule ip kube-proxy service-RHGUFKZQ-ns1/svc2/tcp/http numgen random mod 1 vmap { 0 : goto endpoint-KADRJ6PI-ns1/svc2/tcp/http__10.180.0.1/8080 }
+add rule ip kube-proxy service-RHGUFKZQ-ns1/svc2/tcp/http goto endpoint-KADRJ6PI-ns1/svc2/tcp/http__10.180.0.1/8080
 add rule ip kube-proxy endpoint-KADRJ6PI-ns1/svc2/tcp/http__10.180.0.1/8080 ip saddr 10.180.0.1 jump mark-for-masquerade
 add rule ip kube-proxy endpoint-KADRJ6PI-ns1/svc2/tcp/http__10.180.0.1/8080 meta l4proto tcp dnat to 10.180.0.1:8080
 add element ip kube-proxy service-ips { 172.30.0.42 . tcp . 80 : goto service-RHGUFKZQ-ns1/svc2/tcp/http }
@@ -224,7 +226,7 @@ add element ip kube-proxy service-ips { 172.30.0.42 . tcp . 80 : goto service-RH
 add chain ip kube-proxy service-RPUSMXTQ-ns1/svc2/tcp/https
 add chain ip kube-proxy endpoint-5LFBVDOC-ns1/svc2/tcp/https__10.180.0.1/8443
 add rule ip kube-proxy service-RPUSMXTQ-ns1/svc2/tcp/https ip daddr 172.30.0.42 ip saddr != 10.0.0.0/8 jump mark-for-masquerade
-add rule ip kube-proxy service-RPUSMXTQ-ns1/svc2/tcp/https numgen random mod 1 vmap { 0 : goto endpoint-5LFBVDOC-ns1/svc2/tcp/https__10.180.0.1/8443 }
+add rule ip kube-proxy service-RPUSMXTQ-ns1/svc2/tcp/https goto endpoint-5LFBVDOC-ns1/svc2/tcp/https__10.180.0.1/8443
 add rule ip kube-proxy endpoint-5LFBVDOC-ns1/svc2/tcp/https__10.180.0.1/8443 ip saddr 10.180.0.1 jump mark-for-masquerade
 add rule ip kube-proxy endpoint-5LFBVDOC-ns1/svc2/tcp/https__10.180.0.1/8443 meta l4proto tcp dnat to 10.180.0.1:8443
 add element ip kube-proxy service-ips { 172.30.0.42 . tcp . 443 : goto service-RPUSMXTQ-ns1/svc2/tcp/https }
@@ -236,7 +238,7 @@ add element ip kube-proxy cluster-ips { 172.30.0.10 }
 add chain ip kube-proxy service-2YY5BS5C-kube-system/dns/udp/dns
 add chain ip kube-proxy endpoint-RXE566EX-kube-system/dns/udp/dns__10.180.0.7/53
 add rule ip kube-proxy service-2YY5BS5C-kube-system/dns/udp/dns ip daddr 172.30.0.10 ip saddr != 10.0.0.0/8 jump mark-for-masquerade
-add rule ip kube-proxy service-2YY5BS5C-kube-system/dns/udp/dns numgen random mod 1 vmap { 0 : goto endpoint-RXE566EX-kube-system/dns/udp/dns__10.180.0.7/53 }
+add rule ip kube-proxy service-2YY5BS5C-kube-system/dns/udp/dns goto endpoint-RXE566EX-kube-system/dns/udp/dns__10.180.0.7/53
 add rule ip kube-proxy endpoint-RXE566EX-kube-system/dns/udp/dns__10.180.0.7/53 ip saddr 10.180.0.7 jump mark-for-masquerade
 add rule ip kube-proxy endpoint-RXE566EX-kube-system/dns/udp/dns__10.180.0.7/53 meta l4proto udp dnat to 10.180.0.7:53
 add element ip kube-proxy service-ips { 172.30.0.10 . udp . 53 : goto service-2YY5BS5C-kube-system/dns/udp/dns }
@@ -245,7 +247,7 @@ add element ip kube-proxy service-ips { 172.30.0.10 . udp . 53 : goto service-2Y
 add chain ip kube-proxy service-PXHAI4EJ-kube-system/dns/tcp/dns-tcp
 add chain ip kube-proxy endpoint-EYKFK3SS-kube-system/dns/tcp/dns-tcp__10.180.0.7/53
 add rule ip kube-proxy service-PXHAI4EJ-kube-system/dns/tcp/dns-tcp ip daddr 172.30.0.10 ip saddr != 10.0.0.0/8 jump mark-for-masquerade
-add rule ip kube-proxy service-PXHAI4EJ-kube-system/dns/tcp/dns-tcp numgen random mod 1 vmap { 0 : goto endpoint-EYKFK3SS-kube-system/dns/tcp/dns-tcp__10.180.0.7/53 }
+add rule ip kube-proxy service-PXHAI4EJ-kube-system/dns/tcp/dns-tcp goto endpoint-EYKFK3SS-kube-system/dns/tcp/dns-tcp__10.180.0.7/53
 add rule ip kube-proxy endpoint-EYKFK3SS-kube-system/dns/tcp/dns-tcp__10.180.0.7/53 ip saddr 10.180.0.7 jump mark-for-masquerade
 add rule ip kube-proxy endpoint-EYKFK3SS-kube-system/dns/tcp/dns-tcp__10.180.0.7/53 meta l4proto tcp dnat to 10.180.0.7:53
 add element ip kube-proxy service-ips { 172.30.0.10 . tcp . 53 : goto service-PXHAI4EJ-kube-system/dns/tcp/dns-tcp }
@@ -262,7 +264,8 @@ add chain ip kube-proxy endpoint-7BF3MAFA-ns1/svc5/tcp/p80__10.180.0.4/80
 add rule ip kube-proxy service-ZJ5FP4N2-ns1/svc5/tcp/p80 ip daddr 172.30.0.45 ip saddr != 10.0.0.0/8 jump mark-for-masquerade
 add rule ip kube-proxy service-ZJ5FP4N2-ns1/svc5/tcp/p80 ip saddr @affinity-TIZPXWTK-ns1/svc5/tcp/p80__10.180.0.3/80 goto endpoint-TIZPXWTK-ns1/svc5/tcp/p80__10.180.0.3/80
 add rule ip kube-proxy service-ZJ5FP4N2-ns1/svc5/tcp/p80 ip saddr @affinity-7BF3MAFA-ns1/svc5/tcp/p80__10.180.0.4/80 goto endpoint-7BF3MAFA-ns1/svc5/tcp/p80__10.180.0.4/80
-add rule ip kube-proxy service-ZJ5FP4N2-ns1/svc5/tcp/p80 numgen random mod 2 vmap { 0 : goto endpoint-TIZPXWTK-ns1/svc5/tcp/p80__10.180.0.3/80 , 1 : goto endpoint-7BF3MAFA-ns1/svc5/tcp/p80__10.180.0.4/80 }
+add rule ip kube-proxy service-ZJ5FP4N2-ns1/svc5/tcp/p80 numgen random mod 2 0 goto endpoint-TIZPXWTK-ns1/svc5/tcp/p80__10.180.0.3/80
+add rule ip kube-proxy service-ZJ5FP4N2-ns1/svc5/tcp/p80 goto endpoint-7BF3MAFA-ns1/svc5/tcp/p80__10.180.0.4/80
 add rule ip kube-proxy endpoint-TIZPXWTK-ns1/svc5/tcp/p80__10.180.0.3/80 ip saddr 10.180.0.3 jump mark-for-masquerade
 add rule ip kube-proxy endpoint-TIZPXWTK-ns1/svc5/tcp/p80__10.180.0.3/80 update @affinity-TIZPXWTK-ns1/svc5/tcp/p80__10.180.0.3/80 { ip saddr }
 add rule ip kube-proxy endpoint-TIZPXWTK-ns1/svc5/tcp/p80__10.180.0.3/80 meta l4proto tcp dnat to 10.180.0.3:80
@@ -281,8 +284,9 @@ add chain ip kube-proxy external-QCIBCZ4I-ns1/svc2/tcp/p80
 add chain ip kube-proxy endpoint-C2BCGEH2-ns1/svc2/tcp/p80__10.180.0.2/80
 add chain ip kube-proxy endpoint-3X3Y6QM2-ns1/svc2/tcp/p80__10.180.1.2/80
 add rule ip kube-proxy service-QCIBCZ4I-ns1/svc2/tcp/p80 ip daddr 172.30.0.42 ip saddr != 10.0.0.0/8 jump mark-for-masquerade
-add rule ip kube-proxy service-QCIBCZ4I-ns1/svc2/tcp/p80 numgen random mod 2 vmap { 0 : goto endpoint-C2BCGEH2-ns1/svc2/tcp/p80__10.180.0.2/80 , 1 : goto endpoint-3X3Y6QM2-ns1/svc2/tcp/p80__10.180.1.2/80 }
-add rule ip kube-proxy local-QCIBCZ4I-ns1/svc2/tcp/p80 numgen random mod 1 vmap { 0 : goto endpoint-C2BCGEH2-ns1/svc2/tcp/p80__10.180.0.2/80 }
+add rule ip kube-proxy service-QCIBCZ4I-ns1/svc2/tcp/p80 numgen random mod 2 0 goto endpoint-C2BCGEH2-ns1/svc2/tcp/p80__10.180.0.2/80
+add rule ip kube-proxy service-QCIBCZ4I-ns1/svc2/tcp/p80 goto endpoint-3X3Y6QM2-ns1/svc2/tcp/p80__10.180.1.2/80
+add rule ip kube-proxy local-QCIBCZ4I-ns1/svc2/tcp/p80 goto endpoint-C2BCGEH2-ns1/svc2/tcp/p80__10.180.0.2/80
 add rule ip kube-proxy external-QCIBCZ4I-ns1/svc2/tcp/p80 ip saddr 10.0.0.0/8 goto service-QCIBCZ4I-ns1/svc2/tcp/p80 comment "short-circuit pod traffic"
 add rule ip kube-proxy external-QCIBCZ4I-ns1/svc2/tcp/p80 fib saddr type local jump mark-for-masquerade comment "masquerade local traffic"
 add rule ip kube-proxy external-QCIBCZ4I-ns1/svc2/tcp/p80 fib saddr type local goto service-QCIBCZ4I-ns1/svc2/tcp/p80 comment "short-circuit local traffic"
@@ -302,7 +306,7 @@ add chain ip kube-proxy service-QCIBCZ4I-ns1/svc2/tcp/p80
 add chain ip kube-proxy external-QCIBCZ4I-ns1/svc2/tcp/p80
 add chain ip kube-proxy endpoint-3X3Y6QM2-ns1/svc2/tcp/p80__10.180.1.2/80
 add rule ip kube-proxy service-QCIBCZ4I-ns1/svc2/tcp/p80 ip daddr 172.30.0.42 ip saddr != 10.0.0.0/8 jump mark-for-masquerade
-add rule ip kube-proxy service-QCIBCZ4I-ns1/svc2/tcp/p80 numgen random mod 1 vmap { 0 : goto endpoint-3X3Y6QM2-ns1/svc2/tcp/p80__10.180.1.2/80 }
+add rule ip kube-proxy service-QCIBCZ4I-ns1/svc2/tcp/p80 goto endpoint-3X3Y6QM2-ns1/svc2/tcp/p80__10.180.1.2/80
 add rule ip kube-proxy external-QCIBCZ4I-ns1/svc2/tcp/p80 ip saddr 10.0.0.0/8 goto service-QCIBCZ4I-ns1/svc2/tcp/p80 comment "short-circuit pod traffic"
 add rule ip kube-proxy external-QCIBCZ4I-ns1/svc2/tcp/p80 fib saddr type local jump mark-for-masquerade comment "masquerade local traffic"
 add rule ip kube-proxy external-QCIBCZ4I-ns1/svc2/tcp/p80 fib saddr type local goto service-QCIBCZ4I-ns1/svc2/tcp/p80 comment "short-circuit local traffic"
@@ -319,7 +323,7 @@ add element ip kube-proxy cluster-ips { 172.30.0.44 }
 add chain ip kube-proxy local-F4TB4HDV-ns1/svc4/tcp/p80
 add chain ip kube-proxy endpoint-JZVXGQMM-ns1/svc4/tcp/p80__10.180.0.4/80
 add rule ip kube-proxy local-F4TB4HDV-ns1/svc4/tcp/p80 ip daddr 172.30.0.44 ip saddr != 10.0.0.0/8 jump mark-for-masquerade
-add rule ip kube-proxy local-F4TB4HDV-ns1/svc4/tcp/p80 numgen random mod 1 vmap { 0 : goto endpoint-JZVXGQMM-ns1/svc4/tcp/p80__10.180.0.4/80 }
+add rule ip kube-proxy local-F4TB4HDV-ns1/svc4/tcp/p80 goto endpoint-JZVXGQMM-ns1/svc4/tcp/p80__10.180.0.4/80
 add rule ip kube-proxy endpoint-JZVXGQMM-ns1/svc4/tcp/p80__10.180.0.4/80 ip saddr 10.180.0.4 jump mark-for-masquerade
 add rule ip kube-proxy endpoint-JZVXGQMM-ns1/svc4/tcp/p80__10.180.0.4/80 meta l4proto tcp dnat to 10.180.0.4:80
 add element ip kube-proxy service-ips { 172.30.0.44 . tcp . 80 : goto local-F4TB4HDV-ns1/svc4/tcp/p80 }
@@ -335,7 +339,7 @@ add element ip kube-proxy cluster-ips { 172.30.0.48 }
 add chain ip kube-proxy service-WBUBATLE-ns1/svc8/tcp/p80
 add chain ip kube-proxy endpoint-A2R37H3D-ns1/svc8/tcp/p80__10.180.0.8/80
 add rule ip kube-proxy service-WBUBATLE-ns1/svc8/tcp/p80 ip daddr 172.30.0.48 ip saddr != 10.0.0.0/8 jump mark-for-masquerade
-add rule ip kube-proxy service-WBUBATLE-ns1/svc8/tcp/p80 numgen random mod 1 vmap { 0 : goto endpoint-A2R37H3D-ns1/svc8/tcp/p80__10.180.0.8/80 }
+add rule ip kube-proxy service-WBUBATLE-ns1/svc8/tcp/p80 goto endpoint-A2R37H3D-ns1/svc8/tcp/p80__10.180.0.8/80
 add rule ip kube-proxy endpoint-A2R37H3D-ns1/svc8/tcp/p80__10.180.0.8/80 ip saddr 10.180.0.8 jump mark-for-masquerade
 add rule ip kube-proxy endpoint-A2R37H3D-ns1/svc8/tcp/p80__10.180.0.8/80 meta l4proto tcp dnat to 10.180.0.8:80
 add element ip kube-proxy service-ips { 172.30.0.48 . tcp . 80 : goto service-WBUBATLE-ns1/svc8/tcp/p80 }
@@ -345,7 +349,7 @@ add element ip kube-proxy cluster-ips { 172.30.0.49 }
 add chain ip kube-proxy service-B7L4NXCL-ns1/svc9/tcp/p80
 add chain ip kube-proxy endpoint-DEHIX7LG-ns1/svc9/tcp/p80__10.180.0.10/80
 add rule ip kube-proxy service-B7L4NXCL-ns1/svc9/tcp/p80 ip daddr 172.30.0.49 ip saddr != 10.0.0.0/8 jump mark-for-masquerade
-add rule ip kube-proxy service-B7L4NXCL-ns1/svc9/tcp/p80 numgen random mod 1 vmap { 0 : goto endpoint-DEHIX7LG-ns1/svc9/tcp/p80__10.180.0.10/80 }
+add rule ip kube-proxy service-B7L4NXCL-ns1/svc9/tcp/p80 goto endpoint-DEHIX7LG-ns1/svc9/tcp/p80__10.180.0.10/80
 add rule ip kube-proxy endpoint-DEHIX7LG-ns1/svc9/tcp/p80__10.180.0.10/80 ip saddr 10.180.0.10 jump mark-for-masquerade
 add rule ip kube-proxy endpoint-DEHIX7LG-ns1/svc9/tcp/p80__10.180.0.10/80 meta l4proto tcp dnat to 10.180.0.10:80
 add element ip kube-proxy service-ips { 172.30.0.49 . tcp . 80 : goto service-B7L4NXCL-ns1/svc9/tcp/p80 }
@@ -766,3 +770,32 @@ def test_iptables_without_node_ips_matches_any_local_address():
     nft_text = nftables.render_full(state)
     assert "fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @service-nodeports" in nft_text
     assert "nodeport-ips" not in nft_text
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 8])
+def test_nftables_endpoint_choice_is_uniform(n):
+    """The chained `numgen random mod N-i 0 goto` rules give every endpoint exactly 1/N."""
+    from fractions import Fraction
+
+    from kubelab.proxy.model import ServicePort
+
+    sp = ServicePort("ns1", "svc", "p", "TCP", "172.30.0.9", 80)
+    eps = tuple(Endpoint(f"10.0.0.{i + 1}", 80, node_name="node1") for i in range(n))
+    chain = nftables.service_chain(sp.key)
+    rules = nftables.service_fragment(sp, eps, CFG).chains[chain]
+    lb = [r for r in rules if "endpoint-" in r]
+    assert len(lb) == n and all("vmap" not in r for r in lb)  # no anonymous maps (nft 1.0.6: quadratic)
+    left, probs = Fraction(1), {}
+    for r in lb:
+        target = r.rsplit("goto ", 1)[1]
+        if r.startswith("numgen random mod "):
+            mod = int(r.split()[3])
+            assert r.split()[4] == "0"
+            p = left / mod
+        else:
+            assert r == lb[-1], "only the last rule is unconditional"
+            p = left
+        probs[target] = p
+        left -= p
+    assert left == 0 and set(probs.values()) == {Fraction(1, n)}
+    assert set(probs) == {nftables.endpoint_chain(sp.key, e) for e in eps}
