@@ -12,7 +12,7 @@ TEST_PACKAGES = chromium chromium-driver
 BENCH_PACKAGES = dnsperf dnsmasq-base iperf3
 VM_PACKAGES = mmdebstrap qemu-system-x86 qemu-utils e2fsprogs apt-utils netcat-openbsd openssh-client vagrant
 
-.PHONY: deps deps-test deps-vm install lab test test-host test-unit test-vm bench clean constraints
+.PHONY: deps deps-test deps-vm install lab lint test test-host test-unit test-vm bench clean constraints
 
 deps:  ## system packages (Debian/Ubuntu, as root)
 	@if [ "$$(id -u)" != 0 ]; then echo "make deps: needs root (as another user: sudo make $(or $(MAKECMDGOALS),deps))"; exit 1; fi
@@ -58,9 +58,14 @@ constraints:  ## re-pin constraints.txt: the newest versions pyproject.toml allo
 
 test: deps-vm test-host test-vm  ## the whole suite (what CI runs): the host suite, then the VM suite
 
-test-host: install deps-test  ## unit, integration and lab e2e on real etcd/netns/nftables (~8 min); exit 5 (no tests) fails
+test-host: install deps-test lint  ## unit, integration and lab e2e on real etcd/netns/nftables (~8 min); exit 5 (no tests) fails
 	@echo "== test-host: pytest --ignore=tests/vm"
 	@$(PY) -m pytest --ignore=tests/vm
+
+lint: $(VENV)/.installed  ## ruff (pyflakes, pycodestyle errors, bugbear) and the import contracts (docs/architecture.md)
+	@echo "== lint: ruff check; lint-imports (no component imports another)"
+	@$(VENV)/bin/ruff check --quiet kubelab tests bench
+	@$(VENV)/bin/lint-imports --no-cache >/dev/null || $(VENV)/bin/lint-imports --no-cache
 
 test-unit: $(VENV)/.installed
 	$(PY) -m pytest tests/unit

@@ -24,16 +24,13 @@ import time
 from collections.abc import Awaitable, Callable
 
 from kubelab.pki import tokens
+from kubelab.pki.peer import PEER_CERT, subject_of  # noqa: F401  (PEER_CERT: the scope key, re-exported)
 from kubelab.timestamps import parse_epoch
 
 from .rbac import UserInfo
 
 AUTHENTICATED = "system:authenticated"
 ANONYMOUS = UserInfo("system:anonymous", ("system:unauthenticated",))
-
-# The TLS peer, put in the ASGI scope's per-connection state by the server's protocol
-# class (see `kubelab.apiserver.tlspeer`): the verified certificate as `ssl.getpeercert()`.
-PEER_CERT = "kubelab.peer_cert"
 
 
 class AuthError(Exception):
@@ -58,16 +55,8 @@ def parse_token_file(text: str) -> dict[str, UserInfo]:
 
 def user_from_cert(peercert: dict) -> UserInfo | None:
     """CN → user, O → groups, from `ssl.SSLSocket.getpeercert()`'s dict."""
-    cn, orgs = None, []
-    for rdn in peercert.get("subject") or ():
-        for key, value in rdn:
-            if key == "commonName":
-                cn = value
-            elif key == "organizationName":
-                orgs.append(value)
-    if not cn:
-        return None
-    return UserInfo(cn, tuple(orgs))
+    subject = subject_of(peercert)
+    return UserInfo(*subject) if subject else None
 
 
 def with_authenticated(user: UserInfo) -> UserInfo:

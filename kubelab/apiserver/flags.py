@@ -127,9 +127,9 @@ def security_settings(args: argparse.Namespace) -> tuple[dict, dict]:
                 ctx.load_verify_locations(args.client_ca_file)
         except (ssl.SSLError, OSError) as e:
             raise ValueError(f"cannot load the TLS files: {e}") from None
-        from .tlspeer import PeerCertProtocol
+        from kubelab.pki.peer import PeerCertProtocol
         uv = {"ssl_certfile": args.tls_cert_file, "ssl_keyfile": args.tls_private_key_file,
-              "http": PeerCertProtocol, "loop": "asyncio"}  # asyncio: see tlspeer.flush_handshake_alerts
+              "http": PeerCertProtocol, "loop": "asyncio"}  # asyncio: see kubelab.pki.peer.flush_handshake_alerts
         if args.client_ca_file:
             uv.update(ssl_ca_certs=args.client_ca_file, ssl_cert_reqs=ssl.CERT_OPTIONAL)
     return security, uv

@@ -126,10 +126,10 @@ def merge_configs(files: list[tuple[str, dict]]) -> dict:
                 seen[key].add(entry["name"])
                 inner_key = key[:-1]
                 inner = dict(entry.get(inner_key) or {})
-                for field in _PATH_FIELDS.get(key, ()):
-                    value = inner.get(field)
+                for path_field in _PATH_FIELDS.get(key, ()):
+                    value = inner.get(path_field)
                     if isinstance(value, str) and value and not os.path.isabs(value):
-                        inner[field] = os.path.join(base, value)
+                        inner[path_field] = os.path.join(base, value)
                 merged[key].append({"name": entry["name"], inner_key: inner})
     return merged
 

@@ -21,7 +21,7 @@ import httpx
 
 from kubelab.resources import ResourceType, lookup
 
-from .errors import ApiError, error_for
+from .errors import ApiError, error_for  # noqa: F401  (ApiError: re-exported for callers of rest)
 from .kubeconfig import Connection, load, read_token_file, ssl_context
 
 PATCH_TYPES = {

@@ -537,7 +537,7 @@ def plugin_main(plugin: Plugin, *, argv: list[str] | None = None,
                 stdin = b"" if sys.stdin is None or sys.stdin.isatty() \
                     else sys.stdin.buffer.read()
             except OSError as e:
-                raise CniError(ERR_IO, "failed to read network configuration from stdin", str(e))
+                raise CniError(ERR_IO, "failed to read network configuration from stdin", str(e)) from None
         try:
             guess = json.loads(stdin)
             if isinstance(guess, dict) and guess.get("cniVersion") in SUPPORTED_VERSIONS:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from kubelab.client import ApiClient, Conflict, Informer, WorkQueue, key_of
 from kubelab.client.workqueue import run_worker
 
-from .events import EventRecorder
+from kubelab.client.record import EventRecorder
 
 log = logging.getLogger(__name__)
 

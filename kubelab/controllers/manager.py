@@ -22,9 +22,9 @@ from .base import Context, Controller, InformerFactory
 from .deployment import DeploymentController
 from .endpoints import EndpointsController
 from .endpointslice import EndpointSliceController
-from .events import EventRecorder
+from kubelab.client.record import EventRecorder
 from .garbagecollector import GarbageCollector
-from .leaderelection import configure_logging, identity_from_env, run_until_signalled
+from kubelab.client.leaderelection import configure_logging, identity_from_env, run_until_signalled
 from .namespace import NamespaceController
 from .nodeipam import NodeIpamController
 from .nodelifecycle import NodeLifecycleController

@@ -31,7 +31,7 @@ def free_subnet() -> str:
             used.append(ipaddress.ip_network(r.get("dst", ""), strict=False))
         except ValueError:
             continue
-    for i in range(1, 250):
+    for _ in range(1, 250):
         net = ipaddress.ip_network(f"10.213.{secrets.randbelow(250) + 1}.0/24")
         if not any(net.overlaps(u) for u in used if u.prefixlen > 0):
             return str(net)

@@ -472,7 +472,7 @@ async def capture(api: ApiClient, plan: LabPlan, *, pod: str, namespace: str, ta
         if ask_dns and exec_ns:
             for name in candidates:
                 cmd = ["ip", "netns", "exec", exec_ns, "dig", "+time=2", "+tries=1", f"@{server}", name, "A"]
-                status, answers = await asyncio.to_thread(lambda: parse_dig(_run(cmd, timeout=8)))
+                status, answers = await asyncio.to_thread(lambda cmd=cmd: parse_dig(_run(cmd, timeout=8)))
                 queries.append({"name": name, "status": status, "answers": answers,
                                 "cmd": f"sudo {topology.shell(cmd)}"})
                 if answers:

@@ -25,8 +25,8 @@ import httpx
 from kubelab.client import AlreadyExists, ApiClient, ApiError, Conflict, Informer, NotFound
 from kubelab.cni.bridge import host_veth_name
 from kubelab.cni.spec import CniError
-from kubelab.controllers.events import EventRecorder
 from kubelab import podfields
+from kubelab.client.record import EventRecorder
 from kubelab.timestamps import format_micro_time, format_time
 
 from . import containers as ctr

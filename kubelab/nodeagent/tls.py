@@ -6,7 +6,7 @@ an expired one or a foreign one: the connection never reaches the app). Then onl
 server's kubelet-client identity (or `system:masters`) may use the API: logs and exec run
 commands inside pods, so a node or a student's certificate gets 403. `/healthz` stays open
 to every verified client. The peer certificate reaches the app through
-`kubelab.apiserver.tlspeer.PeerCertProtocol`, the same protocol class the API server uses.
+`kubelab.pki.peer.PeerCertProtocol`, the same protocol class the API server uses.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import os
 import ssl
 from dataclasses import dataclass
 
-from kubelab.apiserver.authn import PEER_CERT, user_from_cert
+from kubelab.pki.peer import PEER_CERT, subject_of
 from kubelab.pki.certs import COMPONENTS
 
 APISERVER_CLIENT_CN = next(i.cn for i in COMPONENTS if i.name == "apiserver-kubelet-client")
@@ -56,17 +56,18 @@ def from_flags(cert_file: str | None, key_file: str | None, client_ca_file: str 
 
 def uvicorn_options(tls: ServingTLS) -> dict:
     """uvicorn.Config keyword arguments: HTTPS, client certificate required, peer cert in scope."""
-    from kubelab.apiserver.tlspeer import PeerCertProtocol
+    from kubelab.pki.peer import PeerCertProtocol
     return {"ssl_certfile": tls.cert_file, "ssl_keyfile": tls.key_file, "ssl_ca_certs": tls.client_ca_file,
             "ssl_cert_reqs": ssl.CERT_REQUIRED, "http": PeerCertProtocol}
 
 
 def caller(peercert: dict | None) -> tuple[str, bool]:
     """(user name, may call logs/exec) for a verified peer certificate."""
-    user = user_from_cert(peercert or {})
-    if user is None:
+    subject = subject_of(peercert or {})
+    if subject is None:
         return "system:anonymous", False
-    return user.name, user.name == APISERVER_CLIENT_CN or MASTERS in user.groups
+    name, groups = subject
+    return name, name == APISERVER_CLIENT_CN or MASTERS in groups
 
 
 class RequireApiServer:

@@ -13,7 +13,7 @@ from prometheus_client.registry import Collector
 
 from kubelab import flags, serving
 from kubelab.client import KubeconfigError, add_connection_args, connect
-from kubelab.controllers.leaderelection import configure_logging, identity_from_env, run_until_signalled
+from kubelab.client.leaderelection import configure_logging, identity_from_env, run_until_signalled
 
 from .scheduler import DEFAULT_SCHEDULER, Scheduler
 

@@ -17,7 +17,7 @@ import time
 
 from kubelab.client import ApiClient, ApiError, Conflict, Informer, NotFound, WorkQueue, key_of
 from kubelab.client.workqueue import run_worker
-from kubelab.controllers.events import EventRecorder
+from kubelab.client.record import EventRecorder
 from kubelab.timestamps import format_time
 
 from .filters import NodeInfo, Resources, filter_node, fit_error_message, pod_requests

@@ -10,7 +10,7 @@ import pytest
 
 from kubelab.apiserver import status as st
 from kubelab.apiserver.__main__ import parse_args
-from kubelab.apiserver.authn import PEER_CERT
+from kubelab.pki.peer import PEER_CERT
 from kubelab.apiserver.flags import security_settings
 from kubelab.apiserver.rbac import default_cluster_role_bindings, default_cluster_roles
 from kubelab.apiserver.security import Guard, SecurityConfig

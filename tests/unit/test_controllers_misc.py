@@ -2,8 +2,8 @@
 
 import pytest
 
-from kubelab.controllers.events import make_event
-from kubelab.controllers.leaderelection import lease_decision, lease_spec
+from kubelab.client.record import make_event
+from kubelab.client.leaderelection import lease_decision, lease_spec
 from kubelab.timestamps import format_micro_time as micro_time
 from kubelab.controllers.manager import build_parser, select_controllers
 from kubelab.controllers.namespace import finalize_body

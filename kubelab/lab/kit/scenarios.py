@@ -217,7 +217,7 @@ async def check_default_deny(probe, record: dict) -> Result:
         return r
     f = await probe.fetch_from_pod(pod, "http://db")
     if f.ok:
-        return fail(f"pod client reaches http://web, but also http://db: the deny for everything else is gone "
+        return fail("pod client reaches http://web, but also http://db: the deny for everything else is gone "
                     "(allow the web app only)")
     return ok(f"{r.reason}; http://db stays closed ({f.detail})")
 

@@ -1,4 +1,8 @@
-"""Hand the verified TLS client certificate to the app.
+"""The verified TLS client certificate: handed to the app, and read as a user.
+
+Shared by every HTTPS server of the cluster that authenticates callers by certificate (the
+API server, the node agent's 10250): it lives in `kubelab.pki` because no component package
+may import another.
 
 uvicorn does not put the peer certificate in the ASGI scope. Its HTTP protocol copies a
 per-connection `app_state` dict into every request's `scope["state"]` (and hands it to the
@@ -14,7 +18,23 @@ import ssl
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from .authn import PEER_CERT
+# The TLS peer, put in the ASGI scope's per-connection state by `PeerCertProtocol`: the
+# verified certificate as `ssl.getpeercert()` returns it (None without a client certificate).
+PEER_CERT = "kubelab.peer_cert"
+
+
+def subject_of(peercert: dict) -> tuple[str, tuple[str, ...]] | None:
+    """(CN, O values) of a verified peer certificate, as Kubernetes reads a user and its groups
+    from it; None without a CN."""
+    cn, orgs = None, []
+    for rdn in peercert.get("subject") or ():
+        for key, value in rdn:
+            if key == "commonName":
+                cn = value
+            elif key == "organizationName":
+                orgs.append(value)
+    return (cn, tuple(orgs)) if cn else None
+
 
 try:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _Base
