@@ -39,7 +39,7 @@ import json
 import os
 import stat
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 # the node's directories no container sees, whatever the lab's layout
 DEFAULT_HIDE = ("/root", "/home", "/etc/kubelab", "/etc/kubernetes", "/var/lib/kubelab", "/var/lib/kubelet",
