@@ -208,6 +208,42 @@ def _replicaset(rs: dict) -> None:
     _template(spec)
 
 
+def _job(job: dict) -> None:
+    """As SetDefaults_Job: neither completions nor parallelism means one pod to one success."""
+    spec = _d(job, "spec")
+    if spec.get("completions") is None and spec.get("parallelism") is None:
+        spec["completions"] = 1
+    _default(spec, "parallelism", 1)
+    _default(spec, "backoffLimit", 6)
+    _default(spec, "completionMode", "NonIndexed")
+    _default(spec, "suspend", False)
+    _default(spec, "podReplacementPolicy", "TerminatingOrFailed")
+    _template(spec)
+
+
+# The labels a Job stamps on its pods (the legacy unprefixed pair too, as upstream still does).
+JOB_UID_LABEL = "batch.kubernetes.io/controller-uid"
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+LEGACY_JOB_UID_LABEL = "controller-uid"
+LEGACY_JOB_NAME_LABEL = "job-name"
+
+
+def after_uid(rt: ResourceType, obj: dict) -> None:
+    """Defaults that need the new object's uid: a Job's generated selector (unless
+    spec.manualSelector), as the Job registry's PrepareForCreate. The uid makes the selector
+    unique, so two Jobs of the same name over time never adopt each other's pods."""
+    if rt.kind != "Job" or not isinstance(obj.get("spec"), dict) or obj["spec"].get("manualSelector") is True:
+        return
+    spec, meta = obj["spec"], obj["metadata"]
+    tmeta = _d(_d(spec, "template"), "metadata")
+    labels = _d(tmeta, "labels")
+    for key, value in ((LEGACY_JOB_NAME_LABEL, meta["name"]), (JOB_NAME_LABEL, meta["name"]),
+                       (LEGACY_JOB_UID_LABEL, meta["uid"]), (JOB_UID_LABEL, meta["uid"])):
+        labels.setdefault(key, value)
+    selector = _d(spec, "selector")
+    _d(selector, "matchLabels").setdefault(JOB_UID_LABEL, meta["uid"])
+
+
 def _namespace(ns: dict) -> None:
     _default(_d(ns, "spec"), "finalizers", ["kubernetes"])
     _default(_d(ns, "status"), "phase", "Active")
@@ -233,7 +269,7 @@ def _secret(secret: dict) -> None:
 _DEFAULTERS = {
     "Pod": _pod, "Service": _service, "Deployment": _deployment, "ReplicaSet": _replicaset,
     "Namespace": _namespace, "EndpointSlice": _endpointslice, "Endpoints": _endpoints,
-    "Secret": _secret,
+    "Secret": _secret, "Job": _job,
 }
 
 

@@ -135,6 +135,13 @@ _MESSAGES: dict[str, list[tuple]] = {
                        ("template", 3, "PodTemplateSpec", ""),
                        ("minReadySeconds", 4, _I32, "")],
     "ReplicaSet": [("metadata", 1, "ObjectMeta", ""), ("spec", 2, "ReplicaSetSpec", "")],
+    # batch/v1 (`kubectl create job`)
+    "JobSpec": [("parallelism", 1, _I32, "ptr"), ("completions", 2, _I32, "ptr"),
+                ("activeDeadlineSeconds", 3, _I64, "ptr"), ("selector", 4, "LabelSelector", "ptr"),
+                ("manualSelector", 5, _B, "ptr"), ("template", 6, "PodTemplateSpec", ""),
+                ("backoffLimit", 7, _I32, "ptr"), ("ttlSecondsAfterFinished", 8, _I32, "ptr"),
+                ("completionMode", 9, _S, "ptr"), ("suspend", 10, _B, "ptr")],
+    "Job": [("metadata", 1, "ObjectMeta", ""), ("spec", 2, "JobSpec", "")],
     # authorization/v1 (`kubectl auth can-i` posts a SelfSubjectAccessReview)
     "ResourceAttributes": [("namespace", 1, _S, ""), ("verb", 2, _S, ""), ("group", 3, _S, ""),
                            ("version", 4, _S, ""), ("resource", 5, _S, ""), ("subresource", 6, _S, ""),
@@ -176,6 +183,7 @@ KINDS: dict[tuple[str, str], str] = {
     ("v1", "Pod"): "Pod",
     ("apps/v1", "Deployment"): "Deployment",
     ("apps/v1", "ReplicaSet"): "ReplicaSet",
+    ("batch/v1", "Job"): "Job",
     ("authorization.k8s.io/v1", "SelfSubjectAccessReview"): "SelfSubjectAccessReview",
     ("authorization.k8s.io/v1", "SelfSubjectRulesReview"): "SelfSubjectRulesReview",
     ("rbac.authorization.k8s.io/v1", "Role"): "Role",

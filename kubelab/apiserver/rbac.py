@@ -339,6 +339,7 @@ _WORKLOADS = ["pods", "pods/log", "pods/status", "services", "services/status", 
               "serviceaccounts", "events"]
 _APPS = ["deployments", "deployments/scale", "deployments/status", "replicasets", "replicasets/scale",
          "replicasets/status"]
+_BATCH = ["jobs", "jobs/status"]
 _DISCOVERY_URLS = ["/api", "/api/*", "/apis", "/apis/*", "/openapi", "/openapi/*", "/version", "/version/",
                    "/healthz", "/livez", "/readyz"]
 
@@ -370,12 +371,14 @@ def default_cluster_roles() -> list[dict]:
         _rule([""], ["pods", "pods/log", "pods/status", "services", "services/status", "endpoints", "configmaps",
                      "serviceaccounts", "events", "namespaces", "namespaces/status"], READ),
         _rule(["apps"], _APPS, READ),
+        _rule(["batch"], _BATCH, READ),
         _rule(["discovery.k8s.io"], ["endpointslices"], READ),
     ]
     edit = [
         _rule([""], ["pods", "pods/exec", "pods/attach", "pods/portforward", "services", "endpoints", "configmaps",
                      "secrets", "serviceaccounts", "persistentvolumeclaims"], READ + WRITE),
         _rule(["apps"], ["deployments", "deployments/scale", "replicasets", "replicasets/scale"], READ + WRITE),
+        _rule(["batch"], ["jobs"], READ + WRITE),
         _rule(["discovery.k8s.io"], ["endpointslices"], READ + WRITE),
         _rule(["coordination.k8s.io"], ["leases"], READ + WRITE),
         _rule([""], ["events"], ["create", "patch", "update"]),
@@ -394,7 +397,7 @@ def default_cluster_roles() -> list[dict]:
         _cluster_role("system:basic-user", [
             _rule(["authorization.k8s.io"], ["selfsubjectaccessreviews", "selfsubjectrulesreviews"], ["create"])]),
         _cluster_role("system:kube-controller-manager", [
-            _rule(["", "apps", "discovery.k8s.io", "coordination.k8s.io"], ["*"], ["*"]),
+            _rule(["", "apps", "batch", "discovery.k8s.io", "coordination.k8s.io"], ["*"], ["*"]),
             _rule(["rbac.authorization.k8s.io"], ["*"], READ),
         ]),
         _cluster_role("system:kube-scheduler", [

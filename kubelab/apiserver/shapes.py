@@ -169,6 +169,12 @@ BINDING = {"subjects": L(Struct({"kind": S, "apiGroup": S, "name": S, "namespace
 ENDPOINT_ADDRESS = Struct({"ip": S, "hostname": S, "nodeName": S, "targetRef": OBJECT_REF})
 ENDPOINT_PORT = Struct({"name": S, "port": I, "protocol": S, "appProtocol": S})
 
+JOB_SPEC = Struct({
+    "parallelism": I, "completions": I, "activeDeadlineSeconds": I, "backoffLimit": I, "selector": SELECTOR,
+    "manualSelector": B, "template": TEMPLATE, "ttlSecondsAfterFinished": I, "completionMode": S, "suspend": B,
+    "podFailurePolicy": OBJ, "successPolicy": OBJ, "backoffLimitPerIndex": I, "maxFailedIndexes": I,
+    "podReplacementPolicy": S, "managedBy": S})
+
 # Per kind, its top-level fields besides apiVersion, kind and metadata (all of them: the
 # top level of every kind is a complete struct).
 KINDS: dict[str, dict] = {
@@ -189,6 +195,7 @@ KINDS: dict[str, dict] = {
         "status": OBJ},
     "ReplicaSet": {"spec": Struct({"replicas": I, "minReadySeconds": I, "selector": SELECTOR,
                                    "template": TEMPLATE}), "status": OBJ},
+    "Job": {"spec": JOB_SPEC, "status": OBJ},
     "ConfigMap": {"immutable": B, "data": M(S), "binaryData": M(S)},
     "Secret": {"immutable": B, "data": M(S), "stringData": M(S), "type": S},
     "ServiceAccount": {"secrets": L(OBJECT_REF), "imagePullSecrets": L(NAME_REF), "automountServiceAccountToken": B},

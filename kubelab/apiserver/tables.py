@@ -427,6 +427,48 @@ def _simple(*cols: tuple, cells: Callable[[dict], list]) -> _Printer:
     return ((_NAME, *cols, _AGE), row)
 
 
+def _aware(t: datetime | None) -> datetime | None:
+    return t.replace(tzinfo=timezone.utc) if t is not None and t.tzinfo is None else t
+
+
+def job_status(job: dict) -> str:
+    """The STATUS cell: the terminal or suspended condition that is True, else Running."""
+    if _meta(job).get("deletionTimestamp"):
+        return "Terminating"
+    for c in _l(_d(job.get("status")).get("conditions")):
+        if isinstance(c, dict) and c.get("status") == "True" and \
+                c.get("type") in ("Complete", "Failed", "Suspended", "FailureTarget", "SuccessCriteriaMet"):
+            return c["type"]
+    return "Running"
+
+
+def _job_row(job: dict, now: datetime) -> list:
+    spec, status = _d(job.get("spec")), _d(job.get("status"))
+    succeeded = status.get("succeeded", 0)
+    if spec.get("completions") is not None:
+        completions = f"{succeeded}/{spec['completions']}"
+    elif (spec.get("parallelism") or 0) > 1:
+        completions = f"{succeeded}/1 of {spec['parallelism']}"
+    else:
+        completions = f"{succeeded}/1"
+    start, end = (_aware(parse_datetime(status.get(k))) for k in ("startTime", "completionTime"))
+    if start is None:
+        duration = ""
+    else:
+        duration = human_age(((end or now) - start).total_seconds())
+    names, images = _containers_images(_d(_d(spec.get("template")).get("spec")))
+    return [_meta(job).get("name", ""), job_status(job), completions, duration, _age(job, now), names, images,
+            label_selector_string(spec.get("selector"))]
+
+
+_JOB: _Printer = ((
+    _NAME, _col("Status", description="Status of the job."),
+    _col("Completions", description="The completion status of the job, as succeeded pods of desired completions."),
+    _col("Duration", description="Time the job took (or has taken so far) to run."),
+    _AGE, *_WORKLOAD_WIDE,
+), _job_row)
+
+
 _NAMESPACE = _simple(_col("Status", description="The status of the namespace"),
                      cells=lambda o: [_d(o.get("status")).get("phase", "")])
 _CONFIGMAP = _simple(_col("Data", "integer", "Number of data entries"),
@@ -444,7 +486,7 @@ PRINTERS: dict[str, _Printer] = {
     "Pod": _POD, "Service": _SERVICE, "Deployment": _DEPLOYMENT, "ReplicaSet": _REPLICASET,
     "Node": _NODE, "Endpoints": _ENDPOINTS, "EndpointSlice": _ENDPOINTSLICE, "Event": _EVENT,
     "Namespace": _NAMESPACE, "ConfigMap": _CONFIGMAP, "Secret": _SECRET,
-    "ServiceAccount": _SERVICEACCOUNT, "Lease": _LEASE,
+    "ServiceAccount": _SERVICEACCOUNT, "Lease": _LEASE, "Job": _JOB,
 }
 
 

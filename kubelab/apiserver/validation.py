@@ -701,6 +701,64 @@ def _validate_replicaset(errs: Causes, obj: dict) -> None:
     _validate_replicated(errs, obj, "replicaset")
 
 
+# Job fields whose feature the job controller does not implement: refused, never ignored.
+JOB_UNIMPLEMENTED = ("podFailurePolicy", "successPolicy", "backoffLimitPerIndex", "maxFailedIndexes")
+JOB_MANAGED_BY = "kubernetes.io/job-controller"
+
+
+def _validate_job(errs: Causes, obj: dict) -> None:
+    """As upstream's ValidateJob: counts non-negative, pods that terminate (restartPolicy
+    OnFailure or Never), a selector that matches the template."""
+    spec = _dict(obj.get("spec"))
+    for f in ("parallelism", "completions", "activeDeadlineSeconds", "backoffLimit", "ttlSecondsAfterFinished"):
+        errs.nonneg(f"spec.{f}", spec.get(f))
+    mode = spec.get("completionMode")
+    errs.enum("spec.completionMode", mode, ("NonIndexed", "Indexed"), required=False)
+    if mode == "Indexed":
+        errs.forbidden("spec.completionMode", "Indexed is not supported by kubelab's job controller yet")
+        if spec.get("completions") is None:
+            errs.required("spec.completions", "when completion mode is Indexed")
+        elif _is_int(spec["completions"]) and spec["completions"] > 100000:
+            errs.invalid("spec.completions", spec["completions"],
+                         "must be less than or equal to 100000 when completion mode is Indexed")
+    for f in JOB_UNIMPLEMENTED:
+        if spec.get(f) is not None:
+            errs.forbidden(f"spec.{f}", "not supported by kubelab's job controller")
+    errs.enum("spec.podReplacementPolicy", spec.get("podReplacementPolicy"), ("TerminatingOrFailed",),
+              required=False)
+    if spec.get("managedBy") not in (None, JOB_MANAGED_BY):
+        errs.not_supported("spec.managedBy", spec.get("managedBy"), (JOB_MANAGED_BY,))
+    selector = spec.get("selector")
+    template = spec.get("template")
+    if selector is None:
+        errs.required("spec.selector")
+    else:
+        validate_label_selector(errs, selector, "spec.selector")
+    if not isinstance(template, dict):
+        errs.required("spec.template")
+        return
+    labels = _dict(template.get("metadata")).get("labels") or {}
+    validate_labels(errs, labels, "spec.template.metadata.labels")
+    if isinstance(selector, dict) and not selector_matches(selector, labels):
+        errs.invalid("spec.template.metadata.labels", labels, "`selector` does not match template `labels`")
+    uid = _dict(obj.get("metadata")).get("uid")
+    if spec.get("manualSelector") is not True and uid and \
+            _dict(_dict(selector).get("matchLabels")).get("batch.kubernetes.io/controller-uid") != uid:
+        errs.invalid("spec.selector", selector, "`selector` not auto-generated")
+    pod_spec = template.get("spec")
+    validate_pod_spec(errs, pod_spec, "spec.template.spec")
+    rp = _dict(pod_spec).get("restartPolicy")
+    if rp not in ("OnFailure", "Never"):
+        errs.not_supported("spec.template.spec.restartPolicy", rp, ("OnFailure", "Never"))
+
+
+def _validate_job_update(errs: Causes, obj: dict, old: dict) -> None:
+    """A Job's pods are its template's: selector, template, completions and mode are fixed."""
+    spec, ospec = _dict(obj.get("spec")), _dict(old.get("spec"))
+    for f in ("selector", "template", "completions", "completionMode", "manualSelector"):
+        _immutable(errs, f"spec.{f}", spec.get(f), ospec.get(f))
+
+
 def _validate_namespace(errs: Causes, obj: dict) -> None:
     for i, f in enumerate(_list(_dict(obj.get("spec")).get("finalizers"))):
         errs.each(f"spec.finalizers[{i}]", f, qualified_name_errors(f) if isinstance(f, str) else ["must be a string"])
@@ -942,6 +1000,7 @@ _VALIDATORS = {
     "EndpointSlice": _validate_endpointslice, "Endpoints": _validate_endpoints,
     "ConfigMap": _validate_configmap, "Secret": _validate_secret,
     "ServiceAccount": _validate_serviceaccount, "Lease": _validate_lease, "Event": _validate_event,
+    "Job": _validate_job,
 }
 
 
@@ -1047,6 +1106,7 @@ _UPDATE_VALIDATORS = {
     "Node": _validate_node_update, "ConfigMap": _validate_data_update,
     "Secret": _validate_data_update, "EndpointSlice": _validate_endpointslice_update,
     "RoleBinding": _validate_binding_update, "ClusterRoleBinding": _validate_binding_update,
+    "Job": _validate_job_update,
 }
 
 

@@ -20,6 +20,7 @@ from .endpoints import EndpointsController
 from .endpointslice import EndpointSliceController
 from .events import EventRecorder
 from .garbagecollector import GarbageCollector
+from .job import JobController
 from .leaderelection import configure_logging, identity_from_env, run_until_signalled
 from .namespace import NamespaceController
 from .nodeipam import NodeIpamController
@@ -35,6 +36,7 @@ CONTROLLERS: dict[str, type[Controller]] = {
     "endpointslice": EndpointSliceController,
     "replicaset": ReplicaSetController,
     "deployment": DeploymentController,
+    "job": JobController,
     "garbagecollector": GarbageCollector,
     "nodeipam": NodeIpamController,
     "nodelifecycle": NodeLifecycleController,
