@@ -432,13 +432,18 @@ def _aware(t: datetime | None) -> datetime | None:
 
 
 def job_status(job: dict) -> str:
-    """The STATUS cell: the terminal or suspended condition that is True, else Running."""
+    """The STATUS cell, by precedence: Complete, Failed, Terminating, Suspended,
+    FailureTarget, SuccessCriteriaMet, else Running."""
+    true = {c.get("type") for c in _l(_d(job.get("status")).get("conditions"))
+            if isinstance(c, dict) and c.get("status") == "True"}
+    for ctype in ("Complete", "Failed"):
+        if ctype in true:
+            return ctype
     if _meta(job).get("deletionTimestamp"):
         return "Terminating"
-    for c in _l(_d(job.get("status")).get("conditions")):
-        if isinstance(c, dict) and c.get("status") == "True" and \
-                c.get("type") in ("Complete", "Failed", "Suspended", "FailureTarget", "SuccessCriteriaMet"):
-            return c["type"]
+    for ctype in ("Suspended", "FailureTarget", "SuccessCriteriaMet"):
+        if ctype in true:
+            return ctype
     return "Running"
 
 
