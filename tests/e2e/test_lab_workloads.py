@@ -1,0 +1,71 @@
+"""Workloads on a real lab with the kubectl a student types: a Job runs a busybox container
+to completion on a node (phase Succeeded, the Job Complete, its log readable), and a Job
+whose container keeps failing stops at its backoffLimit."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from kubelab.lab.testing import Lab
+from kubelab.testing import wait_until
+
+pytestmark = [pytest.mark.e2e, pytest.mark.root]
+
+FAILING = """\
+apiVersion: batch/v1
+kind: Job
+metadata: {name: boom}
+spec:
+  backoffLimit: 1
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - {name: boom, image: busybox, command: [sh, -c, "exit 3"]}
+"""
+
+
+@pytest.fixture(scope="module")
+def lab():
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root")
+    lab = Lab.create(workers=2)
+    try:
+        lab.up("--no-kubeconfig")
+        yield lab
+    finally:
+        left = lab.cleanup()
+        assert not left, f"lab residue after down: {left}"
+
+
+def job(lab: Lab, name: str) -> dict:
+    return json.loads(lab.kubectl("get", "job", name, "-o", "json").stdout)
+
+
+def test_job_runs_to_completion(lab):
+    out = lab.kubectl("create", "job", "pi", "--image=busybox", "--", "sh", "-c", "echo 3.14; exit 0").stdout
+    assert out.strip() == "job.batch/pi created"
+    lab.kubectl("wait", "--for=condition=complete", "job/pi", "--timeout=180s", timeout=200)
+    pods = json.loads(lab.kubectl("get", "pods", "-l", "batch.kubernetes.io/job-name=pi", "-o", "json").stdout)["items"]
+    assert [p["status"]["phase"] for p in pods] == ["Succeeded"]
+    row = lab.kubectl("get", "job", "pi", "--no-headers").stdout.split()
+    assert row[:3] == ["pi", "Complete", "1/1"]
+    assert lab.kubectl("logs", "job/pi").stdout.strip() == "3.14"
+
+
+def test_failing_job_stops_at_backoff_limit(lab, tmp_path):
+    (tmp_path / "boom.yaml").write_text(FAILING)
+    lab.kubectl("apply", "-f", str(tmp_path / "boom.yaml"))
+
+    def failed():
+        j = job(lab, "boom")
+        return j if any(c["type"] == "Failed" and c["status"] == "True"
+                        for c in j.get("status", {}).get("conditions") or []) else None
+    j = wait_until(failed, timeout=240, interval=1, what="job boom Failed")
+    assert j["status"]["failed"] == 2
+    reason = [c["reason"] for c in j["status"]["conditions"] if c["type"] == "Failed"]
+    assert reason == ["BackoffLimitExceeded"]
+    assert lab.kubectl("get", "job", "boom", "--no-headers").stdout.split()[1] == "Failed"
