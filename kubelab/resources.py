@@ -70,6 +70,7 @@ RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("apps", "v1", "Deployment", "deployments", True, ("deploy",), ("status", "scale"), (ALL,)),
     ResourceType("apps", "v1", "ReplicaSet", "replicasets", True, ("rs",), ("status", "scale"), (ALL,)),
     ResourceType("batch", "v1", "Job", "jobs", True, (), ("status",), (ALL,)),
+    ResourceType("batch", "v1", "CronJob", "cronjobs", True, ("cj",), ("status",), (ALL,)),
     ResourceType("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True, (), has_status=False),
     ResourceType("coordination.k8s.io", "v1", "Lease", "leases", True, (), has_status=False),
     ResourceType("rbac.authorization.k8s.io", "v1", "Role", "roles", True, (), has_status=False),

@@ -221,6 +221,15 @@ def _job(job: dict) -> None:
     _template(spec)
 
 
+def _cronjob(cj: dict) -> None:
+    spec = _d(cj, "spec")
+    _default(spec, "concurrencyPolicy", "Allow")
+    _default(spec, "suspend", False)
+    _default(spec, "successfulJobsHistoryLimit", 3)
+    _default(spec, "failedJobsHistoryLimit", 1)
+    _job(_d(spec, "jobTemplate"))
+
+
 # The labels a Job stamps on its pods (the legacy unprefixed pair too, as upstream still does).
 JOB_UID_LABEL = "batch.kubernetes.io/controller-uid"
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
@@ -269,7 +278,7 @@ def _secret(secret: dict) -> None:
 _DEFAULTERS = {
     "Pod": _pod, "Service": _service, "Deployment": _deployment, "ReplicaSet": _replicaset,
     "Namespace": _namespace, "EndpointSlice": _endpointslice, "Endpoints": _endpoints,
-    "Secret": _secret, "Job": _job,
+    "Secret": _secret, "Job": _job, "CronJob": _cronjob,
 }
 
 

@@ -339,7 +339,7 @@ _WORKLOADS = ["pods", "pods/log", "pods/status", "services", "services/status", 
               "serviceaccounts", "events"]
 _APPS = ["deployments", "deployments/scale", "deployments/status", "replicasets", "replicasets/scale",
          "replicasets/status"]
-_BATCH = ["jobs", "jobs/status"]
+_BATCH = ["jobs", "jobs/status", "cronjobs", "cronjobs/status"]
 _DISCOVERY_URLS = ["/api", "/api/*", "/apis", "/apis/*", "/openapi", "/openapi/*", "/version", "/version/",
                    "/healthz", "/livez", "/readyz"]
 
@@ -378,7 +378,7 @@ def default_cluster_roles() -> list[dict]:
         _rule([""], ["pods", "pods/exec", "pods/attach", "pods/portforward", "services", "endpoints", "configmaps",
                      "secrets", "serviceaccounts", "persistentvolumeclaims"], READ + WRITE),
         _rule(["apps"], ["deployments", "deployments/scale", "replicasets", "replicasets/scale"], READ + WRITE),
-        _rule(["batch"], ["jobs"], READ + WRITE),
+        _rule(["batch"], ["jobs", "cronjobs"], READ + WRITE),
         _rule(["discovery.k8s.io"], ["endpointslices"], READ + WRITE),
         _rule(["coordination.k8s.io"], ["leases"], READ + WRITE),
         _rule([""], ["events"], ["create", "patch", "update"]),

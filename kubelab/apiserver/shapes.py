@@ -196,6 +196,10 @@ KINDS: dict[str, dict] = {
     "ReplicaSet": {"spec": Struct({"replicas": I, "minReadySeconds": I, "selector": SELECTOR,
                                    "template": TEMPLATE}), "status": OBJ},
     "Job": {"spec": JOB_SPEC, "status": OBJ},
+    "CronJob": {"spec": Struct({
+        "schedule": S, "timeZone": S, "startingDeadlineSeconds": I, "concurrencyPolicy": S, "suspend": B,
+        "jobTemplate": Struct({"metadata": META, "spec": JOB_SPEC}), "successfulJobsHistoryLimit": I,
+        "failedJobsHistoryLimit": I}), "status": OBJ},
     "ConfigMap": {"immutable": B, "data": M(S), "binaryData": M(S)},
     "Secret": {"immutable": B, "data": M(S), "stringData": M(S), "type": S},
     "ServiceAccount": {"secrets": L(OBJECT_REF), "imagePullSecrets": L(NAME_REF), "automountServiceAccountToken": B},

@@ -474,6 +474,26 @@ _JOB: _Printer = ((
 ), _job_row)
 
 
+def _cronjob_row(cj: dict, now: datetime) -> list:
+    spec, status = _d(cj.get("spec")), _d(cj.get("status"))
+    last = status.get("lastScheduleTime")
+    jspec = _d(_d(spec.get("jobTemplate")).get("spec"))
+    names, images = _containers_images(_d(_d(jspec.get("template")).get("spec")))
+    return [_meta(cj).get("name", ""), spec.get("schedule", ""), spec.get("timeZone") or NONE,
+            str(bool(spec.get("suspend"))), len(_l(status.get("active"))), _since(last, now) if last else NONE,
+            _age(cj, now), names, images, label_selector_string(jspec.get("selector"))]
+
+
+_CRONJOB: _Printer = ((
+    _NAME, _col("Schedule", description="The schedule for running the job, in Cron format."),
+    _col("Timezone", description="The time zone name for the given schedule."),
+    _col("Suspend", "boolean", "Whether subsequent executions are suspended."),
+    _col("Active", "integer", "The number of currently running jobs."),
+    _col("Last Schedule", description="When the job was last successfully scheduled."),
+    _AGE, *_WORKLOAD_WIDE,
+), _cronjob_row)
+
+
 _NAMESPACE = _simple(_col("Status", description="The status of the namespace"),
                      cells=lambda o: [_d(o.get("status")).get("phase", "")])
 _CONFIGMAP = _simple(_col("Data", "integer", "Number of data entries"),
@@ -491,7 +511,7 @@ PRINTERS: dict[str, _Printer] = {
     "Pod": _POD, "Service": _SERVICE, "Deployment": _DEPLOYMENT, "ReplicaSet": _REPLICASET,
     "Node": _NODE, "Endpoints": _ENDPOINTS, "EndpointSlice": _ENDPOINTSLICE, "Event": _EVENT,
     "Namespace": _NAMESPACE, "ConfigMap": _CONFIGMAP, "Secret": _SECRET,
-    "ServiceAccount": _SERVICEACCOUNT, "Lease": _LEASE, "Job": _JOB,
+    "ServiceAccount": _SERVICEACCOUNT, "Lease": _LEASE, "Job": _JOB, "CronJob": _CRONJOB,
 }
 
 

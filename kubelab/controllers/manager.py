@@ -15,6 +15,7 @@ import sys
 from kubelab.client import KubeconfigError, add_connection_args, connect
 
 from .base import Context, Controller, InformerFactory
+from .cronjob import CronJobController
 from .deployment import DeploymentController
 from .endpoints import EndpointsController
 from .endpointslice import EndpointSliceController
@@ -37,6 +38,7 @@ CONTROLLERS: dict[str, type[Controller]] = {
     "replicaset": ReplicaSetController,
     "deployment": DeploymentController,
     "job": JobController,
+    "cronjob": CronJobController,
     "garbagecollector": GarbageCollector,
     "nodeipam": NodeIpamController,
     "nodelifecycle": NodeLifecycleController,

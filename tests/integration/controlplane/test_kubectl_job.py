@@ -35,7 +35,7 @@ spec:
 
 @pytest.fixture
 def kubectl(apiserver, namespace, spawn):
-    spawn("kubelab.controllers", "--leader-elect=false", "--controllers", "job,garbagecollector")
+    spawn("kubelab.controllers", "--leader-elect=false", "--controllers", "job,cronjob,garbagecollector")
     home = tempfile.mkdtemp(prefix="kubelab-kubectl-")
     env = {**os.environ, "HOME": home, "KUBECONFIG": apiserver.kubeconfig, "KUBECACHEDIR": f"{home}/cache"}
 
@@ -99,3 +99,34 @@ async def test_kubectl_apply_job_and_refusals(api, namespace, kubectl):
     err = await asyncio.to_thread(kubectl, "apply", "-f", "-", input=unknown, check=False)
     assert err.returncode == 1 and "bogus" in err.stderr
     assert [j["metadata"]["name"] for j in (await api.list("jobs", namespace=ns))["items"]] == ["sum"]
+
+
+async def test_kubectl_cronjob_fires_and_create_job_from_it(api, namespace, kubectl):
+    ns = namespace
+    out = await asyncio.to_thread(kubectl, "create", "cronjob", "tick", "--image=busybox", "--schedule=*/1 * * * *",
+                                  "--", "sh", "-c", "date")
+    assert out.stdout.strip() == "cronjob.batch/tick created"
+    header = (await asyncio.to_thread(kubectl, "get", "cronjobs")).stdout.splitlines()[0].split()
+    assert header == ["NAME", "SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST", "SCHEDULE", "AGE"]
+    manual = await asyncio.to_thread(kubectl, "create", "job", "tick-now", "--from=cronjob/tick")
+    assert manual.stdout.strip() == "job.batch/tick-now created"
+    j = await api.get("jobs", "tick-now", namespace=ns)
+    assert j["metadata"]["annotations"]["cronjob.kubernetes.io/instantiate"] == "manual"
+    assert j["spec"]["template"]["spec"]["containers"][0]["command"] == ["sh", "-c", "date"]
+
+    async def scheduled():
+        jobs = (await api.list("jobs", namespace=ns))["items"]
+        return [x for x in jobs if x["metadata"]["name"].startswith("tick-") and x["metadata"]["name"] != "tick-now"
+                and "batch.kubernetes.io/cronjob-scheduled-timestamp" in (x["metadata"].get("annotations") or {})]
+    fired = await eventually(scheduled, timeout=90, interval=1, what="the CronJob's first scheduled Job")
+    assert len(fired) == 1 and fired[0]["metadata"]["ownerReferences"][0]["kind"] == "CronJob"
+    cj = await eventually(lambda: _with_last_schedule(api, ns), timeout=30, what="lastScheduleTime")
+    assert cj["status"]["active"][0]["name"] == fired[0]["metadata"]["name"]
+    bad = await asyncio.to_thread(kubectl, "create", "cronjob", "bad", "--image=busybox", "--schedule=61 * * * *",
+                                  check=False)
+    assert bad.returncode == 1 and "spec.schedule: Invalid value" in bad.stderr
+
+
+async def _with_last_schedule(api, ns):
+    cj = await api.get("cronjobs", "tick", namespace=ns)
+    return cj if (cj.get("status") or {}).get("lastScheduleTime") and cj["status"].get("active") else None
