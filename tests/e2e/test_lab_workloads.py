@@ -69,3 +69,23 @@ def test_failing_job_stops_at_backoff_limit(lab, tmp_path):
     reason = [c["reason"] for c in j["status"]["conditions"] if c["type"] == "Failed"]
     assert reason == ["BackoffLimitExceeded"]
     assert lab.kubectl("get", "job", "boom", "--no-headers").stdout.split()[1] == "Failed"
+
+
+def test_cronjob_fires_on_schedule(lab):
+    out = lab.kubectl("create", "cronjob", "tick", "--image=busybox", "--schedule=*/1 * * * *",
+                      "--", "sh", "-c", "echo tick").stdout
+    assert out.strip() == "cronjob.batch/tick created"
+
+    def completed_job():
+        jobs = json.loads(lab.kubectl("get", "jobs", "-o", "json").stdout)["items"]
+        return [j for j in jobs if j["metadata"]["name"].startswith("tick-")
+                and any(c["type"] == "Complete" and c["status"] == "True"
+                        for c in j.get("status", {}).get("conditions") or [])]
+    done = wait_until(completed_job, timeout=180, interval=2, what="a Job of CronJob tick completed")
+    assert lab.kubectl("logs", f"job/{done[0]['metadata']['name']}").stdout.strip() == "tick"
+
+    def last_successful():
+        cj = json.loads(lab.kubectl("get", "cronjob", "tick", "-o", "json").stdout)
+        return cj.get("status", {}).get("lastSuccessfulTime")
+    wait_until(last_successful, timeout=60, interval=1, what="lastSuccessfulTime")
+    lab.kubectl("delete", "cronjob", "tick")
