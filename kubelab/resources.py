@@ -69,6 +69,7 @@ RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",), ("token",), has_status=False),
     ResourceType("apps", "v1", "Deployment", "deployments", True, ("deploy",), ("status", "scale"), (ALL,)),
     ResourceType("apps", "v1", "ReplicaSet", "replicasets", True, ("rs",), ("status", "scale"), (ALL,)),
+    ResourceType("apps", "v1", "DaemonSet", "daemonsets", True, ("ds",), ("status",), (ALL,)),
     ResourceType("batch", "v1", "Job", "jobs", True, (), ("status",), (ALL,)),
     ResourceType("batch", "v1", "CronJob", "cronjobs", True, ("cj",), ("status",), (ALL,)),
     ResourceType("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True, (), has_status=False),

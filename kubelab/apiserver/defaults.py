@@ -253,6 +253,18 @@ def after_uid(rt: ResourceType, obj: dict) -> None:
     _d(selector, "matchLabels").setdefault(JOB_UID_LABEL, meta["uid"])
 
 
+def _daemonset(ds: dict) -> None:
+    spec = _d(ds, "spec")
+    strategy = _d(spec, "updateStrategy")
+    _default(strategy, "type", "RollingUpdate")
+    if strategy["type"] == "RollingUpdate":
+        ru = _d(strategy, "rollingUpdate")
+        _default(ru, "maxUnavailable", 1)
+        _default(ru, "maxSurge", 0)
+    _default(spec, "revisionHistoryLimit", 10)
+    _template(spec)
+
+
 def _namespace(ns: dict) -> None:
     _default(_d(ns, "spec"), "finalizers", ["kubernetes"])
     _default(_d(ns, "status"), "phase", "Active")
@@ -278,7 +290,7 @@ def _secret(secret: dict) -> None:
 _DEFAULTERS = {
     "Pod": _pod, "Service": _service, "Deployment": _deployment, "ReplicaSet": _replicaset,
     "Namespace": _namespace, "EndpointSlice": _endpointslice, "Endpoints": _endpoints,
-    "Secret": _secret, "Job": _job, "CronJob": _cronjob,
+    "Secret": _secret, "Job": _job, "CronJob": _cronjob, "DaemonSet": _daemonset,
 }
 
 

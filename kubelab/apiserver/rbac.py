@@ -338,7 +338,7 @@ def _rule(groups, resources, verbs, **extra) -> dict:
 _WORKLOADS = ["pods", "pods/log", "pods/status", "services", "services/status", "endpoints", "configmaps",
               "serviceaccounts", "events"]
 _APPS = ["deployments", "deployments/scale", "deployments/status", "replicasets", "replicasets/scale",
-         "replicasets/status"]
+         "replicasets/status", "daemonsets", "daemonsets/status"]
 _BATCH = ["jobs", "jobs/status", "cronjobs", "cronjobs/status"]
 _DISCOVERY_URLS = ["/api", "/api/*", "/apis", "/apis/*", "/openapi", "/openapi/*", "/version", "/version/",
                    "/healthz", "/livez", "/readyz"]
@@ -377,7 +377,8 @@ def default_cluster_roles() -> list[dict]:
     edit = [
         _rule([""], ["pods", "pods/exec", "pods/attach", "pods/portforward", "services", "endpoints", "configmaps",
                      "secrets", "serviceaccounts", "persistentvolumeclaims"], READ + WRITE),
-        _rule(["apps"], ["deployments", "deployments/scale", "replicasets", "replicasets/scale"], READ + WRITE),
+        _rule(["apps"], ["deployments", "deployments/scale", "replicasets", "replicasets/scale", "daemonsets"],
+              READ + WRITE),
         _rule(["batch"], ["jobs", "cronjobs"], READ + WRITE),
         _rule(["discovery.k8s.io"], ["endpointslices"], READ + WRITE),
         _rule(["coordination.k8s.io"], ["leases"], READ + WRITE),

@@ -196,6 +196,10 @@ KINDS: dict[str, dict] = {
     "ReplicaSet": {"spec": Struct({"replicas": I, "minReadySeconds": I, "selector": SELECTOR,
                                    "template": TEMPLATE}), "status": OBJ},
     "Job": {"spec": JOB_SPEC, "status": OBJ},
+    "DaemonSet": {"spec": Struct({
+        "selector": SELECTOR, "template": TEMPLATE, "minReadySeconds": I, "revisionHistoryLimit": I,
+        "updateStrategy": Struct({"type": S, "rollingUpdate": Struct({"maxUnavailable": IOS, "maxSurge": IOS})})}),
+        "status": OBJ},
     "CronJob": {"spec": Struct({
         "schedule": S, "timeZone": S, "startingDeadlineSeconds": I, "concurrencyPolicy": S, "suspend": B,
         "jobTemplate": Struct({"metadata": META, "spec": JOB_SPEC}), "successfulJobsHistoryLimit": I,

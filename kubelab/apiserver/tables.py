@@ -494,6 +494,28 @@ _CRONJOB: _Printer = ((
 ), _cronjob_row)
 
 
+def _daemonset_row(ds: dict, now: datetime) -> list:
+    spec, status = _d(ds.get("spec")), _d(ds.get("status"))
+    pod_spec = _d(_d(spec.get("template")).get("spec"))
+    names, images = _containers_images(pod_spec)
+    node_selector = ",".join(f"{k}={v}" for k, v in sorted(_d(pod_spec.get("nodeSelector")).items())) or NONE
+    return [_meta(ds).get("name", ""), status.get("desiredNumberScheduled", 0),
+            status.get("currentNumberScheduled", 0), status.get("numberReady", 0),
+            status.get("updatedNumberScheduled", 0), status.get("numberAvailable", 0), node_selector,
+            _age(ds, now), names, images, label_selector_string(spec.get("selector"))]
+
+
+_DAEMONSET: _Printer = ((
+    _NAME, _col("Desired", "integer", "The desired number of nodes that should be running the daemon pod."),
+    _col("Current", "integer", "The number of nodes running at least one daemon pod and that are supposed to."),
+    _col("Ready", "integer", "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and ready."),
+    _col("Up-to-date", "integer", "The total number of nodes that are running updated daemon pod."),
+    _col("Available", "integer", "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and available."),
+    _col("Node Selector", description="NodeSelector is a selector which must be true for the pod to fit on a node."),
+    _AGE, *_WORKLOAD_WIDE,
+), _daemonset_row)
+
+
 _NAMESPACE = _simple(_col("Status", description="The status of the namespace"),
                      cells=lambda o: [_d(o.get("status")).get("phase", "")])
 _CONFIGMAP = _simple(_col("Data", "integer", "Number of data entries"),
@@ -511,7 +533,7 @@ PRINTERS: dict[str, _Printer] = {
     "Pod": _POD, "Service": _SERVICE, "Deployment": _DEPLOYMENT, "ReplicaSet": _REPLICASET,
     "Node": _NODE, "Endpoints": _ENDPOINTS, "EndpointSlice": _ENDPOINTSLICE, "Event": _EVENT,
     "Namespace": _NAMESPACE, "ConfigMap": _CONFIGMAP, "Secret": _SECRET,
-    "ServiceAccount": _SERVICEACCOUNT, "Lease": _LEASE, "Job": _JOB, "CronJob": _CRONJOB,
+    "ServiceAccount": _SERVICEACCOUNT, "Lease": _LEASE, "Job": _JOB, "CronJob": _CRONJOB, "DaemonSet": _DAEMONSET,
 }
 
 

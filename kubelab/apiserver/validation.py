@@ -697,6 +697,27 @@ def _validate_deployment(errs: Causes, obj: dict) -> None:
             errs.invalid("spec.progressDeadlineSeconds", pds, "must be greater than minReadySeconds")
 
 
+def _validate_daemonset(errs: Causes, obj: dict) -> None:
+    _validate_replicated(errs, obj, "daemonset")
+    strategy = _dict(_dict(obj.get("spec")).get("updateStrategy"))
+    stype = strategy.get("type")
+    errs.enum("spec.updateStrategy.type", stype, ("OnDelete", "RollingUpdate"), required=False)
+    ru = strategy.get("rollingUpdate")
+    if stype == "OnDelete" and ru is not None:
+        errs.forbidden("spec.updateStrategy.rollingUpdate", "may not be specified when strategy `type` is 'OnDelete'")
+    elif ru is not None:
+        ru = _dict(ru)
+        unavailable = _int_or_percent(errs, "spec.updateStrategy.rollingUpdate.maxUnavailable", ru.get("maxUnavailable"))
+        surge = ru.get("maxSurge")
+        if surge not in (None, 0, "0%"):
+            errs.forbidden("spec.updateStrategy.rollingUpdate.maxSurge",
+                           "not supported by kubelab's daemonset controller (must be 0)")
+        elif unavailable == 0:
+            errs.invalid("spec.updateStrategy.rollingUpdate.maxUnavailable", ru.get("maxUnavailable"),
+                         "cannot be 0 when maxSurge is 0")
+    errs.nonneg("spec.revisionHistoryLimit", _dict(obj.get("spec")).get("revisionHistoryLimit"))
+
+
 def _validate_replicaset(errs: Causes, obj: dict) -> None:
     _validate_replicated(errs, obj, "replicaset")
 
@@ -1058,7 +1079,7 @@ _VALIDATORS = {
     "EndpointSlice": _validate_endpointslice, "Endpoints": _validate_endpoints,
     "ConfigMap": _validate_configmap, "Secret": _validate_secret,
     "ServiceAccount": _validate_serviceaccount, "Lease": _validate_lease, "Event": _validate_event,
-    "Job": _validate_job, "CronJob": _validate_cronjob,
+    "Job": _validate_job, "CronJob": _validate_cronjob, "DaemonSet": _validate_daemonset,
 }
 
 
@@ -1164,7 +1185,7 @@ _UPDATE_VALIDATORS = {
     "Node": _validate_node_update, "ConfigMap": _validate_data_update,
     "Secret": _validate_data_update, "EndpointSlice": _validate_endpointslice_update,
     "RoleBinding": _validate_binding_update, "ClusterRoleBinding": _validate_binding_update,
-    "Job": _validate_job_update,
+    "Job": _validate_job_update, "DaemonSet": _validate_replicated_update,
 }
 
 

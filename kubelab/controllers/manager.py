@@ -16,6 +16,7 @@ from kubelab.client import KubeconfigError, add_connection_args, connect
 
 from .base import Context, Controller, InformerFactory
 from .cronjob import CronJobController
+from .daemonset import DaemonSetController
 from .deployment import DeploymentController
 from .endpoints import EndpointsController
 from .endpointslice import EndpointSliceController
@@ -37,6 +38,7 @@ CONTROLLERS: dict[str, type[Controller]] = {
     "endpointslice": EndpointSliceController,
     "replicaset": ReplicaSetController,
     "deployment": DeploymentController,
+    "daemonset": DaemonSetController,
     "job": JobController,
     "cronjob": CronJobController,
     "garbagecollector": GarbageCollector,

@@ -89,3 +89,47 @@ def test_cronjob_fires_on_schedule(lab):
         return cj.get("status", {}).get("lastSuccessfulTime")
     wait_until(last_successful, timeout=60, interval=1, what="lastSuccessfulTime")
     lab.kubectl("delete", "cronjob", "tick")
+
+
+DAEMONSET = """\
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: agent}
+spec:
+  selector: {matchLabels: {app: agent}}
+  template:
+    metadata: {labels: {app: agent}}
+    spec:
+      containers:
+      - {name: agent, image: busybox}
+"""
+
+
+def test_daemonset_on_every_worker_and_rolling_update(lab, tmp_path):
+    (tmp_path / "ds.yaml").write_text(DAEMONSET)
+    lab.kubectl("apply", "-f", str(tmp_path / "ds.yaml"))
+    lab.kubectl("rollout", "status", "ds/agent", "--timeout=180s", timeout=200)
+    nodes = json.loads(lab.kubectl("get", "nodes", "-o", "json").stdout)["items"]
+    eligible = {n["metadata"]["name"] for n in nodes
+                if not any(t.get("effect") in ("NoSchedule", "NoExecute") and
+                           not t["key"].startswith("node.kubernetes.io/")
+                           for t in n.get("spec", {}).get("taints") or [])}
+    assert {"worker-1", "worker-2"} <= eligible
+
+    def pods():
+        items = json.loads(lab.kubectl("get", "pods", "-l", "app=agent", "-o", "json").stdout)["items"]
+        return [p for p in items if not p["metadata"].get("deletionTimestamp")]
+    placed = pods()
+    assert sorted(p["spec"]["nodeName"] for p in placed) == sorted(eligible)
+    assert all(p["status"]["phase"] == "Running" for p in placed)
+    row = lab.kubectl("get", "ds", "agent", "--no-headers").stdout.split()
+    n = str(len(eligible))
+    assert row[:6] == ["agent", n, n, n, n, n]
+    old = {p["metadata"]["name"] for p in placed}
+    lab.kubectl("set", "image", "ds/agent", "agent=nginx")
+    lab.kubectl("rollout", "status", "ds/agent", "--timeout=240s", timeout=260)
+    now = wait_until(lambda: (lambda ps: ps if len(ps) == len(eligible) and not old & {p["metadata"]["name"] for p in ps}
+                              else None)(pods()), timeout=60, interval=1, what="every agent pod replaced")
+    assert {p["spec"]["containers"][0]["image"] for p in now} == {"nginx"}
+    lab.kubectl("delete", "ds", "agent")
+    wait_until(lambda: not pods(), timeout=120, interval=1, what="daemon pods deleted")
