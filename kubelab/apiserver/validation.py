@@ -781,6 +781,8 @@ def schedule_error(schedule: str) -> str | None:
     """Why a CronJob schedule is refused (None when fine): five cron fields or a predefined
     `@hourly`-style macro, as upstream's parser takes; the time zone goes in spec.timeZone."""
     from croniter import croniter
+    if len(schedule) > 256:
+        return "must be no more than 256 characters"
     text = schedule.strip()
     if "TZ=" in text:
         return "cannot use TZ or CRON_TZ in schedule, use timeZone field instead"

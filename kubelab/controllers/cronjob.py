@@ -23,7 +23,7 @@ import zoneinfo
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from croniter import croniter
+from croniter import CroniterError, croniter
 
 from kubelab.client import AlreadyExists, NotFound
 from kubelab.timestamps import format_time, parse_epoch
@@ -52,6 +52,16 @@ def schedule_times(cj: dict, since: float, now: float, *, limit: int = MAX_MISSE
             break
         out.append(t)
     return out
+
+
+def latest_time(cj: dict, now: float) -> float:
+    """The most recent scheduled time at or before `now` (pure)."""
+    tz = zoneinfo.ZoneInfo(_spec(cj).get("timeZone") or "UTC")
+    it = croniter(_spec(cj)["schedule"], datetime.fromtimestamp(now + 1, tz))
+    t = it.get_prev(float)
+    while t > now:
+        t = it.get_prev(float)
+    return t
 
 
 def next_time(cj: dict, now: float) -> float:
@@ -86,21 +96,25 @@ def next_action(cj: dict, jobs: list[dict], now: float) -> Action:
     for kept, limit in ((ok, spec.get("successfulJobsHistoryLimit")), (bad, spec.get("failedJobsHistoryLimit"))):
         if limit is not None and len(kept) > int(limit):
             act.delete_finished += kept[:len(kept) - int(limit)]
-    act.requeue_after = max(next_time(cj, now) - now, 0.0) + 0.5
+    try:
+        act.requeue_after = max(next_time(cj, now) - now, 0.0) + 0.5
+        latest = latest_time(cj, now)
+    except CroniterError:  # e.g. "0 0 30 2 *": valid syntax, but no such date
+        act.events.append(("Warning", "UnparseableSchedule", "the schedule names no date that exists"))
+        act.requeue_after = 3600.0
+        return act
     if spec.get("suspend"):
         return act
     since = parse_epoch(status.get("lastScheduleTime")) or parse_epoch(cj["metadata"].get("creationTimestamp")) or now
     sds = spec.get("startingDeadlineSeconds")
     if sds is not None:
         since = max(since, now - int(sds))
-    times = schedule_times(cj, since, now)
-    if not times:
+    if latest <= since:
         return act
-    if len(times) > MAX_MISSED:
+    if len(schedule_times(cj, since, now)) > MAX_MISSED:
         act.events.append(("Warning", "TooManyMissedTimes",
                            "too many missed start times. Set or decrease .spec.startingDeadlineSeconds or check clock skew"))
-        times = schedule_times(cj, max(since, now - 3600 * 24 * 366), now, limit=10_000) or times
-    scheduled = times[-1]
+    scheduled = latest
     policy = spec.get("concurrencyPolicy") or "Allow"
     if active and policy == "Forbid":
         act.events.append(("Normal", "JobAlreadyActive", "Not starting job because prior execution is running "

@@ -98,6 +98,7 @@ def test_api_defaults_and_validation():
     assert fields(kubectl_cronjob(schedule="@hourly")) == {}
     assert "spec.schedule" in fields(kubectl_cronjob(schedule="* * *"))
     assert "spec.schedule" in fields(kubectl_cronjob(schedule="@every 5m"))
+    assert "256" in fields(kubectl_cronjob(schedule="1," * 100000 + "2 * * * *"))["spec.schedule"]
     assert "TZ" in fields(kubectl_cronjob(schedule="CRON_TZ=UTC * * * * *"))["spec.schedule"]
     assert fields(kubectl_cronjob(timeZone="Europe/Paris")) == {}
     for tz in ("Mars/Olympus", "../../etc/passwd", "/etc/localtime"):
@@ -116,3 +117,13 @@ def test_table_columns():
     assert [c["name"] for c in t["columnDefinitions"] if c["priority"] == 0] == \
         ["Name", "Schedule", "Timezone", "Suspend", "Active", "Last Schedule", "Age"]
     assert t["rows"][0]["cells"][:7] == ["tick", "*/1 * * * *", "<none>", "False", 0, "<none>", "2m"]
+
+
+def test_long_downtime_runs_latest_time_only_and_warns():
+    a = next_action(cj("* * * * *", created=T0 - 86400 * 365 * 5), [], T0)
+    assert a.run_at == T0 - 30 and a.events[0][1] == "TooManyMissedTimes"
+
+
+def test_impossible_date_is_reported_not_crashing():
+    a = next_action(cj("0 0 30 2 *"), [], T0)
+    assert a.run_at is None and a.events[0][1] == "UnparseableSchedule"
