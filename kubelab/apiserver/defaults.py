@@ -208,6 +208,61 @@ def _replicaset(rs: dict) -> None:
     _template(spec)
 
 
+def _job(job: dict) -> None:
+    """As SetDefaults_Job: neither completions nor parallelism means one pod to one success."""
+    spec = _d(job, "spec")
+    if spec.get("completions") is None and spec.get("parallelism") is None:
+        spec["completions"] = 1
+    _default(spec, "parallelism", 1)
+    _default(spec, "backoffLimit", 6)
+    _default(spec, "completionMode", "NonIndexed")
+    _default(spec, "suspend", False)
+    _default(spec, "podReplacementPolicy", "TerminatingOrFailed")
+    _template(spec)
+
+
+def _cronjob(cj: dict) -> None:
+    spec = _d(cj, "spec")
+    _default(spec, "concurrencyPolicy", "Allow")
+    _default(spec, "suspend", False)
+    _default(spec, "successfulJobsHistoryLimit", 3)
+    _default(spec, "failedJobsHistoryLimit", 1)
+    _job(_d(spec, "jobTemplate"))
+
+
+# The labels a Job stamps on its pods (the legacy unprefixed pair too, as upstream still does).
+JOB_UID_LABEL = "batch.kubernetes.io/controller-uid"
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+LEGACY_JOB_UID_LABEL = "controller-uid"
+LEGACY_JOB_NAME_LABEL = "job-name"
+
+
+def after_uid(rt: ResourceType, obj: dict) -> None:
+    """Defaults that need the new object's uid: a Job's generated selector (unless
+    spec.manualSelector), as the Job registry's PrepareForCreate. The uid makes the selector
+    unique, so two Jobs of the same name over time never adopt each other's pods."""
+    if rt.kind != "Job" or not isinstance(obj.get("spec"), dict) or obj["spec"].get("manualSelector") is True:
+        return
+    spec, meta = obj["spec"], obj["metadata"]
+    tmeta = _d(_d(spec, "template"), "metadata")
+    labels = _d(tmeta, "labels")
+    for key, value in ((LEGACY_JOB_NAME_LABEL, meta["name"]), (JOB_NAME_LABEL, meta["name"]),
+                       (LEGACY_JOB_UID_LABEL, meta["uid"]), (JOB_UID_LABEL, meta["uid"])):
+        labels.setdefault(key, value)
+    selector = _d(spec, "selector")
+    _d(selector, "matchLabels").setdefault(JOB_UID_LABEL, meta["uid"])
+
+
+def _daemonset(ds: dict) -> None:
+    spec = _d(ds, "spec")
+    strategy = _d(spec, "updateStrategy")
+    _default(strategy, "type", "RollingUpdate")
+    if strategy["type"] == "RollingUpdate":
+        ru = _d(strategy, "rollingUpdate")
+        _default(ru, "maxUnavailable", 1)
+        _default(ru, "maxSurge", 0)
+    _default(spec, "revisionHistoryLimit", 10)
+    _template(spec)
 METADATA_NAME_LABEL = "kubernetes.io/metadata.name"
 
 
@@ -256,7 +311,7 @@ def _networkpolicy(np: dict) -> None:
 _DEFAULTERS = {
     "Pod": _pod, "Service": _service, "Deployment": _deployment, "ReplicaSet": _replicaset,
     "Namespace": _namespace, "EndpointSlice": _endpointslice, "Endpoints": _endpoints,
-    "Secret": _secret, "NetworkPolicy": _networkpolicy,
+    "Secret": _secret, "NetworkPolicy": _networkpolicy, "Job": _job, "CronJob": _cronjob, "DaemonSet": _daemonset,
 }
 
 

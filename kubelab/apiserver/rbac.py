@@ -338,7 +338,8 @@ def _rule(groups, resources, verbs, **extra) -> dict:
 _WORKLOADS = ["pods", "pods/log", "pods/status", "services", "services/status", "endpoints", "configmaps",
               "serviceaccounts", "events"]
 _APPS = ["deployments", "deployments/scale", "deployments/status", "replicasets", "replicasets/scale",
-         "replicasets/status"]
+         "replicasets/status", "daemonsets", "daemonsets/status"]
+_BATCH = ["jobs", "jobs/status", "cronjobs", "cronjobs/status"]
 _DISCOVERY_URLS = ["/api", "/api/*", "/apis", "/apis/*", "/openapi", "/openapi/*", "/version", "/version/",
                    "/healthz", "/livez", "/readyz"]
 
@@ -370,6 +371,7 @@ def default_cluster_roles() -> list[dict]:
         _rule([""], ["pods", "pods/log", "pods/status", "services", "services/status", "endpoints", "configmaps",
                      "serviceaccounts", "events", "namespaces", "namespaces/status"], READ),
         _rule(["apps"], _APPS, READ),
+        _rule(["batch"], _BATCH, READ),
         _rule(["discovery.k8s.io"], ["endpointslices"], READ),
         _rule(["networking.k8s.io"], ["networkpolicies"], READ),
     ]
@@ -378,7 +380,9 @@ def default_cluster_roles() -> list[dict]:
     edit = [
         _rule([""], ["pods", "pods/exec", "pods/attach", "pods/portforward", "services", "configmaps",
                      "secrets", "serviceaccounts", "persistentvolumeclaims"], READ + WRITE),
-        _rule(["apps"], ["deployments", "deployments/scale", "replicasets", "replicasets/scale"], READ + WRITE),
+        _rule(["apps"], ["deployments", "deployments/scale", "replicasets", "replicasets/scale", "daemonsets"],
+              READ + WRITE),
+        _rule(["batch"], ["jobs", "cronjobs"], READ + WRITE),
         _rule(["coordination.k8s.io"], ["leases"], READ + WRITE),
         _rule(["networking.k8s.io"], ["networkpolicies"], READ + WRITE),
         _rule([""], ["events"], ["create", "patch", "update"]),
@@ -397,7 +401,7 @@ def default_cluster_roles() -> list[dict]:
         _cluster_role("system:basic-user", [
             _rule(["authorization.k8s.io"], ["selfsubjectaccessreviews", "selfsubjectrulesreviews"], ["create"])]),
         _cluster_role("system:kube-controller-manager", [
-            _rule(["", "apps", "discovery.k8s.io", "coordination.k8s.io"], ["*"], ["*"]),
+            _rule(["", "apps", "batch", "discovery.k8s.io", "coordination.k8s.io"], ["*"], ["*"]),
             _rule(["rbac.authorization.k8s.io"], ["*"], READ),
             # the namespace controller empties a terminating namespace of *every* kind (as upstream's
             # system:controller:namespace-controller): without this a RoleBinding (or a

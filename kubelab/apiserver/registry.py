@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 # Resources whose status is written only through the /status subresource.
-_STATUS_RESET_ON_CREATE = {"pods", "services", "deployments", "replicasets"}
+_STATUS_RESET_ON_CREATE = {"pods", "services", "deployments", "replicasets", "jobs", "cronjobs", "daemonsets"}
 _MAX_CAS_RETRIES = 16
 _RBAC_WRITES = {"roles", "clusterroles", "rolebindings", "clusterrolebindings"}
 
@@ -255,6 +255,7 @@ class Registry:
             obj.pop("status", None)
         self._defaults.apply_defaults(rt, obj)
         meta["uid"] = str(uuid.uuid4())
+        self._defaults.after_uid(rt, obj)
         meta["creationTimestamp"] = now()
         if "spec" in obj or rt.plural in ("deployments", "replicasets", "pods", "services"):
             meta["generation"] = 1

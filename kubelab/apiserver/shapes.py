@@ -173,6 +173,11 @@ ENDPOINT_PORT = Struct({"name": S, "port": I, "protocol": S, "appProtocol": S})
 NETPOL_PORT = Struct({"protocol": S, "port": IOS, "endPort": I})
 NETPOL_PEER = Struct({"podSelector": SELECTOR, "namespaceSelector": SELECTOR,
                       "ipBlock": Struct({"cidr": S, "except": L(S)})})
+JOB_SPEC = Struct({
+    "parallelism": I, "completions": I, "activeDeadlineSeconds": I, "backoffLimit": I, "selector": SELECTOR,
+    "manualSelector": B, "template": TEMPLATE, "ttlSecondsAfterFinished": I, "completionMode": S, "suspend": B,
+    "podFailurePolicy": OBJ, "successPolicy": OBJ, "backoffLimitPerIndex": I, "maxFailedIndexes": I,
+    "podReplacementPolicy": S, "managedBy": S})
 
 # Per kind, its top-level fields besides apiVersion, kind and metadata (all of them: the
 # top level of every kind is a complete struct).
@@ -194,6 +199,15 @@ KINDS: dict[str, dict] = {
         "status": OBJ},
     "ReplicaSet": {"spec": Struct({"replicas": I, "minReadySeconds": I, "selector": SELECTOR,
                                    "template": TEMPLATE}), "status": OBJ},
+    "Job": {"spec": JOB_SPEC, "status": OBJ},
+    "DaemonSet": {"spec": Struct({
+        "selector": SELECTOR, "template": TEMPLATE, "minReadySeconds": I, "revisionHistoryLimit": I,
+        "updateStrategy": Struct({"type": S, "rollingUpdate": Struct({"maxUnavailable": IOS, "maxSurge": IOS})})}),
+        "status": OBJ},
+    "CronJob": {"spec": Struct({
+        "schedule": S, "timeZone": S, "startingDeadlineSeconds": I, "concurrencyPolicy": S, "suspend": B,
+        "jobTemplate": Struct({"metadata": META, "spec": JOB_SPEC}), "successfulJobsHistoryLimit": I,
+        "failedJobsHistoryLimit": I}), "status": OBJ},
     "ConfigMap": {"immutable": B, "data": M(S), "binaryData": M(S)},
     "Secret": {"immutable": B, "data": M(S), "stringData": M(S), "type": S},
     "ServiceAccount": {"secrets": L(OBJECT_REF), "imagePullSecrets": L(NAME_REF), "automountServiceAccountToken": B},

@@ -427,6 +427,95 @@ def _simple(*cols: tuple, cells: Callable[[dict], list]) -> _Printer:
     return ((_NAME, *cols, _AGE), row)
 
 
+def _aware(t: datetime | None) -> datetime | None:
+    return t.replace(tzinfo=timezone.utc) if t is not None and t.tzinfo is None else t
+
+
+def job_status(job: dict) -> str:
+    """The STATUS cell, by precedence: Complete, Failed, Terminating, Suspended,
+    FailureTarget, SuccessCriteriaMet, else Running."""
+    true = {c.get("type") for c in _l(_d(job.get("status")).get("conditions"))
+            if isinstance(c, dict) and c.get("status") == "True"}
+    for ctype in ("Complete", "Failed"):
+        if ctype in true:
+            return ctype
+    if _meta(job).get("deletionTimestamp"):
+        return "Terminating"
+    for ctype in ("Suspended", "FailureTarget", "SuccessCriteriaMet"):
+        if ctype in true:
+            return ctype
+    return "Running"
+
+
+def _job_row(job: dict, now: datetime) -> list:
+    spec, status = _d(job.get("spec")), _d(job.get("status"))
+    succeeded = status.get("succeeded", 0)
+    if spec.get("completions") is not None:
+        completions = f"{succeeded}/{spec['completions']}"
+    elif (spec.get("parallelism") or 0) > 1:
+        completions = f"{succeeded}/1 of {spec['parallelism']}"
+    else:
+        completions = f"{succeeded}/1"
+    start, end = (_aware(parse_datetime(status.get(k))) for k in ("startTime", "completionTime"))
+    if start is None:
+        duration = ""
+    else:
+        duration = human_age(((end or now) - start).total_seconds())
+    names, images = _containers_images(_d(_d(spec.get("template")).get("spec")))
+    return [_meta(job).get("name", ""), job_status(job), completions, duration, _age(job, now), names, images,
+            label_selector_string(spec.get("selector"))]
+
+
+_JOB: _Printer = ((
+    _NAME, _col("Status", description="Status of the job."),
+    _col("Completions", description="The completion status of the job, as succeeded pods of desired completions."),
+    _col("Duration", description="Time the job took (or has taken so far) to run."),
+    _AGE, *_WORKLOAD_WIDE,
+), _job_row)
+
+
+def _cronjob_row(cj: dict, now: datetime) -> list:
+    spec, status = _d(cj.get("spec")), _d(cj.get("status"))
+    last = status.get("lastScheduleTime")
+    jspec = _d(_d(spec.get("jobTemplate")).get("spec"))
+    names, images = _containers_images(_d(_d(jspec.get("template")).get("spec")))
+    return [_meta(cj).get("name", ""), spec.get("schedule", ""), spec.get("timeZone") or NONE,
+            str(bool(spec.get("suspend"))), len(_l(status.get("active"))), _since(last, now) if last else NONE,
+            _age(cj, now), names, images, label_selector_string(jspec.get("selector"))]
+
+
+_CRONJOB: _Printer = ((
+    _NAME, _col("Schedule", description="The schedule for running the job, in Cron format."),
+    _col("Timezone", description="The time zone name for the given schedule."),
+    _col("Suspend", "boolean", "Whether subsequent executions are suspended."),
+    _col("Active", "integer", "The number of currently running jobs."),
+    _col("Last Schedule", description="When the job was last successfully scheduled."),
+    _AGE, *_WORKLOAD_WIDE,
+), _cronjob_row)
+
+
+def _daemonset_row(ds: dict, now: datetime) -> list:
+    spec, status = _d(ds.get("spec")), _d(ds.get("status"))
+    pod_spec = _d(_d(spec.get("template")).get("spec"))
+    names, images = _containers_images(pod_spec)
+    node_selector = ",".join(f"{k}={v}" for k, v in sorted(_d(pod_spec.get("nodeSelector")).items())) or NONE
+    return [_meta(ds).get("name", ""), status.get("desiredNumberScheduled", 0),
+            status.get("currentNumberScheduled", 0), status.get("numberReady", 0),
+            status.get("updatedNumberScheduled", 0), status.get("numberAvailable", 0), node_selector,
+            _age(ds, now), names, images, label_selector_string(spec.get("selector"))]
+
+
+_DAEMONSET: _Printer = ((
+    _NAME, _col("Desired", "integer", "The desired number of nodes that should be running the daemon pod."),
+    _col("Current", "integer", "The number of nodes running at least one daemon pod and that are supposed to."),
+    _col("Ready", "integer", "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and ready."),
+    _col("Up-to-date", "integer", "The total number of nodes that are running updated daemon pod."),
+    _col("Available", "integer", "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and available."),
+    _col("Node Selector", description="NodeSelector is a selector which must be true for the pod to fit on a node."),
+    _AGE, *_WORKLOAD_WIDE,
+), _daemonset_row)
+
+
 _NAMESPACE = _simple(_col("Status", description="The status of the namespace"),
                      cells=lambda o: [_d(o.get("status")).get("phase", "")])
 _CONFIGMAP = _simple(_col("Data", "integer", "Number of data entries"),
@@ -447,6 +536,7 @@ PRINTERS: dict[str, _Printer] = {
     "Node": _NODE, "Endpoints": _ENDPOINTS, "EndpointSlice": _ENDPOINTSLICE, "Event": _EVENT,
     "Namespace": _NAMESPACE, "ConfigMap": _CONFIGMAP, "Secret": _SECRET,
     "ServiceAccount": _SERVICEACCOUNT, "Lease": _LEASE, "NetworkPolicy": _NETWORKPOLICY,
+    "Job": _JOB, "CronJob": _CRONJOB, "DaemonSet": _DAEMONSET,
 }
 
 

@@ -723,8 +723,147 @@ def _validate_deployment(errs: Causes, obj: dict) -> None:
             errs.invalid("spec.progressDeadlineSeconds", pds, "must be greater than minReadySeconds")
 
 
+def _validate_daemonset(errs: Causes, obj: dict) -> None:
+    _validate_replicated(errs, obj, "daemonset")
+    strategy = _dict(_dict(obj.get("spec")).get("updateStrategy"))
+    stype = strategy.get("type")
+    errs.enum("spec.updateStrategy.type", stype, ("OnDelete", "RollingUpdate"), required=False)
+    ru = strategy.get("rollingUpdate")
+    if stype == "OnDelete" and ru is not None:
+        errs.forbidden("spec.updateStrategy.rollingUpdate", "may not be specified when strategy `type` is 'OnDelete'")
+    elif ru is not None:
+        ru = _dict(ru)
+        unavailable = _int_or_percent(errs, "spec.updateStrategy.rollingUpdate.maxUnavailable", ru.get("maxUnavailable"))
+        surge = ru.get("maxSurge")
+        if surge not in (None, 0, "0%"):
+            errs.forbidden("spec.updateStrategy.rollingUpdate.maxSurge",
+                           "not supported by kubelab's daemonset controller (must be 0)")
+        elif unavailable == 0:
+            errs.invalid("spec.updateStrategy.rollingUpdate.maxUnavailable", ru.get("maxUnavailable"),
+                         "cannot be 0 when maxSurge is 0")
+    errs.nonneg("spec.revisionHistoryLimit", _dict(obj.get("spec")).get("revisionHistoryLimit"))
+
+
 def _validate_replicaset(errs: Causes, obj: dict) -> None:
     _validate_replicated(errs, obj, "replicaset")
+
+
+# Job fields whose feature the job controller does not implement: refused, never ignored.
+JOB_UNIMPLEMENTED = ("podFailurePolicy", "successPolicy", "backoffLimitPerIndex", "maxFailedIndexes")
+JOB_MANAGED_BY = "kubernetes.io/job-controller"
+
+
+def _validate_job(errs: Causes, obj: dict) -> None:
+    """As upstream's ValidateJob: counts non-negative, pods that terminate (restartPolicy
+    OnFailure or Never), a selector that matches the template."""
+    _validate_job_spec(errs, _dict(obj.get("spec")), "spec", uid=_dict(obj.get("metadata")).get("uid"))
+
+
+def _validate_job_spec(errs: Causes, spec: dict, at: str, *, uid: str | None,
+                       selector_required: bool = True) -> None:
+    for f in ("parallelism", "completions", "activeDeadlineSeconds", "backoffLimit", "ttlSecondsAfterFinished"):
+        errs.nonneg(f"{at}.{f}", spec.get(f))
+    mode = spec.get("completionMode")
+    errs.enum(f"{at}.completionMode", mode, ("NonIndexed", "Indexed"), required=False)
+    if mode == "Indexed":
+        errs.forbidden(f"{at}.completionMode", "Indexed is not supported by kubelab's job controller yet")
+        if spec.get("completions") is None:
+            errs.required(f"{at}.completions", "when completion mode is Indexed")
+        elif _is_int(spec["completions"]) and spec["completions"] > 100000:
+            errs.invalid(f"{at}.completions", spec["completions"],
+                         "must be less than or equal to 100000 when completion mode is Indexed")
+    for f in JOB_UNIMPLEMENTED:
+        if spec.get(f) is not None:
+            errs.forbidden(f"{at}.{f}", "not supported by kubelab's job controller")
+    errs.enum(f"{at}.podReplacementPolicy", spec.get("podReplacementPolicy"), ("TerminatingOrFailed",),
+              required=False)
+    if spec.get("managedBy") not in (None, JOB_MANAGED_BY):
+        errs.not_supported(f"{at}.managedBy", spec.get("managedBy"), (JOB_MANAGED_BY,))
+    selector = spec.get("selector")
+    template = spec.get("template")
+    if selector is None:
+        if selector_required:
+            errs.required(f"{at}.selector")
+    else:
+        validate_label_selector(errs, selector, f"{at}.selector")
+    if not isinstance(template, dict):
+        errs.required(f"{at}.template")
+        return
+    labels = _dict(template.get("metadata")).get("labels") or {}
+    validate_labels(errs, labels, f"{at}.template.metadata.labels")
+    if isinstance(selector, dict) and not selector_matches(selector, labels):
+        errs.invalid(f"{at}.template.metadata.labels", labels, "`selector` does not match template `labels`")
+    if spec.get("manualSelector") is not True and uid and \
+            _dict(_dict(selector).get("matchLabels")).get("batch.kubernetes.io/controller-uid") != uid:
+        errs.invalid(f"{at}.selector", selector, "`selector` not auto-generated")
+    pod_spec = template.get("spec")
+    validate_pod_spec(errs, pod_spec, f"{at}.template.spec")
+    rp = _dict(pod_spec).get("restartPolicy")
+    if rp not in ("OnFailure", "Never"):
+        errs.not_supported(f"{at}.template.spec.restartPolicy", rp, ("OnFailure", "Never"))
+
+
+def schedule_error(schedule: str) -> str | None:
+    """Why a CronJob schedule is refused (None when fine): five cron fields or a predefined
+    `@hourly`-style macro, as upstream's parser takes; the time zone goes in spec.timeZone."""
+    from croniter import croniter
+    if len(schedule) > 256:
+        return "must be no more than 256 characters"
+    text = schedule.strip()
+    if "TZ=" in text:
+        return "cannot use TZ or CRON_TZ in schedule, use timeZone field instead"
+    if text.startswith("@"):
+        if text not in ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"):
+            return f"unrecognized descriptor: {text}"
+        return None
+    fields = text.split()
+    if len(fields) != 5:
+        return f"expected exactly 5 fields, found {len(fields)}: {text}"
+    if any("H" in f or "?" in f or "L" in f or "#" in f for f in fields) or not croniter.is_valid(text):
+        return f"unparseable cron schedule: {text}"
+    return None
+
+
+def time_zone_error(tz: str) -> str | None:
+    import zoneinfo
+    if len(tz) > 64 or tz.startswith("/") or ".." in tz:
+        return f"unknown time zone {tz}"
+    try:
+        zoneinfo.ZoneInfo(tz)
+    except Exception:
+        return f"unknown time zone {tz}"
+    return None
+
+
+def _validate_cronjob(errs: Causes, obj: dict) -> None:
+    spec = _dict(obj.get("spec"))
+    name = _dict(obj.get("metadata")).get("name")
+    if isinstance(name, str) and len(name) > 52:
+        errs.invalid("metadata.name", name, "must be no more than 52 characters")
+    schedule = spec.get("schedule")
+    if not schedule:
+        errs.required("spec.schedule")
+    elif (why := schedule_error(schedule)) is not None:
+        errs.invalid("spec.schedule", schedule, why)
+    tz = spec.get("timeZone")
+    if tz is not None and (why := time_zone_error(tz)) is not None:
+        errs.invalid("spec.timeZone", tz, why)
+    errs.enum("spec.concurrencyPolicy", spec.get("concurrencyPolicy"), ("Allow", "Forbid", "Replace"))
+    for f in ("startingDeadlineSeconds", "successfulJobsHistoryLimit", "failedJobsHistoryLimit"):
+        errs.nonneg(f"spec.{f}", spec.get(f))
+    template = spec.get("jobTemplate")
+    if not isinstance(template, dict):
+        errs.required("spec.jobTemplate")
+        return
+    validate_labels(errs, _dict(template.get("metadata")).get("labels"), "spec.jobTemplate.metadata.labels")
+    _validate_job_spec(errs, _dict(template.get("spec")), "spec.jobTemplate.spec", uid=None, selector_required=False)
+
+
+def _validate_job_update(errs: Causes, obj: dict, old: dict) -> None:
+    """A Job's pods are its template's: selector, template, completions and mode are fixed."""
+    spec, ospec = _dict(obj.get("spec")), _dict(old.get("spec"))
+    for f in ("selector", "template", "completions", "completionMode", "manualSelector"):
+        _immutable(errs, f"spec.{f}", spec.get(f), ospec.get(f))
 
 
 def _validate_namespace(errs: Causes, obj: dict) -> None:
@@ -1054,6 +1193,7 @@ _VALIDATORS = {
     "ConfigMap": _validate_configmap, "Secret": _validate_secret,
     "ServiceAccount": _validate_serviceaccount, "Lease": _validate_lease, "Event": _validate_event,
     "NetworkPolicy": _validate_networkpolicy,
+    "Job": _validate_job, "CronJob": _validate_cronjob, "DaemonSet": _validate_daemonset,
 }
 
 
@@ -1159,6 +1299,7 @@ _UPDATE_VALIDATORS = {
     "Node": _validate_node_update, "ConfigMap": _validate_data_update,
     "Secret": _validate_data_update, "EndpointSlice": _validate_endpointslice_update,
     "RoleBinding": _validate_binding_update, "ClusterRoleBinding": _validate_binding_update,
+    "Job": _validate_job_update, "DaemonSet": _validate_replicated_update,
 }
 
 

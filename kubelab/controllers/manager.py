@@ -19,12 +19,15 @@ from kubelab.client import KubeconfigError, add_connection_args, connect
 from kubelab.client.metrics import WorkqueueMetrics
 
 from .base import Context, Controller, InformerFactory
+from .cronjob import CronJobController
+from .daemonset import DaemonSetController
 from .deployment import DeploymentController
 from .endpoints import EndpointsController
 from .endpointslice import EndpointSliceController
 from kubelab.client.record import EventRecorder
 from .garbagecollector import GarbageCollector
 from kubelab.client.leaderelection import configure_logging, identity_from_env, run_until_signalled
+from .job import JobController
 from .namespace import NamespaceController
 from .nodeipam import NodeIpamController
 from .nodelifecycle import NodeLifecycleController
@@ -38,6 +41,9 @@ CONTROLLERS: dict[str, type[Controller]] = {
     "endpointslice": EndpointSliceController,
     "replicaset": ReplicaSetController,
     "deployment": DeploymentController,
+    "daemonset": DaemonSetController,
+    "job": JobController,
+    "cronjob": CronJobController,
     "garbagecollector": GarbageCollector,
     "nodeipam": NodeIpamController,
     "nodelifecycle": NodeLifecycleController,

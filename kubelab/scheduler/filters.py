@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from kubelab import quantity
+from kubelab.nodematch import node_selector_term_matches, tolerates
 
 def parse_quantity(q) -> float:
     """A quantity (`100m`, `1.5`, `128Mi`, `1e3`; absent = 0) as a number, by kubelab.quantity's
@@ -107,21 +108,6 @@ def node_unschedulable(pod: dict, ni: NodeInfo) -> str | None:
     return "node(s) were unschedulable"
 
 
-def tolerates(toleration: dict, taint: dict) -> bool:
-    """core/v1 Toleration.ToleratesTaint."""
-    if toleration.get("effect") and toleration["effect"] != taint.get("effect"):
-        return False
-    op = toleration.get("operator") or "Equal"
-    key = toleration.get("key") or ""
-    if not key:
-        return op == "Exists"
-    if key != taint.get("key"):
-        return False
-    if op == "Exists":
-        return True
-    return (toleration.get("value") or "") == (taint.get("value") or "")
-
-
 def taint_toleration(pod: dict, ni: NodeInfo) -> str | None:
     tolerations = (pod.get("spec") or {}).get("tolerations") or []
     for taint in (ni.node.get("spec") or {}).get("taints") or []:
@@ -130,35 +116,6 @@ def taint_toleration(pod: dict, ni: NodeInfo) -> str | None:
         if not any(tolerates(t, taint) for t in tolerations):
             return f"node(s) had untolerated taint {{{taint.get('key')}: {taint.get('value') or ''}}}"
     return None
-
-
-def _node_selector_term_matches(term: dict, labels: dict, fields: dict) -> bool:
-    for expr in term.get("matchExpressions") or []:
-        if not _expr_matches(expr, labels):
-            return False
-    for expr in term.get("matchFields") or []:
-        if not _expr_matches(expr, fields):
-            return False
-    return bool(term.get("matchExpressions") or term.get("matchFields"))
-
-
-def _expr_matches(expr: dict, labels: dict) -> bool:
-    key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
-    if op == "In":
-        return labels.get(key) in values
-    if op == "NotIn":
-        return labels.get(key) not in values
-    if op == "Exists":
-        return key in labels
-    if op == "DoesNotExist":
-        return key not in labels
-    if op in ("Gt", "Lt") and key in labels and values:
-        try:
-            a, b = int(labels[key]), int(values[0])
-        except ValueError:
-            return False
-        return a > b if op == "Gt" else a < b
-    return False
 
 
 def node_selector(pod: dict, ni: NodeInfo) -> str | None:
@@ -170,7 +127,7 @@ def node_selector(pod: dict, ni: NodeInfo) -> str | None:
     required = (((spec.get("affinity") or {}).get("nodeAffinity") or {})
                 .get("requiredDuringSchedulingIgnoredDuringExecution") or {})
     terms = required.get("nodeSelectorTerms") or []
-    if terms and not any(_node_selector_term_matches(t, labels, {"metadata.name": ni.name}) for t in terms):
+    if terms and not any(node_selector_term_matches(t, labels, {"metadata.name": ni.name}) for t in terms):
         return "node(s) didn't match Pod's node affinity/selector"
     return None
 

@@ -298,3 +298,23 @@ def test_rules_for_lists_cluster_and_namespace_grants():
     assert any("secrets" in r.get("resources", []) and "create" in r["verbs"] for r in rules)
     assert not any("secrets" in r.get("resources", []) for r in POLICY.rules_for(USERS["edit"], "other"))
     assert any(r.get("nonResourceURLs") for r in POLICY.rules_for(USERS["nobody"], "team"))  # discovery
+
+
+@pytest.mark.parametrize("group,resource", [("batch", "jobs"), ("batch", "cronjobs"), ("apps", "daemonsets")])
+def test_workload_authz_matrix(group, resource):
+    """view reads, edit/admin write, a stranger nothing, in the bound namespace only; the
+    controller-manager manages them cluster-wide; the scheduler and node proxier do not."""
+    for who, may_write in (("view", False), ("edit", True), ("admin", True), ("nobody", None)):
+        for verb in VERBS:
+            ns = "team" if who in ("edit", "admin") else "d"
+            a = Attributes(USERS[who], verb, api_group=group, resource=resource, namespace=ns, name="x")
+            want = may_write is not None and (verb in READ or may_write)
+            assert POLICY.allows(a)[0] is want, (who, verb)
+    assert not POLICY.allows(Attributes(USERS["edit"], "create", api_group=group, resource=resource,
+                                        namespace="other"))[0]
+    cm = user("system:kube-controller-manager")
+    assert POLICY.allows(Attributes(cm, "patch", api_group=group, resource=resource, subresource="status",
+                                    namespace="d", name="x"))[0]
+    for system in ("system:kube-scheduler", "system:kube-proxy"):
+        assert not POLICY.allows(Attributes(user(system), "create", api_group=group, resource=resource,
+                                            namespace="d"))[0]
