@@ -52,7 +52,7 @@ COMPONENTS = ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "ku
 @pytest.mark.parametrize("v", ["--v=2", "-v=2", "--v", "-v"])
 def test_every_component_accepts_klog_verbosity(component, v):
     argv = [v, "2"] if v in ("--v", "-v") else [v]
-    extra = ["--node-name", "n1"] if component == "kubelet" else []
+    extra = ["--node-name", "n1", "--address", "127.0.0.1"] if component == "kubelet" else []
     args, err = parse(component, [*argv, *extra])
     assert args.v == 2 and err == ""
     assert flags.log_level(args.v) == 20  # --v=2 is info, as klog's V(2)
@@ -60,7 +60,7 @@ def test_every_component_accepts_klog_verbosity(component, v):
 
 @pytest.mark.parametrize("component", COMPONENTS)
 def test_known_unimplemented_flags_warn_once_and_unknown_ones_fail(component):
-    extra = ["--node-name", "n1"] if component == "kubelet" else []
+    extra = ["--node-name", "n1", "--address", "127.0.0.1"] if component == "kubelet" else []
     args, err = parse(component, [*extra, "--logtostderr", "--vmodule", "x=2", "--profiling=false",
                                   "--feature-gates=A=true", "--vmodule=y=3"])
     lines = err.splitlines()
@@ -77,7 +77,7 @@ def test_upstream_names_for_implemented_flags():
                                 "--iptables-sync-period", "1m30s", "--nftables-min-sync-period=500ms"])
     assert (a.node_name, a.mode, a.cluster_cidr, a.sync_period, a.min_sync_period) == \
         ("w1", "iptables", "10.0.0.0/8", 90.0, 0.5)
-    a, _ = parse("kubelet", ["--hostname-override", "w2"])
+    a, _ = parse("kubelet", ["--hostname-override", "w2", "--address", "127.0.0.1"])
     assert a.node_name == "w2"
     a, _ = parse("kube-dns", ["--domain", "example.local"])
     assert a.zone == "example.local"
