@@ -97,8 +97,12 @@ def kubectl(request, server):
                            stdin=None if input is not None else subprocess.DEVNULL)
         if check and p.returncode != 0:
             raise AssertionError(f"kubectl.{version} {' '.join(args)} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
+        if p.returncode == 0 and "warning" in p.stderr.lower():
+            warnings.append(f"kubectl.{version} {' '.join(args)}: {p.stderr.strip()}")
         return p
 
+    warnings: list[str] = []
+    run.warnings = warnings
     run.version, run.minor, run.namespace = version, int(version.split(".")[1]), namespace
     assert run("create", "namespace", namespace, ns=False).stdout.strip() == f"namespace/{namespace} created"
     try:
@@ -112,6 +116,10 @@ def test_everyday_verbs(kubectl):
     v = json.loads(kubectl("version", "-o", "json", ns=False).stdout)
     assert v["clientVersion"]["minor"] == str(kubectl.minor)
     assert v["serverVersion"]["minor"] == "32"
+    # kubectl's own skew warning (server 1.32, supported skew ±1): the only warning allowed
+    skew = [w for w in kubectl.warnings if "exceeds the supported minor version skew" in w]
+    assert len(skew) == (1 if abs(kubectl.minor - 32) > 1 else 0), kubectl.warnings
+    kubectl.warnings.clear()
 
     res = kubectl("api-resources", ns=False).stdout
     for row in (("pods", "po", "v1", "true", "Pod"), ("deployments", "deploy", "apps/v1", "true", "Deployment"),
@@ -184,6 +192,8 @@ def test_everyday_verbs(kubectl):
     out = kubectl("delete", "-f", "-", input=MANIFEST).stdout
     assert 'deployment.apps "web" deleted' in out and 'service "web" deleted' in out
     assert kubectl("get", "deploy,svc", "-o", "name").stdout.strip() == ""
+    # no verb made kubectl warn (e.g. "error calculating patch from openapi spec")
+    assert kubectl.warnings == []
 
 
 def test_explain(kubectl):
