@@ -202,3 +202,20 @@ def test_explain(kubectl):
     assert "KIND:" in p.stdout and "Deployment" in p.stdout and "VERSION:" in p.stdout and "apps/v1" in p.stdout, p.stdout
     p = kubectl("explain", "configmap.data", check=False)
     assert p.returncode == 0 and "data" in p.stdout, p
+
+
+def test_openapi_v2_is_served_as_kubectl_asks_and_only_to_authenticated_users(server):
+    """kubectl ≤ 1.27 asks for gnostic protobuf and parses the Content-Type as a MIME type;
+    others get JSON; like every discovery path it is not for anonymous users."""
+    with tls_client(server) as c:
+        r = c.get("/openapi/v2", headers={"Accept": "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"})
+        assert r.status_code == 200 and r.headers["content-type"] == \
+            "application/com.github.proto-openapi.spec.v2.v1.0+protobuf" and r.content.startswith(b"\x0a\x032.0")
+        r = c.get("/openapi/v2", headers={"Accept": "application/json"})
+        assert r.status_code == 200 and r.json()["swagger"] == "2.0"
+        r = c.get("/openapi/v2", headers={"Accept": "x" * 8000 + "proto-openapi.spec.v2"})
+        assert r.status_code in (200, 400, 431)
+        assert c.post("/openapi/v2", json={}).status_code in (403, 404, 405)
+    with tls_client(server, ident=None) as anon:
+        r = anon.get("/openapi/v2")
+        assert r.status_code in (401, 403) and r.json()["kind"] == "Status"
