@@ -307,6 +307,13 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
             raise st.StatusError(404, "the server could not find the requested resource")
         return _json(doc)
 
+    @app.get("/openapi/v2")
+    async def openapi_v2(request: Request):
+        from . import openapi_v2
+        if "proto-openapi.spec.v2" in request.headers.get("accept", ""):
+            return Response(openapi_v2.protobuf(), media_type=openapi_v2.PROTOBUF_CONTENT_TYPE)
+        return _json(openapi_v2.document())
+
     @app.get("/openapi/v3")
     async def openapi_index():
         from . import openapi
