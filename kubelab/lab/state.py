@@ -221,3 +221,19 @@ def mounts_under(path: str, mountinfo: str | None = None) -> list[str]:
         if (mp.rstrip("/") + "/").startswith(path):
             found.append(mp)
     return sorted(set(found), key=lambda m: (-m.count("/"), m))
+
+
+def container_pid(netns: str) -> int | None:
+    """A process of a pod's container: in the pod's netns, in a mount namespace other than
+    ours (the pause process shares the node's; every container has its own `/`), so
+    `nsenter -t PID -m -n` sees what the container sees."""
+    from .topology import netns_inode
+    inode = netns_inode(netns)
+    mine = os.stat("/proc/self/ns/mnt").st_ino
+    for pid in pids_in_netns({inode} if inode else set()):
+        try:
+            if os.stat(f"/proc/{pid}/ns/mnt").st_ino != mine:
+                return pid
+        except OSError:
+            continue
+    return None

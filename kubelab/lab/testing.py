@@ -196,24 +196,11 @@ def pod_netns(lab: Lab, pod: dict) -> str | None:
     return pod_netns_with_ip(node.netns, pod["status"]["podIP"])
 
 
-def container_pid(netns: str) -> int | None:
-    """A process of the pod's container: in the pod's netns, with its own mount namespace."""
-    inode = topology.netns_inode(netns)
-    mine = os.stat("/proc/self/ns/mnt").st_ino
-    for pid in state.pids_in_netns({inode} if inode else set()):
-        try:
-            if os.stat(f"/proc/{pid}/ns/mnt").st_ino != mine:
-                return pid
-        except OSError:
-            continue
-    return None
-
-
 def pod_exec(lab: Lab, pod: dict, *cmd: str, timeout: float = 30) -> subprocess.CompletedProcess:
     """What `kubectl exec` does, done from the host: enter the container's network and mount
     namespaces (so its /etc/resolv.conf applies) and run `cmd`."""
     ns = pod_netns(lab, pod)
-    pid = container_pid(ns) if ns else None
+    pid = state.container_pid(ns) if ns else None
     if not pid:
         raise AssertionError(f"no container process for pod {pod['metadata']['name']} (netns {ns})")
     return subprocess.run(["nsenter", "-t", str(pid), "-n", "-m", "--", *cmd], capture_output=True, text=True,

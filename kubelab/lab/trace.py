@@ -26,60 +26,7 @@ from .topology import LabPlan
 
 # --- pure: parsing -------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Resolv:
-    nameservers: tuple[str, ...]
-    search: tuple[str, ...]
-    ndots: int
-
-
-def parse_resolv_conf(text: str) -> Resolv:
-    ns, search, ndots = [], [], 1
-    for line in text.splitlines():
-        parts = line.split("#", 1)[0].split()
-        if not parts:
-            continue
-        if parts[0] == "nameserver" and len(parts) > 1:
-            ns.append(parts[1])
-        elif parts[0] in ("search", "domain"):
-            search = parts[1:]
-        elif parts[0] == "options":
-            for opt in parts[1:]:
-                if opt.startswith("ndots:"):
-                    try:
-                        ndots = int(opt.split(":", 1)[1])
-                    except ValueError:
-                        pass
-    return Resolv(tuple(ns), tuple(search), ndots)
-
-
-def search_candidates(name: str, resolv: Resolv) -> list[str]:
-    """The names a glibc resolver tries, in order (resolv.conf(5), res_search):
-    - a name ending in a dot is absolute: asked once, as it is; no search list, ndots plays no part;
-    - a name with at least `ndots` dots: asked as it is first, then with each search domain;
-    - otherwise: with each search domain first, then as it is.
-    It stops at the first answer (NXDOMAIN or an empty answer moves on to the next name)."""
-    if name.endswith("."):
-        return [name]
-    expanded = [f"{name}.{d}." for d in resolv.search]
-    if name.count(".") >= resolv.ndots:
-        return [f"{name}."] + expanded
-    return expanded + [f"{name}."]
-
-
-def resolver_rule(name: str, ndots: int, search: tuple[str, ...] | list[str]) -> str:
-    """Why the resolver asks the names of `search_candidates` in that order, in one sentence."""
-    if name.endswith("."):
-        return (f"{name!r} ends with a dot: an absolute name, asked once as it is "
-                "(the search list and ndots do not apply)")
-    dots = name.count(".")
-    if not search:
-        return f"{name!r} has {dots} dot(s) and there is no search list: asked once as {name}."
-    if dots >= ndots:
-        return (f"{name!r} has {dots} dot(s), at least ndots:{ndots}: asked as it is first, then with each of "
-                f"the {len(search)} search domain(s)")
-    return (f"{name!r} has {dots} dot(s), fewer than ndots:{ndots}: each of the {len(search)} search domain(s) "
-            f"is tried first, in order, then the name as it is")
+from .resolver import Resolv, parse_resolv_conf, resolver_rule, search_candidates  # noqa: F401  (re-exported)
 
 
 def parse_target(target: str) -> tuple[str, int | None]:

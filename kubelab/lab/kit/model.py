@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
+
+from ..resolver import Resolv, parse_resolv_conf, search_candidates  # noqa: F401  (parse_resolv_conf: for exercises)
 
 ID_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 
@@ -173,45 +175,9 @@ def report(progress: dict, exercises: list[Exercise], scenarios: list[Scenario],
                         "hints_used": sum(r["hints_used"] for r in ex + sc)}}
 
 
-# ---- resolver arithmetic (exercise dns-search) -------------------------------------------------
-
-@dataclass(frozen=True)
-class ResolvConf:
-    nameservers: tuple[str, ...] = ()
-    search: tuple[str, ...] = ()
-    ndots: int = 1
-    extra: dict = field(default_factory=dict)
-
-
-def parse_resolv_conf(text: str) -> ResolvConf:
-    ns: list[str] = []
-    search: list[str] = []
-    ndots = 1
-    for line in text.splitlines():
-        parts = line.split("#", 1)[0].split()
-        if not parts:
-            continue
-        if parts[0] == "nameserver" and len(parts) > 1:
-            ns.append(parts[1])
-        elif parts[0] in ("search", "domain"):
-            search = parts[1:]
-        elif parts[0] == "options":
-            for opt in parts[1:]:
-                if opt.startswith("ndots:") and opt[6:].isdigit():
-                    ndots = min(15, int(opt[6:]))
-    return ResolvConf(tuple(ns), tuple(search), ndots)
-
-
-def candidate_names(name: str, conf: ResolvConf) -> list[str]:
-    """The names a glibc-style stub resolver asks for `name`, in order: a name ending in `.` as
-    is; one with at least `ndots` dots first as is, then with each search domain; else each
-    search domain first, the name as is last."""
-    if name.endswith("."):
-        return [name]
-    expanded = [f"{name}.{d.rstrip('.')}." for d in conf.search]
-    if name.count(".") >= conf.ndots:
-        return [f"{name}.", *expanded]
-    return [*expanded, f"{name}."]
+# ---- resolver arithmetic (exercise dns-search): the same rules `kubelab trace` shows ----------
+ResolvConf = Resolv
+candidate_names = search_candidates
 
 
 class KitError(Exception):

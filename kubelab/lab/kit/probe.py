@@ -18,7 +18,7 @@ import httpx
 
 from kubelab.client import ApiClient, ApiError, NotFound
 
-from .. import components, state, topology
+from .. import components, state
 from ..topology import LabPlan
 
 NGINX_PAGE = "Welcome to nginx!"
@@ -53,19 +53,6 @@ def fetch_result(p: subprocess.CompletedProcess) -> Fetch:
     if NGINX_PAGE in body:
         return Fetch(True, f"HTTP {code.strip()}, nginx's welcome page")
     return Fetch(False, f"HTTP {code.strip()} but not nginx's page")
-
-
-def container_pid(netns: str) -> int | None:
-    """A process of the pod's container: in the pod's netns, in a mount namespace of its own."""
-    inode = topology.netns_inode(netns)
-    mine = os.stat("/proc/self/ns/mnt").st_ino
-    for pid in state.pids_in_netns({inode} if inode else set()):
-        try:
-            if os.stat(f"/proc/{pid}/ns/mnt").st_ino != mine:
-                return pid
-        except OSError:
-            continue
-    return None
 
 
 class Probe:
@@ -122,7 +109,7 @@ class Probe:
 
     async def pod_exec(self, pod: dict, argv: list[str], *, timeout: float = 15) -> subprocess.CompletedProcess:
         ns = await asyncio.to_thread(self.pod_netns, pod)
-        pid = await asyncio.to_thread(container_pid, ns) if ns else None
+        pid = await asyncio.to_thread(state.container_pid, ns) if ns else None
         name = f"{pod['metadata'].get('namespace')}/{pod['metadata']['name']}"
         if not pid:
             return subprocess.CompletedProcess(argv, 125, "", f"pod {name} has no running container on its node")
