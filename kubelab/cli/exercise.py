@@ -51,33 +51,20 @@ def register(sub) -> None:
                                    "(real traffic and real state), answer its questions, reveal graded hints, and "
                                    "print a progress report for the instructor.")
     verbs = p.add_subparsers(dest="exercise_verb", metavar="VERB", required=True)
-    v = verbs.add_parser("list", help="every exercise with its status on this lab")
-    lab_flags(v)
-    v.set_defaults(func=run_list)
-    v = verbs.add_parser("show", help="an exercise's task, in the lab guide's words")
-    v.add_argument("id")
-    lab_flags(v)
-    v.set_defaults(func=run_show)
-    v = verbs.add_parser("check", help="check an exercise on the live lab (exit 0 = done, 1 = not yet)")
-    v.add_argument("id")
-    lab_flags(v)
-    v.set_defaults(func=run_check)
-    v = verbs.add_parser("answer", help="answer a question of the guide (checked against this lab)")
-    v.add_argument("id")
-    v.add_argument("value")
-    lab_flags(v)
-    v.set_defaults(func=run_answer)
-    v = verbs.add_parser("hint", help="reveal the next hint of an exercise (one at a time)")
-    v.add_argument("id")
-    lab_flags(v)
-    v.set_defaults(func=run_hint)
-    v = verbs.add_parser("reset", help="forget an exercise's progress (hints, passes) on this lab")
-    v.add_argument("id")
-    lab_flags(v)
-    v.set_defaults(func=run_reset)
-    v = verbs.add_parser("report", help="this lab's progress as one JSON document (for the instructor)")
-    lab_flags(v)
-    v.set_defaults(func=run_report)
+    # one row a verb: (name, help, handler, positional arguments)
+    for verb, helptext, fn, positionals in (
+            ("list", "every exercise with its status on this lab", run_list, ()),
+            ("show", "an exercise's task, in the lab guide's words", run_show, ("id",)),
+            ("check", "check an exercise on the live lab (exit 0 = done, 1 = not yet)", run_check, ("id",)),
+            ("answer", "answer a question of the guide (checked against this lab)", run_answer, ("id", "value")),
+            ("hint", "reveal the next hint of an exercise (one at a time)", run_hint, ("id",)),
+            ("reset", "forget an exercise's progress (hints, passes) on this lab", run_reset, ("id",)),
+            ("report", "this lab's progress as one JSON document (for the instructor)", run_report, ())):
+        v = verbs.add_parser(verb, help=helptext)
+        for name in positionals:
+            v.add_argument(name)
+        lab_flags(v)
+        v.set_defaults(func=fn)
 
 
 @kit_errors
