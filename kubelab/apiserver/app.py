@@ -127,6 +127,7 @@ OBJECT_ROUTES: dict[tuple[str | None, str], str] = {
     ("status", "GET"): "get", ("status", "PUT"): "update", ("status", "PATCH"): "patch",
     ("finalize", "GET"): "get", ("finalize", "PUT"): "update",
     ("scale", "GET"): "get_scale", ("scale", "PUT"): "update_scale", ("scale", "PATCH"): "patch",
+    # GET on binding/token reads the object, as before this table (upstream answers 405)
     ("binding", "GET"): "get", ("binding", "POST"): "bind",
     ("token", "GET"): "get", ("token", "POST"): "token",
     ("log", "GET"): "pod_log",
@@ -139,7 +140,8 @@ class ResourceHandler:
     """Serves the resource paths: one method per verb, each `(target, request, call) → Response`.
 
     `call` carries what the query says about the whole request (dry run, field validation,
-    a collection's selectors) and collects the warnings. Errors leave as StatusError and become a Status in `__call__`."""
+    a collection's selectors) and collects the warnings. Errors leave as StatusError and
+    become a Status in `__call__`."""
 
     def __init__(self, registry: Registry, metrics: Metrics, *, sa_signer: tokenrequest.Signer,
                  kubelet_tls) -> None:
