@@ -131,8 +131,13 @@ OBJECT_ROUTES: dict[tuple[str | None, str], str] = {
     ("binding", "GET"): "get", ("binding", "POST"): "bind",
     ("token", "GET"): "get", ("token", "POST"): "token",
     ("log", "GET"): "pod_log",
-    ("exec", "*"): "exec_needs_websocket",
+    ("exec", "*"): "needs_websocket",
     ("proxy", "*"): "node_proxy",
+}
+
+# Subresources that upgrade to a WebSocket: FastAPI routes them (path → ResourceHandler method).
+WEBSOCKET_ROUTES: dict[str, str] = {
+    "/api/v1/namespaces/{namespace}/pods/{name}/exec": "pod_exec",
 }
 
 
@@ -302,10 +307,10 @@ class ResourceHandler:
         return await nodeproxy.node_proxy(request, node=t.name, path=t.proxy_path, get_object=self.get_object,
                                           tls=self.kubelet_tls)
 
-    async def exec_needs_websocket(self, t: Target, request: Request, call: "Call") -> Response:
-        raise st.bad_request("pods/exec needs a WebSocket upgrade (subprotocol v5.channel.k8s.io)")
+    async def needs_websocket(self, t: Target, request: Request, call: "Call") -> Response:
+        raise st.bad_request(f"{t.rt.plural}/{t.sub} needs a WebSocket upgrade (subprotocol v5.channel.k8s.io)")
 
-    # -- websocket subresources (routed by FastAPI: they arrive as websocket scopes)
+    # -- websocket subresources (WEBSOCKET_ROUTES: FastAPI routes them, as websocket scopes)
 
     async def pod_exec(self, websocket: WebSocket, namespace: str, name: str) -> None:
         await nodeproxy.pod_exec(websocket, namespace=namespace, name=name, get_object=self.get_object,
@@ -375,7 +380,8 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
     app.state.metrics = metrics
     _error_handlers(app)
     _non_resource_routes(app, settings, storage, metrics)
-    app.add_api_websocket_route("/api/v1/namespaces/{namespace}/pods/{name}/exec", handler.pod_exec)
+    for path, method in WEBSOCKET_ROUTES.items():
+        app.add_api_websocket_route(path, getattr(handler, method))
 
     @app.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
     async def unknown(path: str):

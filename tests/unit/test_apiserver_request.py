@@ -77,7 +77,7 @@ def test_watch_reads_the_first_value_only():
 
 
 def test_every_route_names_a_handler_method():
-    for name in [*app.COLLECTION_ROUTES.values(), *app.OBJECT_ROUTES.values()]:
+    for name in [*app.COLLECTION_ROUTES.values(), *app.OBJECT_ROUTES.values(), *app.WEBSOCKET_ROUTES.values()]:
         assert callable(getattr(app.ResourceHandler, name, None)), name
 
 
