@@ -1,8 +1,14 @@
-"""HTTP routes of the API server: parse the request, call the registry, render the answer.
+"""HTTP routes of the API server: route the request, call the registry, render the answer.
 
-Resource paths are routed by hand (one catch-all) rather than one FastAPI route per
-resource and verb: the grammar is small and regular, and this keeps per-request overhead
-low. Every error leaves as a Kubernetes Status.
+Resource paths are routed by hand (one catch-all, `ResourceRouter`) rather than one FastAPI
+route per resource and verb: the grammar is small and regular (request.py), and this keeps
+per-request overhead low. `ResourceHandler` has one method per verb; `COLLECTION_ROUTES` and
+`OBJECT_ROUTES` below are the whole routing table — a new subresource is one line there and
+one method on the handler. Every error leaves as a Kubernetes Status.
+
+The ASGI stack, outermost first: security.Guard (authn, authz, limits; parses the path once
+into the scope) → ResourceRouter (resource paths → ResourceHandler) → FastAPI (discovery,
+health, OpenAPI, websockets, lifespan).
 """
 
 from __future__ import annotations
@@ -12,7 +18,6 @@ import logging
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from urllib.parse import unquote
 
 from fastapi import FastAPI, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
@@ -20,7 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST as PROMETHEUS_CONTENT_TYPE
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 
-from kubelab.resources import BY_PLURAL, RESOURCES, ResourceType
+from kubelab.resources import BY_PLURAL, ResourceType
 from kubelab.serving import health_report
 
 from . import discovery, nodeproxy, tokenrequest
@@ -28,14 +33,23 @@ from . import status as st
 from .bootstrap import bootstrap
 from .metrics import Metrics
 from .registry import Registry
+from .request import (
+    JSON_CT,
+    OPTIONS_KIND,
+    Target,
+    decode_body,
+    field_validation,
+    options_from_query,
+    read_body,
+    target_of,
+    wants_table,
+    watch_requested,
+)
+from .security import Guard, SecurityConfig
 from .selector import SelectorError, parse_fields, parse_labels
 from .storage import Storage
 
 log = logging.getLogger("kubelab.apiserver")
-
-MAX_BODY = 3 * 1024 * 1024
-_BY_GVR = {(r.group, r.version, r.plural): r for r in RESOURCES}
-JSON_CT = "application/json"
 
 
 @dataclass
@@ -55,7 +69,7 @@ class Settings:
 SETTINGS_ENV = "KUBELAB_APISERVER_SETTINGS"
 
 
-def app_from_env() -> "ResourceRouter":
+def app_from_env() -> Guard:
     """The app for `--workers N` processes, configured from the environment."""
     import os
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -74,123 +88,7 @@ def _status(err: st.StatusError) -> Response:
     return Response(_dumps(err.to_status()), status_code=err.code, media_type=JSON_CT, headers=err.headers)
 
 
-@dataclass
-class Target:
-    rt: ResourceType
-    namespace: str | None
-    name: str | None
-    sub: str | None
-    proxy_path: str = ""  # nodes/NAME/proxy/<this>: the node agent path
-
-
-def parse_path(path: str) -> Target | None:
-    parts = [unquote(p) for p in path.strip("/").split("/")]
-    if parts[0] == "api" and len(parts) >= 3:
-        group, version, rest = "", parts[1], parts[2:]
-    elif parts[0] == "apis" and len(parts) >= 4:
-        group, version, rest = parts[1], parts[2], parts[3:]
-    else:
-        return None
-    namespace = None
-    if rest[0] == "namespaces" and len(rest) >= 3 and rest[2] not in ("status", "finalize"):
-        namespace, rest = rest[1], rest[2:]
-        if not namespace:
-            return None
-    rt = _BY_GVR.get((group, version, rest[0]))
-    proxy_path = ""
-    if rt is not None and rt.plural == "nodes" and len(rest) > 3 and rest[2] == "proxy":
-        proxy_path, rest = "/".join(rest[3:]), rest[:3]
-    if rt is None or len(rest) > 3 or (namespace and not rt.namespaced):
-        return None
-    name = rest[1] if len(rest) > 1 else None
-    sub = rest[2] if len(rest) > 2 else None
-    if sub is not None and sub not in rt.subresources:
-        return None
-    if name == "":
-        return None
-    return Target(rt, namespace, name, sub, proxy_path)
-
-
-def wants_table(request: Request) -> bool:
-    accept = request.headers.get("accept", "")
-    return "as=Table" in accept
-
-
-async def read_body(request: Request) -> bytes:
-    length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > MAX_BODY:
-        raise st.StatusError(413, "Request entity too large: limit is 3145728")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise st.StatusError(413, "Request entity too large: limit is 3145728")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def decode_body(body: bytes, content_type: str) -> dict:
-    ct = content_type.split(";")[0].strip().lower()
-    if ct == "application/vnd.kubernetes.protobuf":
-        from . import protobuf
-        try:
-            return protobuf.decode(body)
-        except ValueError as e:
-            raise st.StatusError(415 if "unsupported" in str(e).lower() else 400, str(e)) from None
-    if ct in ("", JSON_CT, "*/*", "text/plain"):
-        try:
-            obj = json.loads(body or b"null")
-        except RecursionError:
-            raise st.bad_request("error decoding JSON: nested too deeply") from None
-        except (ValueError, UnicodeDecodeError) as e:
-            raise st.bad_request(f"error decoding JSON: {e}") from None
-    elif ct in ("application/yaml", "application/x-yaml", "text/yaml"):
-        from . import yamlbody
-        try:
-            obj = yamlbody.load(body)
-        except yamlbody.YamlBodyError as e:
-            raise st.bad_request(str(e)) from None
-    else:
-        raise st.StatusError(415, "the body of the request was in an unknown format - accepted media types "
-                                  "include: application/json, application/yaml, application/vnd.kubernetes.protobuf")
-    if not isinstance(obj, dict):
-        raise st.bad_request("the body of the request was in an unknown format: expected a JSON object")
-    from .shapes import MAX_DEPTH, too_deep
-    if too_deep(obj):
-        raise st.bad_request(f"the request body is nested deeper than {MAX_DEPTH} levels")
-    return obj
-
-
-# What PUT and PATCH may name after the object (None: the object itself); anything else is 405.
-_WRITABLE_SUBRESOURCES = {"PUT": (None, "status", "scale", "finalize"), "PATCH": (None, "status", "scale")}
-
-
-def watch_requested(values: list[str]) -> bool:
-    """`?watch=`: the first value counts, as Go's url.Values.Get reads it. The authorizer
-    (security.request_attributes) and the handler both ask this, so `?watch=false&watch=true`
-    cannot be authorized as a list and served as a watch."""
-    return bool(values) and values[0] in ("true", "1")
-
-
-_OPTIONS_KIND = {"POST": "CreateOptions", "PUT": "UpdateOptions", "PATCH": "PatchOptions"}
-
-
-def field_validation(value: str | None, method: str) -> str:
-    """The `fieldValidation` query parameter: Strict, Warn or Ignore; unset means Warn (the
-    server default since 1.27). Anything else is the 422 upstream's option validation gives."""
-    from .shapes import FIELD_VALIDATION, go_quote
-    if not value:
-        return "Warn"
-    if value in FIELD_VALIDATION:
-        return value
-    kind = _OPTIONS_KIND.get(method, "CreateOptions")
-    message = (f"Unsupported value: {go_quote(value)}: supported values: "
-               + ", ".join(go_quote(v) for v in ("", *FIELD_VALIDATION)))
-    raise st.StatusError(422, f'{kind}.meta.k8s.io "" is invalid: fieldValidation: {message}', reason="Invalid",
-                         details={"group": "meta.k8s.io", "kind": kind, "causes": [
-                             {"reason": "FieldValueNotSupported", "message": message, "field": "fieldValidation"}]})
-
-
+_NOT_ALLOWED = "the server does not allow this method on the requested resource"
 MAX_WARNING_BYTES = 4096  # upstream truncates the Warning headers of one response near 4 KiB too
 
 
@@ -217,7 +115,242 @@ def _etcd_unavailable(e: Exception) -> bool:
     return type(e).__module__.split(".")[0] in ("aetcd", "grpc")
 
 
-def create_app(settings: Settings | None = None, *, storage: Storage | None = None) -> "ResourceRouter":
+# ---- the routing table -------------------------------------------------------------------
+# HTTP method → ResourceHandler method, for a collection (`/…/pods`) and for one object or
+# its subresource (`/…/pods/NAME[/SUB]`, keyed by (subresource or None, method); method "*":
+# any). Whatever is not here is 405. A new subresource: one line here, one method below.
+
+COLLECTION_ROUTES: dict[str, str] = {"GET": "list", "POST": "create", "DELETE": "delete_collection"}
+
+OBJECT_ROUTES: dict[tuple[str | None, str], str] = {
+    (None, "GET"): "get", (None, "PUT"): "update", (None, "PATCH"): "patch", (None, "DELETE"): "delete",
+    ("status", "GET"): "get", ("status", "PUT"): "update", ("status", "PATCH"): "patch",
+    ("finalize", "GET"): "get", ("finalize", "PUT"): "update",
+    ("scale", "GET"): "get_scale", ("scale", "PUT"): "update_scale", ("scale", "PATCH"): "patch",
+    # GET on binding/token reads the object, as before this table (upstream answers 405)
+    ("binding", "GET"): "get", ("binding", "POST"): "bind",
+    ("token", "GET"): "get", ("token", "POST"): "token",
+    ("log", "GET"): "pod_log",
+    ("exec", "*"): "needs_websocket",
+    ("proxy", "*"): "node_proxy",
+}
+
+# Subresources that upgrade to a WebSocket: FastAPI routes them (path → ResourceHandler method).
+WEBSOCKET_ROUTES: dict[str, str] = {
+    "/api/v1/namespaces/{namespace}/pods/{name}/exec": "pod_exec",
+}
+
+
+class ResourceHandler:
+    """Serves the resource paths: one method per verb, each `(target, request, call) → Response`.
+
+    `call` carries what the query says about the whole request (dry run, field validation,
+    a collection's selectors) and collects the warnings. Errors leave as StatusError and
+    become a Status in `__call__`."""
+
+    def __init__(self, registry: Registry, metrics: Metrics, *, sa_signer: tokenrequest.Signer,
+                 kubelet_tls) -> None:
+        self.registry = registry
+        self.metrics = metrics
+        self.sa_signer = sa_signer
+        self.kubelet_tls = kubelet_tls
+
+    async def __call__(self, target: Target, request: Request) -> Response:
+        started = time.perf_counter()
+        verb, res, code = request.method.lower(), target.rt.plural + (f"/{target.sub}" if target.sub else ""), 500
+        warnings: list[str] = []  # sent even with an error, as upstream sends what it recorded
+        try:
+            try:
+                response = await self.dispatch(target, request, Call(request, warnings))
+                if isinstance(response, StreamingResponse):
+                    verb = "watch"
+            except st.StatusError as e:
+                response = _status(e)
+            except Exception as e:
+                if not _etcd_unavailable(e):
+                    raise
+                log.warning("etcd unavailable on %s %s: %s", request.method, request.url.path, e)
+                response = _status(st.StatusError(503, f"etcdserver: unavailable ({type(e).__name__}); try again",
+                                                  reason="ServiceUnavailable", headers={"Retry-After": "1"}))
+            if warnings:
+                add_warnings(response, warnings)
+            code = response.status_code
+            return response
+        except Exception as e:
+            log.exception("internal error on %s %s", request.method, request.url.path)
+            return _status(st.StatusError(500, f"Internal error occurred: {type(e).__name__}"))
+        finally:
+            self.metrics.observe(verb, res, code, time.perf_counter() - started)
+
+    async def dispatch(self, t: Target, request: Request, call: "Call") -> Response:
+        method = request.method
+        if t.name is None:
+            call.selectors = _selectors(t, request.query_params)  # a bad selector is a 400 on any verb
+            name = COLLECTION_ROUTES.get(method)
+        else:
+            name = OBJECT_ROUTES.get((t.sub, method)) or OBJECT_ROUTES.get((t.sub, "*"))
+        if name is None:
+            raise st.StatusError(405, _NOT_ALLOWED)
+        return await getattr(self, name)(t, request, call)
+
+    async def get_object(self, plural: str, namespace: str | None, name: str) -> dict:
+        """nodeproxy's and tokenrequest's way to read pods, nodes and service accounts."""
+        return await self.registry.get(BY_PLURAL[plural], namespace, name)
+
+    # -- collections
+
+    async def list(self, t: Target, request: Request, call: "Call") -> Response:
+        q = request.query_params
+        labels, fields = call.selectors
+        if watch_requested(q.getlist("watch")):
+            return self.watch(t, request, labels, fields)
+        limit = q.get("limit")
+        listed = await self.registry.list(t.rt, t.namespace, labels=labels, fields=fields,
+                                          limit=int(limit) if limit and limit.isdigit() else 0,
+                                          continue_token=q.get("continue"),
+                                          resource_version=q.get("resourceVersion"))
+        if wants_table(request):
+            table = _to_table(t.rt, listed["items"], listed["metadata"]["resourceVersion"], q.get("includeObject"))
+            if "continue" in listed["metadata"]:
+                table["metadata"]["continue"] = listed["metadata"]["continue"]
+            return _json(table)
+        return _json(listed)
+
+    def watch(self, t: Target, request: Request, labels, fields) -> StreamingResponse:
+        q = request.query_params
+        timeout = q.get("timeoutSeconds")
+        table = wants_table(request)
+        events = self.registry.watch(t.rt, t.namespace, resource_version=q.get("resourceVersion"), labels=labels,
+                                     fields=fields, bookmarks=q.get("allowWatchBookmarks") in ("true", "1"),
+                                     timeout=float(timeout) if timeout and timeout.isdigit() else 1800.0)
+
+        async def stream():
+            try:
+                async for ev in events:
+                    if table and ev["type"] in ("ADDED", "MODIFIED", "DELETED"):
+                        obj = ev["object"]
+                        ev = {"type": ev["type"],
+                              "object": _to_table(t.rt, [obj], obj["metadata"].get("resourceVersion", ""),
+                                                q.get("includeObject"))}
+                    yield _dumps(ev) + b"\n"
+            except st.StatusError as e:
+                yield _dumps({"type": "ERROR", "object": e.to_status()}) + b"\n"
+            finally:
+                await events.aclose()
+
+        return StreamingResponse(stream(), media_type=JSON_CT)
+
+    async def create(self, t: Target, request: Request, call: "Call") -> Response:
+        body = await _body(request)
+        return _json(await self.registry.create(t.rt, t.namespace, body, dry_run=call.dry_run,
+                                                field_validation=call.validation, warnings=call.warnings), 201)
+
+    async def delete_collection(self, t: Target, request: Request, call: "Call") -> Response:
+        labels, fields = call.selectors
+        options = await _delete_options(request)
+        return _json(await self.registry.delete_collection(t.rt, t.namespace, labels=labels, fields=fields,
+                                                           options=options))
+
+    # -- one object
+
+    async def get(self, t: Target, request: Request, call: "Call") -> Response:
+        obj = await self.registry.get(t.rt, t.namespace, t.name)
+        if wants_table(request):
+            return _json(_to_table(t.rt, [obj], obj["metadata"]["resourceVersion"],
+                                   request.query_params.get("includeObject")))
+        return _json(obj)
+
+    async def update(self, t: Target, request: Request, call: "Call") -> Response:
+        body = await _body(request)
+        return _json(await self.registry.update(t.rt, t.namespace, t.name, body, subresource=t.sub,
+                                                dry_run=call.dry_run, field_validation=call.validation,
+                                                warnings=call.warnings))
+
+    async def patch(self, t: Target, request: Request, call: "Call") -> Response:
+        ct = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        body = await read_body(request)
+        return _json(await self.registry.patch(t.rt, t.namespace, t.name, body, ct, subresource=t.sub,
+                                               dry_run=call.dry_run,
+                                               field_manager=request.query_params.get("fieldManager"),
+                                               field_validation=call.validation, warnings=call.warnings))
+
+    async def delete(self, t: Target, request: Request, call: "Call") -> Response:
+        options = await _delete_options(request)
+        return _json(await self.registry.delete(t.rt, t.namespace, t.name, options, dry_run=call.dry_run))
+
+    # -- subresources
+
+    async def get_scale(self, t: Target, request: Request, call: "Call") -> Response:
+        return _json(await self.registry.get_scale(t.rt, t.namespace, t.name))
+
+    async def update_scale(self, t: Target, request: Request, call: "Call") -> Response:
+        body = await _body(request)
+        return _json(await self.registry.update_scale(t.rt, t.namespace, t.name, body, dry_run=call.dry_run,
+                                                      field_validation=call.validation, warnings=call.warnings))
+
+    async def bind(self, t: Target, request: Request, call: "Call") -> Response:
+        body = await _body(request)
+        return _json(await self.registry.bind(t.namespace, t.name, body), 201)
+
+    async def token(self, t: Target, request: Request, call: "Call") -> Response:
+        body = await _body(request)
+        if self.registry.admission_check is not None:  # NodeRestriction: a node's tokens bind to its pods
+            await self.registry.admission_check(t.rt, body, None)
+        return _json(await self.sa_signer.issue(body, namespace=t.namespace, name=t.name,
+                                                get_object=self.get_object), 201)
+
+    async def pod_log(self, t: Target, request: Request, call: "Call") -> Response:
+        return await nodeproxy.pod_log(request, namespace=t.namespace, name=t.name, get_object=self.get_object,
+                                       tls=self.kubelet_tls)
+
+    async def node_proxy(self, t: Target, request: Request, call: "Call") -> Response:
+        return await nodeproxy.node_proxy(request, node=t.name, path=t.proxy_path, get_object=self.get_object,
+                                          tls=self.kubelet_tls)
+
+    async def needs_websocket(self, t: Target, request: Request, call: "Call") -> Response:
+        raise st.bad_request(f"{t.rt.plural}/{t.sub} needs a WebSocket upgrade (subprotocol v5.channel.k8s.io)")
+
+    # -- websocket subresources (WEBSOCKET_ROUTES: FastAPI routes them, as websocket scopes)
+
+    async def pod_exec(self, websocket: WebSocket, namespace: str, name: str) -> None:
+        await nodeproxy.pod_exec(websocket, namespace=namespace, name=name, get_object=self.get_object,
+                                 tls=self.kubelet_tls)
+
+
+class Call:
+    """What the query says about one request as a whole, and the warnings it collects."""
+
+    __slots__ = ("dry_run", "selectors", "validation", "warnings")
+
+    def __init__(self, request: Request, warnings: list[str]) -> None:
+        q = request.query_params
+        self.dry_run: bool = q.get("dryRun") == "All"
+        # checked on every write, so a bad value is a 422 even where the body would fail first
+        self.validation: str = (field_validation(q.get("fieldValidation"), request.method)
+                                if request.method in OPTIONS_KIND else "Warn")
+        self.warnings = warnings
+        self.selectors: tuple = (None, None)  # (labels, fields) of a collection request
+
+
+def _selectors(t: Target, q):
+    try:
+        return parse_labels(q.get("labelSelector")), parse_fields(t.rt.plural, q.get("fieldSelector"))
+    except SelectorError as e:
+        raise st.bad_request(str(e)) from None
+
+
+async def _body(request: Request) -> dict:
+    return decode_body(await read_body(request), request.headers.get("content-type", ""))
+
+
+async def _delete_options(request: Request) -> dict:
+    raw = await read_body(request)
+    options = decode_body(raw, JSON_CT) if raw.strip() else {}
+    options_from_query(options, request.query_params)
+    return options
+
+
+def create_app(settings: Settings | None = None, *, storage: Storage | None = None) -> Guard:
     settings = settings or Settings()
     storage = storage or Storage(settings.etcd_servers, **(settings.security or {}).get("etcd", {}))
     registry = Registry(storage, bookmark_interval=settings.bookmark_interval)
@@ -226,8 +359,9 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
                                              service_cidr=settings.service_cidr, pod_cidr=settings.pod_cidr,
                                              apiserver_address=settings.advertise_address)
     kubelet_tls = nodeproxy.kubelet_ssl_context(**settings.kubelet_client) if settings.kubelet_client else None
-    sa_signer = tokenrequest.Signer.from_security(settings.security)
     metrics = Metrics(watchers=lambda: registry.watchers)
+    handler = ResourceHandler(registry, metrics, sa_signer=tokenrequest.Signer.from_security(settings.security),
+                              kubelet_tls=kubelet_tls)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -244,6 +378,20 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
     app = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.registry = registry
     app.state.metrics = metrics
+    _error_handlers(app)
+    _non_resource_routes(app, settings, storage, metrics)
+    for path, method in WEBSOCKET_ROUTES.items():
+        app.add_api_websocket_route(path, getattr(handler, method))
+
+    @app.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+    async def unknown(path: str):
+        raise st.StatusError(404, "the server could not find the requested resource")
+
+    return Guard(ResourceRouter(app, handler), SecurityConfig.from_dict(settings.security), registry)
+
+
+def _error_handlers(app: FastAPI) -> None:
+    """Whatever FastAPI itself answers (unknown paths, its own validation, crashes) leaves as a Status."""
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
@@ -263,7 +411,9 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
         log.exception("internal error on %s %s", request.method, request.url.path)
         return _status(st.StatusError(500, f"Internal error occurred: {type(exc).__name__}"))
 
-    # ---- non-resource endpoints --------------------------------------------------------
+
+def _non_resource_routes(app: FastAPI, settings: Settings, storage: Storage, metrics: Metrics) -> None:
+    """Version, health, metrics, discovery and OpenAPI: FastAPI routes (off the hot path)."""
 
     @app.get("/version")
     async def version():
@@ -327,182 +477,23 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
             raise st.StatusError(404, "the server could not find the requested resource")
         return _json(doc)
 
-    # ---- resources -----------------------------------------------------------------------
-
-    async def resource(target: Target, request: Request) -> Response:
-        started = time.perf_counter()
-        verb, res, code = request.method.lower(), target.rt.plural + (f"/{target.sub}" if target.sub else ""), 500
-        warnings: list[str] = []  # sent even with an error, as upstream sends what it recorded
-        try:
-            try:
-                response = await dispatch(target, request, warnings)
-                if isinstance(response, StreamingResponse):
-                    verb = "watch"
-            except st.StatusError as e:
-                response = _status(e)
-            except Exception as e:
-                if not _etcd_unavailable(e):
-                    raise
-                log.warning("etcd unavailable on %s %s: %s", request.method, request.url.path, e)
-                response = _status(st.StatusError(503, f"etcdserver: unavailable ({type(e).__name__}); try again",
-                                                  reason="ServiceUnavailable", headers={"Retry-After": "1"}))
-            if warnings:
-                add_warnings(response, warnings)
-            code = response.status_code
-            return response
-        except Exception as e:
-            log.exception("internal error on %s %s", request.method, request.url.path)
-            return _status(st.StatusError(500, f"Internal error occurred: {type(e).__name__}"))
-        finally:
-            metrics.observe(verb, res, code, time.perf_counter() - started)
-
-    async def dispatch(t: Target, request: Request, warnings: list[str]) -> Response:
-        q = request.query_params
-        method = request.method
-        rt = t.rt
-        dry_run = q.get("dryRun") == "All"
-        validation = field_validation(q.get("fieldValidation"), method) if method in _OPTIONS_KIND else "Warn"
-        if t.name is None:
-            try:
-                labels = parse_labels(q.get("labelSelector"))
-                fields = parse_fields(rt.plural, q.get("fieldSelector"))
-            except SelectorError as e:
-                raise st.bad_request(str(e)) from None
-            if method == "GET":
-                if watch_requested(q.getlist("watch")):
-                    return watch_response(t, request, labels, fields)
-                limit = q.get("limit")
-                listed = await registry.list(rt, t.namespace, labels=labels, fields=fields,
-                                             limit=int(limit) if limit and limit.isdigit() else 0,
-                                             continue_token=q.get("continue"),
-                                             resource_version=q.get("resourceVersion"))
-                if wants_table(request):
-                    table = _to_table(rt, listed["items"], listed["metadata"]["resourceVersion"],
-                                      q.get("includeObject"))
-                    if "continue" in listed["metadata"]:
-                        table["metadata"]["continue"] = listed["metadata"]["continue"]
-                    return _json(table)
-                return _json(listed)
-            if method == "POST":
-                body = decode_body(await read_body(request), request.headers.get("content-type", ""))
-                return _json(await registry.create(rt, t.namespace, body, dry_run=dry_run,
-                                                   field_validation=validation, warnings=warnings), 201)
-            if method == "DELETE":
-                raw = await read_body(request)
-                options = decode_body(raw, JSON_CT) if raw.strip() else {}
-                _options_from_query(options, q)
-                return _json(await registry.delete_collection(rt, t.namespace, labels=labels, fields=fields,
-                                                              options=options))
-            raise st.StatusError(405, "the server does not allow this method on the requested resource")
-        # single object
-        if t.sub == "token" and method == "POST":
-            body = decode_body(await read_body(request), request.headers.get("content-type", ""))
-            if registry.admission_check is not None:  # NodeRestriction: a node's tokens bind to its pods
-                await registry.admission_check(rt, body, None)
-            return _json(await sa_signer.issue(body, namespace=t.namespace, name=t.name, get_object=get_object), 201)
-        if t.sub == "proxy":
-            return await nodeproxy.node_proxy(request, node=t.name, path=t.proxy_path, get_object=get_object,
-                                              tls=kubelet_tls)
-        if t.sub == "log" and method == "GET":
-            return await nodeproxy.pod_log(request, namespace=t.namespace, name=t.name, get_object=get_object,
-                                           tls=kubelet_tls)
-        if t.sub == "exec":
-            raise st.bad_request("pods/exec needs a WebSocket upgrade (subprotocol v5.channel.k8s.io)")
-        if method == "GET":
-            if t.sub == "scale":
-                return _json(await registry.get_scale(rt, t.namespace, t.name))
-            obj = await registry.get(rt, t.namespace, t.name)
-            if wants_table(request):
-                return _json(_to_table(rt, [obj], obj["metadata"]["resourceVersion"], q.get("includeObject")))
-            return _json(obj)
-        if method == "POST" and t.sub == "binding":
-            body = decode_body(await read_body(request), request.headers.get("content-type", ""))
-            return _json(await registry.bind(t.namespace, t.name, body), 201)
-        if method in ("PUT", "PATCH") and t.sub not in _WRITABLE_SUBRESOURCES.get(method, ()):
-            # pods/log, pods/binding, serviceaccounts/token...: never a whole-object write
-            raise st.StatusError(405, "the server does not allow this method on the requested resource")
-        if method == "PUT":
-            body = decode_body(await read_body(request), request.headers.get("content-type", ""))
-            if t.sub == "scale":
-                return _json(await registry.update_scale(rt, t.namespace, t.name, body, dry_run=dry_run,
-                                                         field_validation=validation, warnings=warnings))
-            return _json(await registry.update(rt, t.namespace, t.name, body, subresource=t.sub, dry_run=dry_run,
-                                               field_validation=validation, warnings=warnings))
-        if method == "PATCH":
-            ct = request.headers.get("content-type", "").split(";")[0].strip().lower()
-            body = await read_body(request)
-            return _json(await registry.patch(rt, t.namespace, t.name, body, ct, subresource=t.sub,
-                                              dry_run=dry_run, field_manager=q.get("fieldManager"),
-                                              field_validation=validation, warnings=warnings))
-        if method == "DELETE" and t.sub is None:
-            raw = await read_body(request)
-            options = decode_body(raw, JSON_CT) if raw.strip() else {}
-            _options_from_query(options, q)
-            return _json(await registry.delete(rt, t.namespace, t.name, options, dry_run=dry_run))
-        raise st.StatusError(405, "the server does not allow this method on the requested resource")
-
-    def watch_response(t: Target, request: Request, labels, fields) -> StreamingResponse:
-        q = request.query_params
-        timeout = q.get("timeoutSeconds")
-        table = wants_table(request)
-        events = registry.watch(t.rt, t.namespace, resource_version=q.get("resourceVersion"), labels=labels,
-                                fields=fields, bookmarks=q.get("allowWatchBookmarks") in ("true", "1"),
-                                timeout=float(timeout) if timeout and timeout.isdigit() else 1800.0)
-
-        async def stream():
-            try:
-                async for ev in events:
-                    if table and ev["type"] in ("ADDED", "MODIFIED", "DELETED"):
-                        obj = ev["object"]
-                        ev = {"type": ev["type"],
-                              "object": _to_table(t.rt, [obj], obj["metadata"].get("resourceVersion", ""),
-                                                q.get("includeObject"))}
-                    yield _dumps(ev) + b"\n"
-            except st.StatusError as e:
-                yield _dumps({"type": "ERROR", "object": e.to_status()}) + b"\n"
-            finally:
-                await events.aclose()
-
-        return StreamingResponse(stream(), media_type=JSON_CT)
-
-    async def get_object(plural: str, namespace: str | None, name: str) -> dict:
-        return await registry.get(BY_PLURAL[plural], namespace, name)
-
-    @app.websocket("/api/v1/namespaces/{namespace}/pods/{name}/exec")
-    async def pod_exec(websocket: WebSocket, namespace: str, name: str):
-        await nodeproxy.pod_exec(websocket, namespace=namespace, name=name, get_object=get_object,
-                                 tls=kubelet_tls)
-
-    @app.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
-    async def unknown(path: str):
-        raise st.StatusError(404, "the server could not find the requested resource")
-
-    from .security import Guard, SecurityConfig  # imports this module: import here
-    return Guard(ResourceRouter(app, resource), SecurityConfig.from_dict(settings.security), registry)
-
 
 class ResourceRouter:
     """ASGI entry: resource paths go straight to the handler, everything else (discovery,
     health, OpenAPI, websockets, lifespan) to FastAPI. Skipping FastAPI's routing and
-    middleware on the hot path roughly halves per-request overhead."""
+    middleware on the hot path roughly halves per-request overhead. The path was parsed by
+    the Guard already (request.target_of caches it in the scope)."""
 
-    def __init__(self, app: FastAPI, handler) -> None:
+    def __init__(self, app: FastAPI, handler: ResourceHandler) -> None:
         self.app = app
         self.handler = handler
         self.state = app.state
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(("/api/", "/apis/")):
-            target = parse_path(scope["path"])
+        if scope["type"] == "http":
+            target = target_of(scope)
             if target is not None:
                 response = await self.handler(target, Request(scope, receive))
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
-
-
-def _options_from_query(options: dict, q) -> None:
-    if q.get("propagationPolicy"):
-        options["propagationPolicy"] = q["propagationPolicy"]
-    if q.get("gracePeriodSeconds", "").lstrip("-").isdigit():
-        options["gracePeriodSeconds"] = int(q["gracePeriodSeconds"])

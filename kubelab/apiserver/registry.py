@@ -407,7 +407,8 @@ class Registry:
                 entry = await self._get_entry(rt, namespace, name)
             except st.StatusError as e:
                 if e.code == 404 and content_type.startswith("application/apply-patch") and subresource is None:
-                    obj = _load_apply_body(body)
+                    from .request import decode_body  # the one body grammar (YAML here: apply creates)
+                    obj = decode_body(body, "application/yaml")
                     obj.setdefault("metadata", {})["name"] = name
                     return await self.create(rt, namespace, obj, dry_run=dry_run, field_validation=field_validation,
                                              warnings=warnings)
@@ -787,14 +788,3 @@ def _b64e(s: str) -> str:
 def _b64d(s: str) -> str:
     import base64
     return base64.urlsafe_b64decode(s.encode()).decode()
-
-
-def _load_apply_body(body: bytes) -> dict:
-    from . import yamlbody
-    try:
-        obj = yamlbody.load(body)
-    except yamlbody.YamlBodyError as e:
-        raise st.bad_request(str(e)) from None
-    if not isinstance(obj, dict):
-        raise st.bad_request("the body of the request was in an unknown format")
-    return obj

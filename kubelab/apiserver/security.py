@@ -27,6 +27,7 @@ from . import status as st
 from .authn import ANONYMOUS, PEER_CERT, Authenticator, AuthError, parse_token_file
 from .authz import Authorizer, EscalationCheck, node_of, parse_modes
 from .rbac import Attributes, Policy, UserInfo, forbidden_message
+from .request import decode_body, target_of, watch_requested
 from .storage import MAX_OBJECT_BYTES
 
 log = logging.getLogger(__name__)
@@ -70,10 +71,9 @@ def _public(path: str) -> bool:
 
 def request_attributes(scope: dict, user: UserInfo) -> Attributes:
     """The request as (verb, group, resource, subresource, namespace, name) or a path."""
-    from .app import parse_path, watch_requested  # app imports this module; its path grammar
     path = scope["path"]
     method = scope.get("method", "GET") if scope["type"] == "http" else "GET"
-    target = parse_path(path) if path.startswith(("/api/", "/apis/")) else None
+    target = target_of(scope)  # parsed once: the router reads the same Target from the scope
     if target is None:
         return Attributes(user, _METHOD_VERBS.get(method, method.lower()), resource_request=False, path=path)
     query = parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
@@ -408,7 +408,6 @@ class Guard:
                 return
             if not msg.get("more_body"):
                 break
-        from .app import decode_body
         try:
             review = decode_body(b"".join(chunks), content_type)
         except st.StatusError as e:

@@ -47,10 +47,10 @@ _MISSING = object()
 
 # --- template parsing -------------------------------------------------------------------------
 
-def _find_close(text: str, start: int) -> int:
-    """Index of the `}` closing the action opened at `start` (skipping quoted strings)."""
-    i, quote = start + 1, None
-    depth = 0
+def _unquoted(text: str, start: int):
+    """(index, char) of each character from `start` on that is outside a quoted string: the
+    one scanner under both closing-bracket searches (a `}` or `]` inside quotes closes nothing)."""
+    i, quote = start, None
     while i < len(text):
         c = text[i]
         if quote:
@@ -61,13 +61,21 @@ def _find_close(text: str, start: int) -> int:
                 quote = None
         elif c in "\"'":
             quote = c
-        elif c in "[(":
+        else:
+            yield i, c
+        i += 1
+
+
+def _find_close(text: str, start: int) -> int:
+    """Index of the `}` closing the action opened at `start` (skipping quoted strings)."""
+    depth = 0
+    for i, c in _unquoted(text, start + 1):
+        if c in "[(":
             depth += 1
         elif c in "])":
             depth -= 1
         elif c == "}" and depth <= 0:
             return i
-        i += 1
     raise JSONPathError(f"unclosed action in {text!r}")
 
 
@@ -187,24 +195,15 @@ def parse_expr(expr: str) -> list:
 
 
 def _bracket_close(s: str, start: int) -> int:
-    depth, quote, i = 0, None, start
-    while i < len(s):
-        c = s[i]
-        if quote:
-            if c == "\\":
-                i += 2
-                continue
-            if c == quote:
-                quote = None
-        elif c in "\"'":
-            quote = c
-        elif c == "[":
+    """Index of the `]` closing the `[` at `start` (skipping quoted strings)."""
+    depth = 0
+    for i, c in _unquoted(s, start):
+        if c == "[":
             depth += 1
         elif c == "]":
             depth -= 1
             if depth == 0:
                 return i
-        i += 1
     raise JSONPathError(f"unterminated [ in {s!r}")
 
 
@@ -388,19 +387,23 @@ def evaluate(steps: list, *, root, current=_MISSING) -> list:
     return values
 
 
-def format_value(v) -> str:
-    """How kubectl's jsonpath prints one result: scalars bare, objects as JSON."""
-    if isinstance(v, str):
-        return v
+def go_scalar(v) -> str:
+    """Go's `%v` of a decoded JSON scalar: booleans lower-case, null `<nil>`, whole floats
+    without `.0` (encoding/json decodes every number as float64)."""
     if isinstance(v, bool):
         return "true" if v else "false"
     if v is None:
         return "<nil>"
     if isinstance(v, float) and v.is_integer():
         return str(int(v))
+    return str(v)
+
+
+def format_value(v) -> str:
+    """How kubectl's jsonpath prints one result: scalars bare, objects as JSON."""
     if isinstance(v, (dict, list)):
         return json.dumps(v, separators=(",", ":"))
-    return str(v)
+    return go_scalar(v)
 
 
 def _render(nodes: list, root, current, out: list[str]) -> None:

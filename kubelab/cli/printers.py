@@ -245,13 +245,7 @@ def go_value(v) -> str:
         return "map[" + " ".join(f"{k}:{go_value(v[k])}" for k in sorted(v)) + "]"
     if isinstance(v, list):
         return "[" + " ".join(go_value(x) for x in v) + "]"
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if v is None:
-        return "<nil>"
-    if isinstance(v, float) and v.is_integer():
-        return str(int(v))
-    return str(v)
+    return jsonpath.go_scalar(v)
 
 
 def custom_columns_rows(objs: list[dict], cols: list[tuple[str, str]]) -> list[list[str]]:

@@ -3,6 +3,11 @@
 - `ApiClient`: async REST (httpx), typed errors from Status bodies.
 - `Informer`: list + watch into a local indexed cache, with handlers; relists on 410.
 - `WorkQueue`: de-duplicating queue; one key is never processed twice at once.
+
+Modules: `rest` (ApiClient), `errors`, `kubeconfig` (files and the shared connection flags),
+`informer` (Informer, Store), `workqueue`, `clock` (injectable time: RealClock, FakeClock),
+`syncrunner` (rate-limited "sync now"), `record` (EventRecorder), `leaderelection` (Lease
+locks), `metrics` (workqueue metrics), `podio` (logs and exec through the API server).
 """
 
 from .errors import AlreadyExists, ApiError, Conflict, Gone, Invalid, NotFound

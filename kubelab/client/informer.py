@@ -4,6 +4,9 @@ List, then watch from the list's resourceVersion (nothing is lost in between); k
 cache current from the events; on a 410 relist and emit the differences; on a broken
 stream reconnect from the last seen resourceVersion with capped backoff. Handlers are
 called after the cache is updated, so a handler reading the store sees the new state.
+
+No periodic resync: every loop here re-queues its own retries (workqueue.add_rate_limited)
+and a relist emits whatever changed, so a resync timer would only repeat work.
 """
 
 from __future__ import annotations
@@ -12,13 +15,14 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable
+from typing import NamedTuple
 
 import httpx
 
 from kubelab.resources import ResourceType
 
 from .errors import ApiError, Gone
-from .rest import ApiClient, _resource
+from .rest import ApiClient, resource_type
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +42,10 @@ def namespace_index(obj: dict) -> list[str]:
 
 
 class Store:
-    """Objects by key, plus secondary indexes (index name → value → keys)."""
+    """Objects by key, plus secondary indexes (index name → value → keys).
+
+    Invariant: for every indexer name, `_indices[name][v]` holds exactly the keys of the
+    items whose indexer returns `v` (empty value sets are dropped)."""
 
     def __init__(self, indexers: dict[str, Indexer] | None = None) -> None:
         self._items: dict[str, dict] = {}
@@ -59,6 +66,19 @@ class Store:
 
     def keys(self) -> list[str]:
         return list(self._items)
+
+    def add_indexer(self, name: str, fn: Indexer) -> None:
+        """A secondary index, built over the items already stored. A name is registered once:
+        adding it again keeps the first indexer (shared informers are asked for the same
+        index by every loop that reads it)."""
+        if name in self._indexers:
+            return
+        self._indexers[name] = fn
+        index: dict[str, set[str]] = {}
+        for key, obj in self._items.items():
+            for v in fn(obj):
+                index.setdefault(v, set()).add(key)
+        self._indices[name] = index
 
     def by_index(self, index: str, value: str) -> list[dict]:
         return [self._items[k] for k in self._indices[index].get(value, ())]
@@ -90,26 +110,41 @@ class Store:
         return old
 
 
+class Handler(NamedTuple):
+    """One registration's callbacks (client-go's ResourceEventHandlerFuncs); None: not interested."""
+
+    on_add: Callable[[dict], None] | None
+    on_update: Callable[[dict, dict], None] | None
+    on_delete: Callable[[dict], None] | None
+
+
 class Informer:
     def __init__(self, client: ApiClient, resource: str | ResourceType, *, namespace: str | None = None,
                  label_selector: str | None = None, field_selector: str | None = None,
-                 indexers: dict[str, Indexer] | None = None, resync_period: float | None = None) -> None:
+                 indexers: dict[str, Indexer] | None = None) -> None:
         self.client = client
-        self.rt = _resource(resource)
+        self.rt = resource_type(resource)
         self.namespace = namespace
         self.label_selector = label_selector
         self.field_selector = field_selector
-        self.resync_period = resync_period
         self.store = Store(indexers)
         self.resource_version: str | None = None
-        self._handlers: list[tuple[Callable | None, Callable | None, Callable | None]] = []
+        self._handlers: list[Handler] = []
         self._synced = asyncio.Event()
         self.relists = 0  # how many full lists it took (1 in a healthy life)
+        self.started = False  # start() was called: one list+watch task per informer, ever
+
+    def start(self) -> asyncio.Task:
+        """`run()` in a task of the running loop; an informer is started once."""
+        if self.started:
+            raise RuntimeError(f"informer for {self.rt.plural} already started")
+        self.started = True
+        return asyncio.create_task(self.run(), name=f"informer-{self.rt.plural}")
 
     def add_handler(self, *, on_add: Callable[[dict], None] | None = None,
                     on_update: Callable[[dict, dict], None] | None = None,
                     on_delete: Callable[[dict], None] | None = None) -> None:
-        self._handlers.append((on_add, on_update, on_delete))
+        self._handlers.append(Handler(on_add, on_update, on_delete))
         for obj in self.store.list():  # late handlers see the current state, as in client-go
             if on_add:
                 on_add(obj)
@@ -121,9 +156,10 @@ class Informer:
     async def wait_synced(self, timeout: float | None = None) -> None:
         await asyncio.wait_for(self._synced.wait(), timeout)
 
-    def _emit(self, kind: int, *args) -> None:
+    def _emit(self, event: str, *args) -> None:
+        """Call each handler's `event` callback ("on_add", "on_update", "on_delete")."""
         for h in self._handlers:
-            fn = h[kind]
+            fn = getattr(h, event)
             if fn is not None:
                 try:
                     fn(*args)
@@ -134,12 +170,12 @@ class Informer:
         if ev_type in ("ADDED", "MODIFIED"):
             old = self.store.put(obj)
             if old is None:
-                self._emit(0, obj)
+                self._emit("on_add", obj)
             else:
-                self._emit(1, old, obj)
+                self._emit("on_update", old, obj)
         elif ev_type == "DELETED":
             old = self.store.delete(key_of(obj))
-            self._emit(2, old or obj)
+            self._emit("on_delete", old or obj)
 
     async def _relist(self) -> None:
         listed = await self.client.list(self.rt, namespace=self.namespace, label_selector=self.label_selector,
@@ -147,7 +183,7 @@ class Informer:
         self.relists += 1
         fresh = {key_of(o): o for o in listed["items"]}
         for key in [k for k in self.store.keys() if k not in fresh]:
-            self._emit(2, self.store.delete(key))
+            self._emit("on_delete", self.store.delete(key))
         for obj in fresh.values():
             old = self.store.get(key_of(obj))
             if old is None:

@@ -135,13 +135,17 @@ class LogWarnings:
         log.warning("%s", text)
 
 
-def _resource(resource: str | ResourceType) -> ResourceType:
+def resource_type(resource: str | ResourceType) -> ResourceType:
+    """A ResourceType from itself or a name kubectl accepts (plural, singular, short name)."""
     if isinstance(resource, ResourceType):
         return resource
     try:
         return lookup(resource)
     except KeyError:
         raise ValueError(f'the server doesn\'t have a resource type "{resource}"') from None
+
+
+_resource = resource_type  # the name this module used before; kept for callers on other branches
 
 
 def tls_context(conn: Connection):
@@ -262,7 +266,7 @@ class ApiClient:
     @staticmethod
     def path(resource: str | ResourceType, name: str | None = None, *, namespace: str | None = None,
              subresource: str | None = None) -> str:
-        rt = _resource(resource)
+        rt = resource_type(resource)
         p = rt.base_path(namespace if rt.namespaced else None)
         if name:
             p += "/" + quote(name, safe="")

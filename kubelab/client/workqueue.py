@@ -4,7 +4,9 @@ Invariants (the reason controllers can be simple):
 - a key is in `_queue` at most once (adding a waiting key again is a no-op);
 - a key being processed (`_processing`) is never handed out again until `done()`;
   adding it meanwhile marks it `_dirty`, and `done()` re-queues it, so no change is missed;
-- `add_rate_limited` delays per key exponentially (base * 2^failures, capped), `forget` resets.
+- `add_rate_limited` delays per key exponentially (base * 2^failures, capped), `forget` resets;
+- time is the injected `clock` (client/clock.py) for both stamps and delays, so a test with a
+  FakeClock steps through backoff without sleeping.
 
 Accounting for client-go's workqueue metrics (`kubelab.client.metrics` exports them): `adds_total`
 and `retries_total` only grow; a key is in `_enqueued_at` exactly while it is in `_queue`, and in
@@ -14,9 +16,10 @@ and `retries_total` only grow; a key is in `_enqueued_at` exactly while it is in
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import deque
 from collections.abc import Callable, Hashable
+
+from .clock import REAL_CLOCK, Cancellable, Clock
 
 
 class ShutDown(Exception):
@@ -25,18 +28,18 @@ class ShutDown(Exception):
 
 class WorkQueue:
     def __init__(self, *, base_delay: float = 0.005, max_delay: float = 60.0, name: str = "",
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Clock = REAL_CLOCK) -> None:
         self._queue: deque[Hashable] = deque()
         self._dirty: set[Hashable] = set()        # waiting to be processed (queued or re-queue on done)
         self._processing: set[Hashable] = set()
         self._failures: dict[Hashable, int] = {}
         self._getters: deque[asyncio.Future] = deque()
-        self._timers: set[asyncio.TimerHandle] = set()
+        self._timers: set[Cancellable] = set()  # add_after timers not yet fired
         self._shutdown = False
         self.base_delay = base_delay
         self.max_delay = max_delay
         self.name = name                          # the `name` label of the workqueue_* metrics
-        self.clock = clock
+        self.clock = clock                        # now() for the metrics' stamps, call_later() for delays
         self.adds_total = 0                           # keys put into _queue by add() (not de-duplicated ones)
         self.retries_total = 0                        # add_rate_limited() calls
         self._enqueued_at: dict[Hashable, float] = {}
@@ -57,7 +60,7 @@ class WorkQueue:
 
     def _enqueue(self, key: Hashable) -> None:
         self.adds_total += 1
-        self._enqueued_at[key] = self.clock()
+        self._enqueued_at[key] = self.clock.now()
         self._queue.append(key)
         self._notify()
 
@@ -72,14 +75,13 @@ class WorkQueue:
         if delay <= 0:
             self.add(key)
             return
-        loop = asyncio.get_running_loop()
-        handle: asyncio.TimerHandle
+        handle: Cancellable
 
         def fire() -> None:
             self._timers.discard(handle)
             self.add(key)
 
-        handle = loop.call_later(delay, fire)
+        handle = self.clock.call_later(delay, fire)
         self._timers.add(handle)
 
     def add_rate_limited(self, key: Hashable) -> None:
@@ -110,7 +112,7 @@ class WorkQueue:
         key = self._queue.popleft()
         self._processing.add(key)
         self._dirty.discard(key)
-        now = self.clock()
+        now = self.clock.now()
         self._started_at[key] = now
         waited = now - self._enqueued_at.pop(key, now)
         if self.on_get is not None:
@@ -121,13 +123,13 @@ class WorkQueue:
         self._processing.discard(key)
         started = self._started_at.pop(key, None)
         if started is not None and self.on_done is not None:
-            self.on_done(self.clock() - started)
+            self.on_done(self.clock.now() - started)
         if key in self._dirty:
             self._enqueue(key)
 
     def unfinished_seconds(self) -> tuple[float, float]:
         """(total, longest) seconds of work in progress: client-go's unfinished-work gauges."""
-        now = self.clock()
+        now = self.clock.now()
         ages = [now - t for t in self._started_at.values()]
         return sum(ages), max(ages, default=0.0)
 

@@ -9,16 +9,15 @@ import logging
 from collections.abc import Callable
 
 from kubelab.client import ApiClient, Conflict, Informer, WorkQueue, key_of
-from kubelab.client.workqueue import run_worker
-
 from kubelab.client.record import EventRecorder
+from kubelab.client.workqueue import run_worker
 
 log = logging.getLogger(__name__)
 
 
 class InformerFactory:
     """Shared informers: a process holds one list+watch per (resource, namespace, selector),
-    however many loops read it. Indexers are merged on request before start."""
+    however many loops read it. Indexers are merged on request (Store.add_indexer)."""
 
     def __init__(self, client: ApiClient) -> None:
         self.client = client
@@ -33,19 +32,13 @@ class InformerFactory:
             inf = Informer(self.client, resource, namespace=namespace, label_selector=label_selector)
             self._informers[key] = inf
         for name, fn in (indexers or {}).items():
-            if name not in inf.store._indexers:
-                if len(inf.store):
-                    raise RuntimeError("indexers must be added before the informer starts")
-                # The client's Store takes indexers only at construction; add ours before any item.
-                inf.store._indexers[name] = fn
-                inf.store._indices[name] = {}
+            inf.store.add_indexer(name, fn)
         return inf
 
     def start(self) -> None:
         for inf in self._informers.values():
-            if not getattr(inf, "_tasks_started", False):
-                inf._tasks_started = True
-                self._tasks.append(asyncio.create_task(inf.run(), name=f"informer-{inf.rt.plural}"))
+            if not inf.started:
+                self._tasks.append(inf.start())
 
     async def wait_synced(self, timeout: float = 60.0) -> None:
         await asyncio.gather(*(inf.wait_synced(timeout) for inf in self._informers.values()))

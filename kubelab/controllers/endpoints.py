@@ -9,20 +9,12 @@ from __future__ import annotations
 from kubelab.client import AlreadyExists, NotFound
 
 from .base import Context, Controller
-from .util import (endpoint_hostname, map_selector_matches, pod_is_ready, pod_is_terminating, resolve_target_port,
+from .util import (endpoint_pod_fields, map_selector_matches, pod_is_ready, pod_is_terminating, resolve_target_port,
                    should_publish)
 
 
 def _address(pod: dict, service: dict) -> dict:
-    addr = {"ip": pod["status"]["podIP"]}
-    hostname = endpoint_hostname(pod, service)
-    if hostname:
-        addr["hostname"] = hostname
-    if pod["spec"].get("nodeName"):
-        addr["nodeName"] = pod["spec"]["nodeName"]
-    addr["targetRef"] = {"kind": "Pod", "namespace": pod["metadata"]["namespace"], "name": pod["metadata"]["name"],
-                         "uid": pod["metadata"].get("uid")}
-    return addr
+    return {"ip": pod["status"]["podIP"], **endpoint_pod_fields(pod, service)}
 
 
 def desired_subsets(service: dict, pods: list[dict]) -> list[dict]:

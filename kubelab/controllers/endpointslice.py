@@ -17,7 +17,7 @@ import asyncio
 from kubelab.client import Conflict, NotFound
 
 from .base import Context, Controller
-from .util import (endpoint_hostname, map_selector_matches, owner_ref_for, pod_is_ready, pod_is_terminating,
+from .util import (endpoint_pod_fields, map_selector_matches, owner_ref_for, pod_is_ready, pod_is_terminating,
                    resolve_target_port, should_publish)
 
 MAX_ENDPOINTS_PER_SLICE = 100
@@ -52,13 +52,7 @@ def pod_to_endpoint(pod: dict, service: dict) -> dict:
     ep: dict = {"addresses": [pod["status"]["podIP"]],
                 "conditions": {"ready": publish_not_ready or (serving and not terminating),
                                "serving": publish_not_ready or serving, "terminating": terminating}}
-    hostname = endpoint_hostname(pod, service)
-    if hostname:
-        ep["hostname"] = hostname
-    if pod["spec"].get("nodeName"):
-        ep["nodeName"] = pod["spec"]["nodeName"]
-    ep["targetRef"] = {"kind": "Pod", "namespace": pod["metadata"]["namespace"], "name": pod["metadata"]["name"],
-                       "uid": pod["metadata"].get("uid")}
+    ep.update(endpoint_pod_fields(pod, service))
     return ep
 
 

@@ -126,3 +126,18 @@ def endpoint_hostname(pod: dict, service: dict) -> str | None:
             pod["metadata"].get("namespace") == service["metadata"].get("namespace"):
         return spec["hostname"]
     return None
+
+
+def endpoint_pod_fields(pod: dict, service: dict) -> dict:
+    """What an Endpoints address and an EndpointSlice endpoint both say about the pod behind
+    them: `hostname` (when published), `nodeName`, `targetRef`. One place, so the two
+    controllers cannot drift apart."""
+    fields: dict = {}
+    hostname = endpoint_hostname(pod, service)
+    if hostname:
+        fields["hostname"] = hostname
+    if pod["spec"].get("nodeName"):
+        fields["nodeName"] = pod["spec"]["nodeName"]
+    fields["targetRef"] = {"kind": "Pod", "namespace": pod["metadata"]["namespace"], "name": pod["metadata"]["name"],
+                           "uid": pod["metadata"].get("uid")}
+    return fields

@@ -206,3 +206,23 @@ def test_secured_defaults(tmp_path):
         security_settings(parse_args([*certs.apiserver_flags(d), "--authorization-mode", "ABAC"]))
     with pytest.raises(ValueError, match="not found"):
         security_settings(parse_args(["--token-auth-file", f"{d}/missing.csv"]))
+
+
+async def test_the_guard_parses_the_path_once_and_hands_the_target_on(monkeypatch):
+    from kubelab.apiserver import request
+    calls = []
+    real = request.parse_path
+    monkeypatch.setattr(request, "parse_path", lambda p: calls.append(p) or real(p))
+    g, app = make()
+    seen = []
+    inner = g.app
+
+    async def spy(scope, receive, send):
+        seen.append(request.target_of(scope))  # what app.ResourceRouter does
+        await inner(scope, receive, send)
+
+    g.app = spy
+    r = await call(g, "GET", "/api/v1/namespaces/d/pods/p", cert=peer("viewer"))
+    assert r["status"] == 200
+    assert calls == ["/api/v1/namespaces/d/pods/p"]  # authorized and routed from one parse
+    assert (seen[0].rt.plural, seen[0].namespace, seen[0].name) == ("pods", "d", "p")

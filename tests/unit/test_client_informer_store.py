@@ -1,5 +1,9 @@
 """The informer's store and event application (no server needed)."""
 
+import asyncio
+
+import pytest
+
 from kubelab.client import Store, key_of
 from kubelab.client.informer import Informer
 
@@ -36,3 +40,31 @@ def test_handlers_see_add_update_delete_and_late_handlers_get_state():
     late = []
     inf.add_handler(on_add=lambda o: late.append(o["metadata"]["name"]))
     assert late == ["y"]
+
+
+def test_add_indexer_indexes_what_is_stored_and_keeps_the_first_of_a_name():
+    s = Store()
+    s.put(obj("a", node="n1"))
+    s.add_indexer("node", lambda o: [o["spec"]["nodeName"]] if o["spec"]["nodeName"] else [])
+    s.add_indexer("node", lambda o: ["other"])  # a second loop asking for the same index: kept as is
+    assert [key_of(o) for o in s.by_index("node", "n1")] == ["default/a"]
+    s.put(obj("b", node="n1"))
+    s.delete("default/a")
+    assert [key_of(o) for o in s.by_index("node", "n1")] == ["default/b"] and s.by_index("node", "other") == []
+
+
+async def test_an_informer_starts_once_and_says_so():
+    inf = Informer(None, "pods")
+
+    async def idle():
+        await asyncio.Event().wait()
+
+    inf.run = idle
+    assert not inf.started
+    task = inf.start()
+    try:
+        assert inf.started
+        with pytest.raises(RuntimeError, match="already started"):
+            inf.start()
+    finally:
+        task.cancel()

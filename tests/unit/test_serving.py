@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from kubelab import serving
 from kubelab.pki import ca as pki
 from kubelab.client import WorkQueue
+from kubelab.client.clock import FakeClock
 from kubelab.client.metrics import WorkqueueMetrics
 
 
@@ -36,14 +37,14 @@ def test_health_report_wording():
 async def test_workqueue_metrics_follow_the_queue():
     registry = CollectorRegistry()
     wq = WorkqueueMetrics(registry)
-    t = [100.0]
-    q = wq.track(WorkQueue(name="deployment", clock=lambda: t[0]))
+    t = FakeClock(start=100.0)
+    q = wq.track(WorkQueue(name="deployment", clock=t))
     q.add("a")
     q.add("a")  # de-duplicated: one add
     q.add("b")
-    t[0] += 2
+    t.step(2)
     key = await q.get()
-    t[0] += 3
+    t.step(3)
     text = generate_latest(registry).decode()
     assert 'workqueue_depth{name="deployment"} 1.0' in text
     assert 'workqueue_adds_total{name="deployment"} 2.0' in text
