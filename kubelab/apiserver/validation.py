@@ -1301,6 +1301,8 @@ _UPDATE_VALIDATORS = {
     "RoleBinding": _validate_binding_update, "ClusterRoleBinding": _validate_binding_update,
     "Job": _validate_job_update, "DaemonSet": _validate_replicated_update,
 }
+# networking/v1 Ingress and IngressClass live in their own module, which registers itself here.
+from kubelab.apiserver import validation_ingress  # noqa: E402,F401
 
 
 def validate(rt: ResourceType, obj: dict, *, old: dict | None = None) -> list[dict]:
