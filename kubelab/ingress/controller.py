@@ -127,6 +127,8 @@ class Controller:
         if self.recorder is None:
             return
         by_key = {f"{i['metadata'].get('namespace')}/{i['metadata'].get('name')}": i for i in ingresses}
+        if len(self._reported) > 10000:  # bounded memory; at worst an Event is recorded again
+            self._reported.clear()
         for n in notices:
             if n in self._reported:
                 continue

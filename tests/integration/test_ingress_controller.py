@@ -124,6 +124,7 @@ def env(apiserver):
                       "rules": [_rule("a.test", ("/", "Prefix", "app-a"), ("/api", "Prefix", "app-b"),
                                       ("/exact", "Exact", "app-b"), ("/is", "ImplementationSpecific", "app-b")),
                                 _rule("tls.test", ("/", "Prefix", "app-a")),
+                                _rule("*.wild.test", ("/", "Prefix", "app-b")),
                                 _rule("down.test", ("/", "Prefix", "empty"))]}},
         )
         env_vars = {"PYTHONPATH": os.getcwd()}
@@ -162,6 +163,9 @@ def test_host_and_path_routing(env):
     assert env.curl("a.test", "/exact")[1].startswith("app-b /exact")
     assert env.curl("a.test", "/exact/more")[1].startswith("app-a")      # Exact is exact
     assert env.curl("a.test", "/isx")[1].startswith("app-b /isx")        # ImplementationSpecific: nginx prefix
+    assert env.curl("x.wild.test", "/")[1].startswith("app-b / x.wild.test")
+    assert env.curl("x.y.wild.test", "/")[0] == 404                     # `*` is exactly one label
+    assert env.curl("wild.test", "/")[0] == 404
 
 
 def test_unknown_host_gets_default_backend_404_and_no_endpoints_503(env):
