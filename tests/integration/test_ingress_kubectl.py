@@ -142,3 +142,9 @@ def test_bad_ingresses_get_422_naming_the_field(kubectl, spec, field, message):
     assert p.returncode == 1 and message in p.stderr and field in p.stderr, p.stderr
     assert "Traceback" not in p.stderr
     assert kubectl("get", "ingress", "bad").returncode == 1  # nothing was stored
+
+
+def test_api_resources(kubectl):
+    rows = [r.split() for r in kubectl("api-resources", "--api-group=networking.k8s.io").stdout.splitlines()[1:]]
+    assert ["ingressclasses", "networking.k8s.io/v1", "false", "IngressClass"] in rows
+    assert ["ingresses", "ing", "networking.k8s.io/v1", "true", "Ingress"] in rows
