@@ -293,8 +293,9 @@ def build(*, ingresses: Iterable[Mapping], classes: Iterable[Mapping], services:
             except (ValueError, UnicodeDecodeError):
                 note(ns, name, "Warning", "InvalidTLSSecret", f"secret {ns}/{secret_name} is not PEM")
                 continue
-            if "-----BEGIN" not in cert.cert or "-----BEGIN" not in cert.key:
-                note(ns, name, "Warning", "InvalidTLSSecret", f"secret {ns}/{secret_name} is not PEM")
+            problem = tls_pair_error(cert.cert, cert.key)
+            if problem:  # nginx -t would refuse the whole file: one bad Secret must not freeze every update
+                note(ns, name, "Warning", "InvalidTLSSecret", f"secret {ns}/{secret_name}: {problem}")
                 continue
             for h in _l(t.get("hosts")):
                 if isinstance(h, str) and SAFE_HOST.fullmatch(h):
@@ -323,6 +324,27 @@ def build(*, ingresses: Iterable[Mapping], classes: Iterable[Mapping], services:
         locs = tuple(sorted(by_host[host].values(), key=lambda loc: (loc.path, loc.modifier)))
         servers.append(Server(host, locs, tls_for_host.get(host) if host != CATCH_ALL else None))
     return Config(tuple(servers), tuple(upstreams[k] for k in sorted(upstreams))), notices
+
+
+def tls_pair_error(cert_pem: str, key_pem: str) -> str | None:
+    """Why nginx would refuse this certificate and key (None: it will load them). Checked here,
+    as ingress-nginx does, because a config that fails `nginx -t` is not applied at all."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem.encode())
+    except ValueError:
+        return "tls.crt is not a PEM certificate"
+    try:
+        key = serialization.load_pem_private_key(key_pem.encode(), password=None)
+    except (ValueError, TypeError):
+        return "tls.key is not an unencrypted PEM private key"
+    raw = serialization.PublicFormat.SubjectPublicKeyInfo
+    if cert.public_key().public_bytes(serialization.Encoding.DER, raw) != \
+            key.public_key().public_bytes(serialization.Encoding.DER, raw):
+        return "tls.key does not match the certificate in tls.crt"
+    return None
 
 
 def status_addresses(service: Mapping | None) -> list[dict]:

@@ -4,13 +4,35 @@ small shop, compared line by line (as proxy's whole-ruleset tests do)."""
 
 from __future__ import annotations
 
+import datetime
 from base64 import b64encode
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from kubelab.ingress import model, nginxconf
 
 
 def b(s: str) -> str:
     return b64encode(s.encode()).decode()
+
+
+def _pair() -> tuple[str, str]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "shop.example.com")])
+    now = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+            .sign(key, hashes.SHA256()))
+    return (cert.public_bytes(serialization.Encoding.PEM).decode(),
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()).decode())
+
+
+CERT, KEY = _pair()
+OTHER_CERT, _ = _pair()
 
 
 CLS = {"metadata": {"name": "nginx", "annotations": {model.DEFAULT_CLASS_ANNOTATION: "true"}},
@@ -46,7 +68,7 @@ WEB = ing("web", [rule("shop.example.com", ("/", "Prefix", "front"), ("/api/", "
                   rule("*.dev.example.com", ("/static", "ImplementationSpecific", "front"))],
           defaultBackend=be("fallback"), tls=[{"hosts": ["shop.example.com"], "secretName": "shop-tls"}])
 SECRET = {"metadata": {"namespace": "shop", "name": "shop-tls"}, "type": "kubernetes.io/tls",
-          "data": {"tls.crt": b("-----BEGIN CERTIFICATE-----\nX\n"), "tls.key": b("-----BEGIN PRIVATE KEY-----\nY\n")}}
+          "data": {"tls.crt": b(CERT), "tls.key": b(KEY)}}
 SERVICES = [svc("front"), svc("api"), svc("down"), svc("fallback")]
 SLICES = [sl("front", "10.244.1.5", "10.244.2.7"), sl("api", "10.244.1.9"), sl("down", "10.244.1.3", ready=False),
           sl("fallback", "10.244.2.2")]
@@ -217,10 +239,15 @@ def test_default_backend_is_the_controllers_404_without_one():
 
 
 def test_bad_tls_secret_serves_http_with_a_warning():
-    opaque = {**SECRET, "type": "Opaque"}
-    config, notices = build(WEB, secrets=[opaque])
-    assert next(s for s in config.servers if s.host == "shop.example.com").tls is None
-    assert [n.reason for n in notices] == ["InvalidTLSSecret"]
+    """A Secret nginx could not load would make `nginx -t` refuse every later change: refused here."""
+    for bad, why in (({**SECRET, "type": "Opaque"}, "not of type"),
+                     ({**SECRET, "data": {"tls.crt": b("-----BEGIN CERTIFICATE-----\nX\n"), "tls.key": b(KEY)}},
+                      "not a PEM certificate"),
+                     ({**SECRET, "data": {"tls.crt": b(CERT), "tls.key": b("junk")}}, "private key"),
+                     ({**SECRET, "data": {"tls.crt": b(OTHER_CERT), "tls.key": b(KEY)}}, "does not match")):
+        config, notices = build(WEB, secrets=[bad])
+        assert next(s for s in config.servers if s.host == "shop.example.com").tls is None
+        assert [n.reason for n in notices] == ["InvalidTLSSecret"] and why in notices[0].message, notices
 
 
 def test_hostile_hosts_and_paths_are_refused():
