@@ -125,6 +125,12 @@ UNIMPLEMENTED: Mapping[str, Mapping[str, str]] = {
     # flag sets), so only the common klog/pflag flags are known-unimplemented
     "kubelab-netpol": {**_CLIENT},
     # the cluster DNS: kube-dns's long flags (CoreDNS takes a Corefile instead)
+    "ingress-nginx": {"election-id": VALUE, "ingress-class": VALUE, "watch-ingress-without-class": BOOL,
+                      "enable-metrics": BOOL, "configmap": VALUE, "default-ssl-certificate": VALUE,
+                      "default-backend-service": VALUE, "tcp-services-configmap": VALUE,
+                      "udp-services-configmap": VALUE, "validating-webhook": VALUE,
+                      "validating-webhook-certificate": VALUE, "validating-webhook-key": VALUE,
+                      "annotations-prefix": VALUE, **_CLIENT},
     "kube-dns": {"config-dir": VALUE, "config-map": VALUE, "config-map-namespace": VALUE,
                  "config-period": VALUE, "dns-bind-address": VALUE, "initial-sync-timeout": VALUE,
                  "kube-master-url": VALUE, "federations": VALUE, "nameservers": VALUE, "conf": VALUE,

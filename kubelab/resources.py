@@ -76,6 +76,8 @@ RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("coordination.k8s.io", "v1", "Lease", "leases", True, (), has_status=False),
     ResourceType("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", True, ("netpol",),
                  has_status=False),
+    ResourceType("networking.k8s.io", "v1", "Ingress", "ingresses", True, ("ing",), ("status",)),
+    ResourceType("networking.k8s.io", "v1", "IngressClass", "ingressclasses", False, (), has_status=False),
     ResourceType("rbac.authorization.k8s.io", "v1", "Role", "roles", True, (), has_status=False),
     ResourceType("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", False, (), has_status=False),
     ResourceType("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", True, (), has_status=False),

@@ -191,6 +191,25 @@ _MESSAGES: dict[str, list[tuple]] = {
                           ("egress", 3, "NetworkPolicyEgressRule", "repeated"),
                           ("policyTypes", 4, _S, "repeated")],
     "NetworkPolicy": [("metadata", 1, "ObjectMeta", ""), ("spec", 2, "NetworkPolicySpec", "")],
+    # networking/v1 Ingress (`kubectl create ingress`), IngressClass; IngressRule's `http` is an
+    # inlined IngressRuleValue on the wire (field 2), flattened back by _inline_rule_values.
+    "TypedLocalObjectReference": [("apiGroup", 1, _S, "ptr"), ("kind", 2, _S, ""), ("name", 3, _S, "")],
+    "ServiceBackendPort": [("name", 1, _S, ""), ("number", 2, _I32, "")],
+    "IngressServiceBackend": [("name", 1, _S, ""), ("port", 2, "ServiceBackendPort", "")],
+    "IngressBackend": [("resource", 3, "TypedLocalObjectReference", "ptr"),
+                       ("service", 4, "IngressServiceBackend", "ptr")],
+    "HTTPIngressPath": [("path", 1, _S, ""), ("backend", 2, "IngressBackend", ""), ("pathType", 3, _S, "ptr")],
+    "HTTPIngressRuleValue": [("paths", 1, "HTTPIngressPath", "repeated")],
+    "IngressRuleValue": [("http", 1, "HTTPIngressRuleValue", "ptr")],
+    "IngressRule": [("host", 1, _S, ""), ("ingressRuleValue", 2, "IngressRuleValue", "")],
+    "IngressTLS": [("hosts", 1, _S, "repeated"), ("secretName", 2, _S, "")],
+    "IngressSpec": [("defaultBackend", 1, "IngressBackend", "ptr"), ("tls", 2, "IngressTLS", "repeated"),
+                    ("rules", 3, "IngressRule", "repeated"), ("ingressClassName", 4, _S, "ptr")],
+    "Ingress": [("metadata", 1, "ObjectMeta", ""), ("spec", 2, "IngressSpec", "")],
+    "IngressClassParametersReference": [("apiGroup", 1, _S, "ptr"), ("kind", 2, _S, ""), ("name", 3, _S, ""),
+                                        ("scope", 4, _S, "ptr"), ("namespace", 5, _S, "ptr")],
+    "IngressClassSpec": [("controller", 1, _S, ""), ("parameters", 2, "IngressClassParametersReference", "ptr")],
+    "IngressClass": [("metadata", 1, "ObjectMeta", ""), ("spec", 2, "IngressClassSpec", "")],
     # authentication/v1 (`kubectl create token`)
     "BoundObjectReference": [("kind", 1, _S, ""), ("apiVersion", 2, _S, ""), ("name", 3, _S, ""),
                              ("uid", 4, _S, "")],
@@ -220,6 +239,8 @@ KINDS: dict[tuple[str, str], str] = {
     ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): "ClusterRoleBinding",
     ("authentication.k8s.io/v1", "TokenRequest"): "TokenRequest",
     ("networking.k8s.io/v1", "NetworkPolicy"): "NetworkPolicy",
+    ("networking.k8s.io/v1", "Ingress"): "Ingress",
+    ("networking.k8s.io/v1", "IngressClass"): "IngressClass",
 }
 
 _F = descriptor_pb2.FieldDescriptorProto
@@ -316,6 +337,18 @@ def _to_json(msg: Message) -> dict:
         if j is _OMIT or (not keep and _is_empty(j)):
             continue
         out[fd.name] = j
+    return _inline_rule_values(mname, out)
+
+
+# Go's `json:",inline"` embedded structs: on the wire a field of their own, in JSON their
+# fields sit in the parent (IngressRule{host, IngressRuleValue{http}} is {host, http}).
+_INLINE = {"IngressRule": "ingressRuleValue"}
+
+
+def _inline_rule_values(mname: str, out: dict) -> dict:
+    inner = _INLINE.get(mname)
+    if inner and isinstance(out.get(inner), dict):
+        out.update(out.pop(inner))
     return out
 
 
@@ -360,6 +393,13 @@ def _is_empty(v) -> bool:
 
 
 def _from_json(msg: Message, obj: dict) -> None:
+    inner = _INLINE.get(msg.DESCRIPTOR.name)
+    if inner:
+        nested_fields = msg.DESCRIPTOR.fields_by_name[inner].message_type.fields_by_name
+        nested = {k: obj[k] for k in obj if k in nested_fields}
+        obj = {k: val for k, val in obj.items() if k not in nested}
+        if nested:
+            obj[inner] = nested
     for key, value in obj.items():
         fd = msg.DESCRIPTOR.fields_by_name.get(key)
         if fd is None or value is None:

@@ -373,7 +373,7 @@ def default_cluster_roles() -> list[dict]:
         _rule(["apps"], _APPS, READ),
         _rule(["batch"], _BATCH, READ),
         _rule(["discovery.k8s.io"], ["endpointslices"], READ),
-        _rule(["networking.k8s.io"], ["networkpolicies"], READ),
+        _rule(["networking.k8s.io"], ["networkpolicies", "ingresses", "ingresses/status"], READ),
     ]
     # No writes of endpoints/endpointslices (CVE-2021-25740, upstream since 1.22): whoever may
     # write them can point a Service at any address, including other namespaces' pods.
@@ -384,7 +384,7 @@ def default_cluster_roles() -> list[dict]:
               READ + WRITE),
         _rule(["batch"], ["jobs", "cronjobs"], READ + WRITE),
         _rule(["coordination.k8s.io"], ["leases"], READ + WRITE),
-        _rule(["networking.k8s.io"], ["networkpolicies"], READ + WRITE),
+        _rule(["networking.k8s.io"], ["networkpolicies", "ingresses"], READ + WRITE),
         _rule([""], ["events"], ["create", "patch", "update"]),
         *view,
     ]

@@ -173,6 +173,10 @@ ENDPOINT_PORT = Struct({"name": S, "port": I, "protocol": S, "appProtocol": S})
 NETPOL_PORT = Struct({"protocol": S, "port": IOS, "endPort": I})
 NETPOL_PEER = Struct({"podSelector": SELECTOR, "namespaceSelector": SELECTOR,
                       "ipBlock": Struct({"cidr": S, "except": L(S)})})
+INGRESS_BACKEND = Struct({
+    "service": Struct({"name": S, "port": Struct({"name": S, "number": I})}),
+    "resource": Struct({"apiGroup": S, "kind": S, "name": S})})
+LB_INGRESS_PORT = Struct({"port": I, "protocol": S, "error": S})
 JOB_SPEC = Struct({
     "parallelism": I, "completions": I, "activeDeadlineSeconds": I, "backoffLimit": I, "selector": SELECTOR,
     "manualSelector": B, "template": TEMPLATE, "ttlSecondsAfterFinished": I, "completionMode": S, "suspend": B,
@@ -234,6 +238,15 @@ KINDS: dict[str, dict] = {
         "podSelector": SELECTOR, "policyTypes": L(S),
         "ingress": L(Struct({"ports": L(NETPOL_PORT), "from": L(NETPOL_PEER)})),
         "egress": L(Struct({"ports": L(NETPOL_PORT), "to": L(NETPOL_PEER)}))})},
+    "Ingress": {"spec": Struct({
+        "ingressClassName": S, "defaultBackend": INGRESS_BACKEND,
+        "tls": L(Struct({"hosts": L(S), "secretName": S})),
+        "rules": L(Struct({"host": S, "http": Struct({"paths": L(Struct({
+            "path": S, "pathType": S, "backend": INGRESS_BACKEND}))})}))}),
+        "status": Struct({"loadBalancer": Struct({"ingress": L(Struct({
+            "ip": S, "hostname": S, "ports": L(LB_INGRESS_PORT)}))})})},
+    "IngressClass": {"spec": Struct({"controller": S, "parameters": Struct({
+        "apiGroup": S, "kind": S, "name": S, "scope": S, "namespace": S})})},
     "Scale": {"spec": Struct({"replicas": I}), "status": OBJ},   # autoscaling/v1, the /scale subresource
 }
 _TOP: dict[str, Struct] = {kind: Struct({"apiVersion": S, "kind": S, "metadata": META, **fields})

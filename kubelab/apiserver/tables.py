@@ -529,6 +529,35 @@ _LEASE = _simple(_col("Holder", description="The holder of the lease"),
                  cells=lambda o: [_d(o.get("spec")).get("holderIdentity") or ""])
 _NETWORKPOLICY = _simple(_col("Pod-Selector", description="Pod selector"),
                          cells=lambda o: [label_selector_string(_d(_d(o.get("spec")).get("podSelector")))])
+
+
+def _ingress_cells(ing: dict) -> list:
+    """kubectl's printIngress: CLASS, HOSTS (3 then `+ N more...`), ADDRESS, PORTS (443 with TLS)."""
+    spec = _d(ing.get("spec"))
+    hosts = [h for h in (_d(r).get("host") for r in _l(spec.get("rules"))) if h]
+    shown = ",".join(hosts[:3]) + (f" + {len(hosts) - 3} more..." if len(hosts) > 3 else "") if hosts else "*"
+    lb = _l(_d(_d(ing.get("status")).get("loadBalancer")).get("ingress"))
+    address = ",".join(x for x in (_d(i).get("ip") or _d(i).get("hostname") for i in lb) if x)
+    return [spec.get("ingressClassName") or NONE, shown, address, "80, 443" if _l(spec.get("tls")) else "80"]
+
+
+def _ingressclass_cells(ic: dict) -> list:
+    spec = _d(ic.get("spec"))
+    p = spec.get("parameters")
+    params = NONE
+    if isinstance(p, dict):
+        params = p.get("kind", "") + (f".{p['apiGroup']}" if p.get("apiGroup") else "") + "/" + p.get("name", "")
+    return [spec.get("controller", ""), params]
+
+
+_INGRESS = _simple(_col("Class", description="The name of the IngressClass resource that should be used"),
+                   _col("Hosts", description="Hosts that incoming requests are matched against"),
+                   _col("Address", description="Address is a list containing ingress points for the load-balancer"),
+                   _col("Ports", description="Ports of TLS configurations that open"),
+                   cells=_ingress_cells)
+_INGRESSCLASS = _simple(_col("Controller", description="Controller that is responsible for handling this class"),
+                        _col("Parameters", description="A reference to a resource with additional parameters"),
+                        cells=_ingressclass_cells)
 _DEFAULT = _simple(cells=lambda o: [])
 
 PRINTERS: dict[str, _Printer] = {
@@ -536,7 +565,7 @@ PRINTERS: dict[str, _Printer] = {
     "Node": _NODE, "Endpoints": _ENDPOINTS, "EndpointSlice": _ENDPOINTSLICE, "Event": _EVENT,
     "Namespace": _NAMESPACE, "ConfigMap": _CONFIGMAP, "Secret": _SECRET,
     "ServiceAccount": _SERVICEACCOUNT, "Lease": _LEASE, "NetworkPolicy": _NETWORKPOLICY,
-    "Job": _JOB, "CronJob": _CRONJOB, "DaemonSet": _DAEMONSET,
+    "Job": _JOB, "CronJob": _CRONJOB, "DaemonSet": _DAEMONSET, "Ingress": _INGRESS, "IngressClass": _INGRESSCLASS,
 }
 
 

@@ -33,6 +33,9 @@ def register(sub) -> None:
                    help="do not merge the lab's context (kubelab-<lab>) into your kubeconfig")
     p.add_argument("--node-subnet", default="192.168.56.0/24", help="node network (default 192.168.56.0/24)")
     p.add_argument("--no-dns", action="store_true", help="do not apply the DNS add-on")
+    p.add_argument("--ingress", action="store_true",
+                   help="also install the ingress add-on: nginx ingress controller pods (namespace ingress-nginx), "
+                        "IngressClass nginx (default); see docs/ingress.md")
     p.add_argument("--tls", dest="tls", action="store_true", default=True,
                    help="(the default) a secure lab: a lab CA (kubelab pki), etcd and the API server on mutual "
                         "TLS, RBAC + Node authorization, each component with its own certificate, node agents on "
@@ -111,7 +114,7 @@ async def run_up(ctx: Context) -> int:
     a = ctx.args
     return await up(UpOptions(name=a.name, workers=a.workers, proxy_mode=a.proxy_mode, root_dir=a.root_dir,
                               demo=a.demo, write_kubeconfig=not a.no_kubeconfig, node_subnet=a.node_subnet,
-                              timeout=a.timeout, dns=not a.no_dns,
+                              timeout=a.timeout, dns=not a.no_dns, ingress=a.ingress,
                               etcd_storage=a.etcd_storage, tls=a.tls))
 
 

@@ -79,6 +79,7 @@ class UpOptions:
     dns: bool = True
     etcd_storage: str = "tmpfs"  # fsync on a busy shared disk can take seconds; memory never does
     tls: bool = False  # a lab PKI, HTTPS + client certificates, RBAC, each component its own identity
+    ingress: bool = False  # the ingress add-on (kubelab/ingress/addon.yaml)
 
 
 @dataclass
@@ -336,6 +337,13 @@ def addon_objects(plan: LabPlan) -> list[dict]:
     return docs
 
 
+def ingress_objects() -> list[dict]:
+    """The ingress add-on manifest (kubelab/ingress/addon.yaml), as `kubectl apply -f` would send it."""
+    path = os.path.join(os.path.dirname(components.__file__), "..", "ingress", "addon.yaml")
+    with open(path) as f:
+        return [d for d in yaml.safe_load_all(f) if d]
+
+
 def demo_objects() -> list[dict]:
     labels = {"app": "nginx"}
     return [
@@ -534,6 +542,16 @@ async def settle(api: ApiClient, plan: LabPlan, opts: UpOptions, progress: Progr
         state.append_event(plan.lab_dir, {"source": "up", "event": "dns-ready"})
     elif opts.dns:
         notes.append("DNS add-on not applied: it needs a worker to run on")
+    if opts.ingress and workers:
+        t = time.monotonic()
+        for line in await apply_objects(api, ingress_objects()):
+            progress.step(f"ingress add-on: {line}")
+        await wait_for(lambda: ready_endpoints(api, "ingress-nginx", "ingress-nginx-controller"),
+                       timeout=opts.timeout, what="a ready ingress-nginx controller pod")
+        progress.step("ingress add-on: controller ready behind Service ingress-nginx/ingress-nginx-controller",
+                      time.monotonic() - t)
+    elif opts.ingress:
+        notes.append("ingress add-on not applied: it needs a worker to run on")
     if opts.demo:
         if not workers:
             notes.append("--demo skipped: no worker to run its pods")

@@ -37,7 +37,7 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
 
 
-def netexec_handler(hostname: str):
+def netexec_handler(hostname: str, *, every_path: bool = False):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -56,7 +56,7 @@ def netexec_handler(hostname: str):
         def do_GET(self):  # noqa: N802
             u = urlparse(self.path)
             q = parse_qs(u.query)
-            if u.path in ("/", "/hostname"):
+            if every_path or u.path in ("/", "/hostname"):  # serve-hostname: any path
                 self.reply(hostname)
             elif u.path == "/clientip":
                 self.reply(f"{self.client_address[0]}:{self.client_address[1]}")
@@ -299,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
                 conn, _ = s.accept()
                 with conn:
                     conn.sendall(hostname.encode())
-    _Server(("0.0.0.0", args.port), netexec_handler(hostname)).serve_forever()
+    _Server(("0.0.0.0", args.port), netexec_handler(hostname, every_path=True)).serve_forever()
     return 0
 
 

@@ -42,6 +42,8 @@ CATALOGUE: dict[str, Image] = {
     "alpine": Image("alpine", (), ("sleep", "infinity"), "a shell with the node's tools"),
     "agnhost": Image("agnhost", _py("kubelab.nodeagent.agnhost"), ("netexec",),
                      "agnhost-compatible: netexec (/hostname, /clientip, /echo, /dial), serve-hostname, connect, porter"),
+    "ingress-nginx/controller": Image("ingress-nginx/controller", _py("kubelab.ingress"), (),
+                                      "the ingress controller (python -m kubelab.ingress) with Debian's nginx"),
     "kubelab/dns": Image("kubelab/dns", _py("kubelab.dns"), (), "the cluster DNS server (python -m kubelab.dns)"),
 }
 

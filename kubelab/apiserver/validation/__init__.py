@@ -123,5 +123,7 @@ __all__ = [
     "_validate_replicated",
 ]
 
-# ---- kinds validated outside the package (apiserver/validation_<x>.py): one import line each,
-# at the end so the registry above exists when they register (e.g. `from .. import validation_ingress`).
+# ---- kinds whose module registers itself on import (validation/ingress.py; a branch's apiserver/validation_<x>.py moves in here): one import line each,
+# at the end so the registry above exists when they register (e.g. `from . import ingress` below).
+# networking/v1 Ingress and IngressClass (validation/ingress.py registers itself on import)
+from . import ingress  # noqa: E402,F401

@@ -1,0 +1,247 @@
+"""The ingress controller process (python -m kubelab.ingress) with real nginx against a real API
+server + etcd, no lab: backends are HTTP servers on loopback named by EndpointSlices, nginx
+listens on 127.0.0.1. One controller for the module (started once, checked many ways):
+host/path routing (Prefix element-wise, Exact, ImplementationSpecific), default backend 404,
+503 without ready endpoints, TLS by SNI (curl --resolve --cacert) and the 308 redirect,
+status.loadBalancer from the published Service, other classes ignored with an Event, hostile
+paths refused without breaking nginx, and an endpoint change under steady load with no
+failed request."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from kubelab.testing import _spawn, free_port, kubectl, wait_until
+
+pytestmark = pytest.mark.skipif(shutil.which("nginx") is None or shutil.which("kubectl") is None
+                                or shutil.which("curl") is None, reason="needs nginx, kubectl and curl")
+
+
+class _Backend(ThreadingHTTPServer):
+    daemon_threads = True
+
+
+def _backend(name: str) -> _Backend:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            body = f"{name} {self.path} {self.headers.get('Host')}\n".encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+    srv = _Backend(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
+
+
+def _service(ns: str, name: str, port: int) -> list[dict]:
+    return [{"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": ns},
+             "spec": {"ports": [{"name": "http", "port": 80, "targetPort": port}]}},
+            {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+             "metadata": {"name": f"{name}-1", "namespace": ns, "labels": {"kubernetes.io/service-name": name}},
+             "addressType": "IPv4", "ports": [{"name": "http", "port": port, "protocol": "TCP"}],
+             "endpoints": [{"addresses": ["127.0.0.1"], "conditions": {"ready": True}}]}]
+
+
+def _rule(host: str, *paths: tuple[str, str, str]) -> dict:
+    return {"host": host, "http": {"paths": [
+        {"path": p, "pathType": t, "backend": {"service": {"name": s, "port": {"number": 80}}}} for p, t, s in paths]}}
+
+
+class Env:
+    def __init__(self, apiserver) -> None:
+        self.kubeconfig = apiserver.kubeconfig
+        self.ns = f"ing-{uuid.uuid4().hex[:6]}"
+        self.cls = f"kubelab.test/{self.ns}"
+        self.work = tempfile.mkdtemp(prefix="kubelab-ingress-")
+        self.http, self.https = free_port(), free_port()
+        self.backends = {n: _backend(n) for n in ("app-a", "app-b", "app-a2")}
+        self.proc = None
+
+    def k(self, *args: str, **kw) -> subprocess.CompletedProcess:
+        return kubectl(self.kubeconfig, *args, **kw)
+
+    def apply(self, *objs: dict) -> None:
+        self.k("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objs)}))
+
+    def curl(self, host: str, path: str = "/", *, tls: bool = False) -> tuple[int, str]:
+        port = self.https if tls else self.http
+        args = ["curl", "-sS", "-o", "-", "-w", "\n%{http_code}", "--max-time", "5", "--noproxy", "*"]
+        if tls:
+            args += ["--resolve", f"{host}:{port}:127.0.0.1", "--cacert", f"{self.work}/tls.crt",
+                     f"https://{host}:{port}{path}"]
+        else:
+            args += ["-H", f"Host: {host}", f"http://127.0.0.1:{port}{path}"]
+        p = subprocess.run(args, capture_output=True, text=True, timeout=10)
+        body, _, code = p.stdout.rpartition("\n")
+        return int(code or 0), body
+
+    def conf(self) -> str:
+        with open(f"{self.work}/conf/nginx.conf") as f:
+            return f.read()
+
+
+@pytest.fixture(scope="module")
+def env(apiserver):
+    e = Env(apiserver)
+    nginx_pid = None
+    try:
+        e.k("create", "namespace", e.ns)
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+                        "/CN=tls.test", "-addext", "subjectAltName=DNS:tls.test", "-keyout", f"{e.work}/tls.key",
+                        "-out", f"{e.work}/tls.crt"], check=True, capture_output=True, timeout=60)
+        e.k("-n", e.ns, "create", "secret", "tls", "tls-test", f"--cert={e.work}/tls.crt", f"--key={e.work}/tls.key")
+        e.apply(
+            {"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
+             "metadata": {"name": e.ns, "annotations": {"ingressclass.kubernetes.io/is-default-class": "false"}},
+             "spec": {"controller": e.cls}},
+            *_service(e.ns, "app-a", e.backends["app-a"].server_address[1]),
+            *_service(e.ns, "app-b", e.backends["app-b"].server_address[1]),
+            {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "empty", "namespace": e.ns},
+             "spec": {"ports": [{"name": "http", "port": 80}]}},
+            {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "controller", "namespace": e.ns},
+             "spec": {"type": "NodePort", "ports": [{"name": "http", "port": 80}]}},
+            {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "web", "namespace": e.ns},
+             "spec": {"ingressClassName": e.ns,
+                      "tls": [{"hosts": ["tls.test"], "secretName": "tls-test"}],
+                      "rules": [_rule("a.test", ("/", "Prefix", "app-a"), ("/api", "Prefix", "app-b"),
+                                      ("/exact", "Exact", "app-b"), ("/is", "ImplementationSpecific", "app-b")),
+                                _rule("tls.test", ("/", "Prefix", "app-a")),
+                                _rule("*.wild.test", ("/", "Prefix", "app-b")),
+                                _rule("down.test", ("/", "Prefix", "empty"))]}},
+        )
+        env_vars = {"PYTHONPATH": os.getcwd()}
+        e.proc = _spawn([sys.executable, "-m", "kubelab.ingress", "--kubeconfig", e.kubeconfig,
+                         "--controller-class", e.cls, "--publish-service", f"{e.ns}/controller",
+                         "--conf-dir", f"{e.work}/conf", "--run-dir", f"{e.work}/run", "--listen", "127.0.0.1",
+                         "--http-port", str(e.http), "--https-port", str(e.https),
+                         "--health-port", str(free_port()), "--default-backend-port", str(free_port())],
+                        f"{e.work}/controller.log", env=env_vars)
+        wait_until(lambda: e.curl("a.test")[0] == 200 or e.proc.popen.poll() is not None, timeout=60,
+                   what="the controller's nginx to route a.test")
+        assert e.proc.popen.poll() is None, e.proc.log()
+        with open(f"{e.work}/run/nginx.pid") as f:
+            nginx_pid = int(f.read())
+        yield e
+    finally:
+        if e.proc is not None:
+            e.proc.stop()
+        if nginx_pid:  # the controller stops its nginx; make sure, by the PID it wrote
+            try:
+                os.kill(nginx_pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        e.k("delete", "namespace", e.ns, "--wait=false", check=False)
+        e.k("delete", "ingressclass", e.ns, check=False)
+        for b in e.backends.values():
+            b.shutdown()
+        shutil.rmtree(e.work, ignore_errors=True)
+
+
+def test_host_and_path_routing(env):
+    assert env.curl("a.test", "/")[1].startswith("app-a / a.test")
+    assert env.curl("a.test", "/api")[1].startswith("app-b /api")
+    assert env.curl("a.test", "/api/v1")[1].startswith("app-b /api/v1")
+    assert env.curl("a.test", "/apix")[1].startswith("app-a /apix")      # Prefix is element-wise
+    assert env.curl("a.test", "/exact")[1].startswith("app-b /exact")
+    assert env.curl("a.test", "/exact/more")[1].startswith("app-a")      # Exact is exact
+    assert env.curl("a.test", "/isx")[1].startswith("app-b /isx")        # ImplementationSpecific: nginx prefix
+    assert env.curl("x.wild.test", "/")[1].startswith("app-b / x.wild.test")
+    assert env.curl("x.y.wild.test", "/")[0] == 404                     # `*` is exactly one label
+    assert env.curl("wild.test", "/")[0] == 404
+
+
+def test_unknown_host_gets_default_backend_404_and_no_endpoints_503(env):
+    code, body = env.curl("nobody.test", "/")
+    assert (code, body.strip()) == (404, "default backend - 404")
+    assert env.curl("down.test", "/")[0] == 503
+
+
+def test_tls_by_sni_and_redirect(env):
+    code, body = env.curl("tls.test", "/x", tls=True)
+    assert (code, body.split()[:2]) == (200, ["app-a", "/x"])
+    assert env.curl("tls.test", "/x")[0] == 308
+    unknown = subprocess.run(["curl", "-sS", "--max-time", "5", "--resolve", f"other.test:{env.https}:127.0.0.1",
+                              "-k", f"https://other.test:{env.https}/"], capture_output=True, text=True)
+    assert unknown.returncode != 0  # no certificate for an unknown name: the handshake is refused
+    assert "ssl_certificate" in env.conf() and "BEGIN" not in env.conf()  # keys stay in files
+
+
+def test_status_follows_the_published_service(env):
+    for ip in ("192.0.2.10", "192.0.2.11"):
+        env.k("-n", env.ns, "patch", "service", "controller", "--subresource=status", "--type=merge",
+              "-p", json.dumps({"status": {"loadBalancer": {"ingress": [{"ip": ip}]}}}))
+        wait_until(lambda: ip in env.k("-n", env.ns, "get", "ingress", "web").stdout, timeout=20,
+                   what=f"ingress status {ip}")
+
+
+def test_other_class_is_ignored_with_an_event(env):
+    env.apply({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "other", "namespace": env.ns},
+               "spec": {"ingressClassName": "someone-else", "rules": [_rule("other.test", ("/", "Prefix", "app-a"))]}})
+    wait_until(lambda: "Ignored" in env.k("-n", env.ns, "get", "events",
+                                          "--field-selector", "involvedObject.name=other").stdout,
+               timeout=20, what="the Ignored event")
+    assert env.curl("other.test")[0] == 404 and "other.test" not in env.conf()
+
+
+def test_hostile_paths_are_refused_and_nginx_keeps_working(env):
+    evil = ['/x";} server { listen 9999; } #', "/a;b", "/$host", "/x{y}", "/a b"]
+    env.apply({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "evil", "namespace": env.ns},
+               "spec": {"ingressClassName": env.ns, "rules": [
+                   _rule("evil.test", *((p, "ImplementationSpecific", "app-b") for p in evil),
+                         ("/fine", "Prefix", "app-b"))]}})
+    wait_until(lambda: env.curl("evil.test", "/fine")[0] == 200, timeout=20, what="the safe path of evil.test")
+    conf = env.conf()
+    assert "9999" not in conf and "/a;b" not in conf and "$host\"" not in conf
+    events = env.k("-n", env.ns, "get", "events", "--field-selector", "involvedObject.name=evil").stdout
+    assert "InvalidPath" in events
+    assert env.curl("a.test", "/api")[1].startswith("app-b")
+
+
+def test_endpoint_change_under_load_drops_no_request(env):
+    """Move app-a from one backend to another while 50 req/s flow: every request answers 200,
+    and traffic follows the new endpoint."""
+    results: list[tuple[float, int, str]] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        while not stop.is_set():
+            t = time.monotonic()
+            code, body = env.curl("a.test", "/")
+            results.append((t, code, body.split()[0] if body else ""))
+            time.sleep(max(0.0, 0.02 - (time.monotonic() - t)))
+    threads = [threading.Thread(target=load) for _ in range(2)]
+    for th in threads:
+        th.start()
+    try:
+        wait_until(lambda: len(results) > 20, timeout=20, what="load running")
+        changed = time.monotonic()
+        env.apply(_service(env.ns, "app-a", env.backends["app-a2"].server_address[1])[1])
+        wait_until(lambda: any(t > changed and who == "app-a2" for t, _, who in results), timeout=20,
+                   what="traffic on the new endpoint")
+        followed = min(t for t, _, who in results if t > changed and who == "app-a2") - changed
+        time.sleep(0.5)  # keep the load on a little after the switch (not synchronisation)
+    finally:
+        stop.set()
+        for th in threads:
+            th.join()
+    failed = [r for r in results if r[1] != 200]
+    assert not failed, failed[:5]
+    assert len(results) > 40 and followed < 5, (len(results), followed)

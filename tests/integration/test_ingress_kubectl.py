@@ -1,0 +1,150 @@
+"""Ingress and IngressClass through the real kubectl: create (protobuf generator), apply, get
+(Table columns), describe, the status subresource, a 422 naming the field for each upstream
+validation rule. (RBAC of the aggregated roles: tests/unit/test_ingress_api.py.)"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+
+import pytest
+
+KUBECTL = shutil.which("kubectl")
+pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")
+
+CLASS = """\
+apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata:
+  name: {name}
+  annotations: {{ingressclass.kubernetes.io/is-default-class: "true"}}
+spec: {{controller: k8s.io/ingress-nginx}}
+"""
+
+GOOD = """\
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: web}
+spec:
+  ingressClassName: nginx
+  tls: [{hosts: [a.example.com], secretName: a-tls}]
+  defaultBackend: {service: {name: fallback, port: {number: 80}}}
+  rules:
+  - host: a.example.com
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: app-a, port: {number: 80}}}}
+  - host: "*.b.example.com"
+    http:
+      paths:
+      - {path: /api, pathType: Exact, backend: {service: {name: app-b, port: {name: http}}}}
+"""
+
+
+@pytest.fixture
+def kubectl(apiserver, namespace):
+    home = tempfile.mkdtemp(prefix="kubelab-kubectl-")
+    env = {**os.environ, "HOME": home, "KUBECONFIG": apiserver.kubeconfig, "KUBECACHEDIR": f"{home}/cache"}
+
+    def run(*args: str, input: str | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run([KUBECTL, "-n", namespace, *args], env=env, capture_output=True, text=True,
+                              input=input, timeout=60)
+    run.namespace = namespace
+    yield run
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def test_apply_get_describe_status(kubectl):
+    p = kubectl("apply", "-f", "-", input=GOOD)
+    assert p.returncode == 0 and "ingress.networking.k8s.io/web created" in p.stdout, p.stderr
+    rows = kubectl("get", "ing").stdout.splitlines()
+    assert rows[0].split() == ["NAME", "CLASS", "HOSTS", "ADDRESS", "PORTS", "AGE"], rows
+    assert rows[1].split()[:4] == ["web", "nginx", "a.example.com,*.b.example.com", "80,"], rows
+    text = kubectl("describe", "ingress", "web").stdout
+    for line in ("Ingress Class:    nginx", "a-tls terminates a.example.com", "/api   app-b:http"):
+        assert line in text, text
+    # status is written only through /status (what the controller does)
+    obj = json.loads(kubectl("get", "ingress", "web", "-o", "json").stdout)
+    obj["status"] = {"loadBalancer": {"ingress": [{"ip": "192.0.2.7"}]}}
+    p = kubectl("replace", "-f", "-", input=json.dumps(obj))
+    assert p.returncode == 0, p.stderr
+    stored = json.loads(kubectl("get", "ingress", "web", "-o", "json").stdout)
+    assert not stored.get("status", {}).get("loadBalancer", {}).get("ingress")  # the main resource ignores status
+    p = kubectl("patch", "ingress", "web", "--subresource=status", "--type=merge",
+                "-p", json.dumps({"status": obj["status"]}))
+    assert p.returncode == 0, p.stderr
+    assert kubectl("get", "ing", "web").stdout.splitlines()[1].split()[3] == "192.0.2.7"
+    bad = kubectl("patch", "ingress", "web", "--subresource=status", "--type=merge",
+                  "-p", '{"status":{"loadBalancer":{"ingress":[{"ip":"not-an-ip"}]}}}')
+    assert bad.returncode == 1 and "status.loadBalancer.ingress[0].ip" in bad.stderr, bad.stderr
+
+
+def test_create_ingress_generator_is_protobuf(kubectl):
+    p = kubectl("create", "ingress", "gen", "--class=nginx", "--rule=foo.example.com/bar*=svc1:8080",
+                "--rule=other.example.com/=svc2:http,tls=other-tls")
+    assert p.returncode == 0 and "ingress.networking.k8s.io/gen created" in p.stdout, p.stderr
+    spec = json.loads(kubectl("get", "ingress", "gen", "-o", "json").stdout)["spec"]
+    assert spec["rules"][0]["http"]["paths"][0] == {
+        "path": "/bar", "pathType": "Prefix", "backend": {"service": {"name": "svc1", "port": {"number": 8080}}}}
+    assert spec["tls"] == [{"hosts": ["other.example.com"], "secretName": "other-tls"}]
+
+
+def test_ingressclass_cluster_scoped(kubectl, namespace):
+    name = f"cls-{namespace}"
+    p = kubectl("apply", "-f", "-", input=CLASS.format(name=name))
+    assert p.returncode == 0, p.stderr
+    try:
+        rows = kubectl("get", "ingressclass", name).stdout.splitlines()
+        assert rows[0].split() == ["NAME", "CONTROLLER", "PARAMETERS", "AGE"]
+        assert rows[1].split()[:3] == [name, "k8s.io/ingress-nginx", "<none>"]
+        p = kubectl("patch", "ingressclass", name, "--type=merge", "-p", '{"spec":{"controller":"x.io/other"}}')
+        assert p.returncode == 1 and "spec.controller" in p.stderr and "field is immutable" in p.stderr
+    finally:
+        kubectl("delete", "ingressclass", name)
+
+
+def _ing(spec: str) -> str:
+    return f"apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{name: bad}}\nspec:\n  {spec}\n"
+
+
+_B = "backend: {service: {name: s, port: {number: 80}}}"
+BAD = [
+    ("ingressClassName: nginx", "spec.rules", "either `defaultBackend` or `rules` must be specified"),
+    (f"rules: [{{host: 10.0.0.1, http: {{paths: [{{path: /, pathType: Prefix, {_B}}}]}}}}]",
+     "spec.rules[0].host", "must be a DNS name, not an IP address"),
+    (f"rules: [{{host: 'a;b', http: {{paths: [{{path: /, pathType: Prefix, {_B}}}]}}}}]",
+     "spec.rules[0].host", "RFC 1123 subdomain"),
+    (f"rules: [{{http: {{paths: [{{path: /a, {_B}}}]}}}}]", "spec.rules[0].http.paths[0].pathType",
+     "pathType must be specified"),
+    (f"rules: [{{http: {{paths: [{{path: /a, pathType: Regex, {_B}}}]}}}}]",
+     "spec.rules[0].http.paths[0].pathType", "Unsupported value"),
+    (f"rules: [{{http: {{paths: [{{path: a, pathType: Exact, {_B}}}]}}}}]",
+     "spec.rules[0].http.paths[0].path", "must be an absolute path"),
+    (f"rules: [{{http: {{paths: [{{path: /a//b, pathType: Prefix, {_B}}}]}}}}]",
+     "spec.rules[0].http.paths[0].path", "must not contain '//'"),
+    ("rules: [{http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: s, port: {}}}}]}}]",
+     "spec.rules[0].http.paths[0].backend.service.port", "port name or number is required"),
+    ("defaultBackend: {service: {name: s, port: {number: 70000}}}",
+     "spec.defaultBackend.service.port.number", "must be between 1 and 65535"),
+    ("defaultBackend: {}", "spec.defaultBackend", "one backend must be specified"),
+    ("defaultBackend: {service: {name: s, port: {number: 80}}}\n  tls: [{hosts: ['*'], secretName: x}]",
+     "spec.tls[0].hosts[0]", "wildcard"),
+    ("defaultBackend: {service: {name: s, port: {number: 80}}}\n  rulez: []", "", 'unknown field "spec.rulez"'),
+]
+
+
+@pytest.mark.parametrize("spec,field,message", BAD, ids=[f"{i}-{b[1] or 'unknown'}" for i, b in enumerate(BAD)])
+def test_bad_ingresses_get_422_naming_the_field(kubectl, spec, field, message):
+    p = kubectl("apply", "-f", "-", input=_ing(spec))
+    assert p.returncode == 1 and message in p.stderr and field in p.stderr, p.stderr
+    assert "Traceback" not in p.stderr
+    assert kubectl("get", "ingress", "bad").returncode == 1  # nothing was stored
+
+
+def test_api_resources(kubectl):
+    rows = [r.split() for r in kubectl("api-resources", "--api-group=networking.k8s.io").stdout.splitlines()[1:]]
+    assert ["ingressclasses", "networking.k8s.io/v1", "false", "IngressClass"] in rows
+    assert ["ingresses", "ing", "networking.k8s.io/v1", "true", "Ingress"] in rows
