@@ -22,6 +22,8 @@ from kubelab import podfields, quantity
 from kubelab.labels import selector_matches
 from kubelab.resources import ResourceType
 
+from . import validation_lb
+
 # --- formats (k8s.io/apimachinery/pkg/util/validation) -------------------------------------
 
 _DNS1123_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
@@ -545,6 +547,8 @@ def _pod_spec_path(obj: dict) -> tuple[object, str]:
 
 def pod_field_warnings(obj: dict) -> list[str]:
     """`Warning:` headers for the fields of a pod (or a pod template) kubelab ignores."""
+    if obj.get("kind") == "Service":
+        return validation_lb.warnings(obj)
     spec, path = _pod_spec_path(obj)
     return podfields.warnings(spec, path) if isinstance(spec, dict) else []
 
@@ -626,6 +630,7 @@ def _validate_service(errs: Causes, obj: dict) -> None:
     for i, ip in enumerate(_list(spec.get("externalIPs"))):
         if not _is_ip(ip):
             errs.invalid(f"spec.externalIPs[{i}]", ip, "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)")
+    validation_lb.validate(errs, obj)  # loadBalancerIP/SourceRanges/Class, status.loadBalancer
 
 
 SELECTOR_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
@@ -1254,6 +1259,7 @@ def _validate_service_update(errs: Causes, obj: dict, old: dict) -> None:
         return  # clusterIP is cleared/allocated when switching to/from ExternalName
     if ospec.get("clusterIP"):
         _immutable(errs, "spec.clusterIP", spec.get("clusterIP") or "", ospec["clusterIP"])
+    validation_lb.validate_update(errs, obj, old)
 
 
 def _validate_replicated_update(errs: Causes, obj: dict, old: dict) -> None:
