@@ -89,8 +89,9 @@ class Dataplane:
         self._ip("addr", "del", f"{ip}/32", "dev", self.interface)
 
     def mac(self) -> str:
-        with open(f"/sys/class/net/{self.interface}/address") as f:
-            return f.read().strip()
+        # from netlink, not /sys/class/net: the speaker enters only the node's network namespace,
+        # and the /sys it sees is still the host's (whose eth0 is another interface)
+        return json.loads(self._ip("-j", "link", "show", "dev", self.interface))[0]["address"]
 
     def gratuitous_arp(self, ip: str) -> str:
         mac = self.mac()
@@ -183,16 +184,29 @@ class Speaker:
     async def _run_sync(self, periodic: bool) -> None:
         import asyncio
         try:
-            await asyncio.to_thread(self.sync)
+            taken = await asyncio.to_thread(self.sync)
         except (DataplaneError, OSError) as e:
             self.metrics.errors.inc()
             log.error("sync failed: %s", e)
             self.runner.retry_after(1.0)
+            return
+        self.record(taken)
 
-    def sync(self) -> None:
-        """Make the interface hold exactly the owned addresses; announce the new ones."""
+    def record(self, taken: list[tuple[announce.Announcement, str]]) -> None:
+        """Events for the addresses just taken (on the event loop: the recorder is not thread-safe)."""
+        for ann, mac in taken:
+            svc = self.services.get(ann.service)
+            if self.recorder is not None and svc is not None:
+                self.recorder.event({"kind": "Service", "apiVersion": "v1", **svc}, "Normal", "nodeAssigned",
+                                    f"announcing {ann.ip} from node \"{self.node_name}\" with protocol \"layer2\" "
+                                    f"(gratuitous ARP: {ann.ip} is-at {mac})")
+
+    def sync(self) -> list[tuple[announce.Announcement, str]]:
+        """Make the interface hold exactly the owned addresses; announce the new ones.
+        Returns the addresses taken with the MAC announced (for `record`)."""
         import time
         want = self.desired()
+        taken: list[tuple[announce.Announcement, str]] = []
         have = self.dataplane.addresses()
         for ip in sorted(have - want.keys()):
             self.dataplane.remove(ip)
@@ -206,13 +220,10 @@ class Speaker:
             self.metrics.garps.inc()
             log.info("gratuitous ARP: %s is-at %s (%s) for %s", ip, mac, self.node_name, ann.service)
             self.announced[ip] = ann
-            svc = self.services.get(ann.service)
-            if self.recorder is not None and svc is not None:
-                self.recorder.event({"kind": "Service", "apiVersion": "v1", **svc}, "Normal", "nodeAssigned",
-                                    f"announcing {ip} from node \"{self.node_name}\" with protocol \"layer2\" "
-                                    f"(gratuitous ARP: {ip} is-at {mac})")
+            taken.append((ann, mac))
         self.metrics.announced.set(len(want))
         self.last_sync_ok = time.time()
+        return taken
 
     def cleanup(self) -> None:
         for ip in sorted(self.dataplane.addresses()):

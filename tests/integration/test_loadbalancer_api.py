@@ -18,6 +18,7 @@ import tempfile
 import httpx
 import pytest
 
+from kubelab.client import NotFound
 from kubelab.loadbalancer import pool as lbpool
 from kubelab.testing import Proc, eventually, free_port, wait_until
 
@@ -171,7 +172,7 @@ async def test_bad_load_balancer_fields_are_refused_naming_the_field(api, namesp
     body = json.loads(r.text)
     causes = body["details"]["causes"]
     assert any(c["field"] == field and message in c["message"] for c in causes), causes
-    with pytest.raises(Exception):
+    with pytest.raises(NotFound):
         await api.get("services", "bad", namespace=namespace)  # nothing was stored
 
 

@@ -265,7 +265,7 @@ def test_speaker_takes_announces_and_gives_up_addresses():
     owner = announce.owner("192.168.56.200", ["worker-1", "worker-2"])
     if owner != "worker-1":  # make worker-1 the owner: its peer is down
         w1.on_node(node("worker-2"), node("worker-2", ready=False))
-    w1.sync()
+    w1.record(w1.sync())
     assert dp.ips == {"192.168.56.200"} and dp.garps == ["192.168.56.200"]
     assert rec.events[-1][2] == "nodeAssigned" and "worker-1" in rec.events[-1][3]
     w1.sync()
