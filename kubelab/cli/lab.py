@@ -35,7 +35,7 @@ def register(sub) -> None:
     p.add_argument("--lb-pool", default="", metavar="FIRST-LAST",
                    help="LoadBalancer addresses, inside the node network (default .200-.250 of it)")
     p.add_argument("--node-monitor-grace-period", default="", metavar="DURATION",
-                   type=lambda v: v if duration_flag(v) >= 0 else v,
+                   type=lambda v: v if not v or duration_flag(v) >= 0 else v,
                    help="how long a silent node stays Ready (the controller manager's flag; default 40s)")
     p.add_argument("--no-dns", action="store_true", help="do not apply the DNS add-on")
     p.add_argument("--tls", dest="tls", action="store_true", default=True,

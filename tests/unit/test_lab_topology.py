@@ -151,3 +151,13 @@ def test_lb_pool_defaults_inside_the_node_network_and_is_checked():
     grace = plan_lab(node_monitor_grace_period="8s")
     ctl = list(next(s for s in components.lab_specs(grace) if s.name == "controllers").argv)
     assert ctl[ctl.index("--node-monitor-grace-period") + 1] == "8s"
+
+
+def test_up_flags_for_the_load_balancer():
+    from kubelab.cli.main import build_parser
+    p = build_parser()
+    a = p.parse_args(["up"])
+    assert (a.lb_pool, a.node_monitor_grace_period) == ("", "")  # defaults: the plan picks them
+    assert p.parse_args(["up", "--node-monitor-grace-period", "20s"]).node_monitor_grace_period == "20s"
+    with pytest.raises(SystemExit):
+        p.parse_args(["up", "--node-monitor-grace-period", "soon"])
