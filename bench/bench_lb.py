@@ -4,7 +4,7 @@
 Setup: a real lab (kubelab.lab.testing.Lab, nftables mode, 2 workers), an nginx Deployment
 with 2 ready replicas. Then N rounds, each: create a type LoadBalancer Service for nginx and
 time (a) until its `status.loadBalancer.ingress[0].ip` is set (the controller's work, seen
-with a GET poll) and (b) until `curl http://<ip>/` from the host answers nginx's page
+with a GET poll every 5 ms over the admin's client) and (b) until `curl http://<ip>/` from the host answers nginx's page
 (controller + speaker's `ip addr` and gratuitous ARP + the proxies' rules on every node);
 then delete it (the address is reused next round: the pool's lowest free address).
 
@@ -19,14 +19,15 @@ add. Target (issue 18): p99 ≤ 1 s for (b).
 from __future__ import annotations
 
 import argparse
-import json
+import asyncio
 import os
 import subprocess
 import sys
 import time
 
+from kubelab.client import NotFound
 from kubelab.lab.testing import Lab
-from kubelab.testing import wait_until
+from kubelab.testing import eventually
 
 PAGE = "Welcome to nginx!"
 
@@ -42,31 +43,48 @@ def curl_ok(url: str) -> bool:
     return p.returncode == 0 and PAGE in p.stdout
 
 
-def svc_json(lab: Lab, name: str) -> dict:
-    return json.loads(lab.kubectl("get", "svc", name, "-o", "json").stdout)
-
-
-def one_round(lab: Lab, name: str, type_: str) -> tuple[float, float]:
+async def one_round(api, lab: Lab, name: str, type_: str) -> tuple[float, float]:
     manifest = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
                 "spec": {"type": type_, "selector": {"app": "nginx"}, "ports": [{"port": 80}]}}
     t0 = time.perf_counter()
-    subprocess.run(["kubectl", "--kubeconfig", lab.kubeconfig, "create", "-f", "-"], input=json.dumps(manifest),
-                   text=True, check=True, capture_output=True)
+    created = await api.create("services", manifest, namespace="default")
     if type_ == "LoadBalancer":
-        def addr():
-            ing = ((svc_json(lab, name).get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+        async def addr():
+            s = await api.get("services", name, namespace="default")
+            ing = ((s.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
             return ing[0]["ip"] if ing else None
-        ip = wait_until(addr, timeout=30, interval=0.01, what="an address")
+        ip = await eventually(addr, timeout=30, interval=0.005, what="an address")
         assigned = time.perf_counter() - t0
         url = f"http://{ip}/"
     else:
-        port = svc_json(lab, name)["spec"]["ports"][0]["nodePort"]
         assigned = time.perf_counter() - t0
-        url = f"http://{lab.plan.workers[0].ip}:{port}/"
-    wait_until(lambda: curl_ok(url), timeout=30, interval=0.01, what=f"{url} answering")
+        url = f"http://{lab.plan.workers[0].ip}:{created['spec']['ports'][0]['nodePort']}/"
+    await eventually(lambda: asyncio.to_thread(curl_ok, url), timeout=30, interval=0.005, what=f"{url} answering")
     answering = time.perf_counter() - t0
-    lab.kubectl("delete", "svc", name, "--wait=true")
+    await api.delete("services", name, namespace="default")
+    await eventually(lambda: _gone(api, name), timeout=30, what=f"{name} deleted")
     return assigned, answering
+
+
+async def _gone(api, name: str) -> bool:
+    try:
+        await api.get("services", name, namespace="default")
+    except NotFound:
+        return True
+    return False
+
+
+async def measure(lab: Lab, rounds: int) -> dict[str, list[tuple[float, float]]]:
+    from kubelab.lab import components
+    api = components.api_client(lab.plan)
+    res: dict[str, list[tuple[float, float]]] = {"LoadBalancer": [], "NodePort": []}
+    try:
+        for i in range(rounds):  # interleaved: both see the same machine load
+            for t in res:
+                res[t].append(await one_round(api, lab, f"b{t.lower()[:2]}{i}", t))
+    finally:
+        await api.aclose()
+    return res
 
 
 def main() -> int:
@@ -81,10 +99,7 @@ def main() -> int:
         lab.up("--no-kubeconfig", "--no-dns")
         lab.kubectl("create", "deployment", "nginx", "--image=nginx", "--replicas=2")
         lab.kubectl("rollout", "status", "deployment/nginx", "--timeout=120s", timeout=150)
-        res: dict[str, list[tuple[float, float]]] = {"LoadBalancer": [], "NodePort": []}
-        for i in range(a.rounds):  # interleaved: both see the same machine load
-            for t in res:
-                res[t].append(one_round(lab, f"b{t.lower()[:2]}{i}", t))
+        res = asyncio.run(measure(lab, a.rounds))
         lb_answer = [r[1] for r in res["LoadBalancer"]]
         np_answer = [r[1] for r in res["NodePort"]]
         lb_assign = [r[0] for r in res["LoadBalancer"]]
