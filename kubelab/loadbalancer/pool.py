@@ -24,6 +24,7 @@ DEFAULT_CLASS = "kubelab.io/l2"
 
 # decision actions
 KEEP, ASSIGN, RELEASE, PENDING, IGNORE = "keep", "assign", "release", "pending", "ignore"
+MAX_POOL = 65536  # bounds the scan for a free address that each decision may do
 
 
 class PoolError(ValueError):
@@ -93,7 +94,10 @@ def parse_pool(text: str) -> Pool:
         ranges.append(Range(first, last))
     if not ranges:
         raise PoolError("the pool is empty: give --pool FIRST-LAST (e.g. 192.168.56.200-192.168.56.250)")
-    return Pool(tuple(sorted(ranges, key=lambda r: r.first)))
+    pool = Pool(tuple(sorted(ranges, key=lambda r: r.first)))
+    if pool.size > MAX_POOL:
+        raise PoolError(f"the pool has {pool.size} addresses; at most {MAX_POOL} (a /16): a decision scans it")
+    return pool
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ def test_parse_pool_ranges_and_cidrs():
 @pytest.mark.parametrize("text, msg", [
     ("", "empty"), ("1.2.3.4-1.2.3.1", "after the last"), ("1.2.3.x-1.2.3.9", "invalid pool range"),
     ("10.0.0.0/30,10.0.0.2-10.0.0.5", "overlaps"), ("fe80::1-fe80::2", "invalid pool range"),
+    ("10.0.0.0/8", "at most 65536"),  # resource bound: a decision scans the pool
 ])
 def test_parse_pool_refuses_bad_input(text, msg):
     with pytest.raises(lbpool.PoolError, match=msg):
