@@ -162,6 +162,7 @@ def speaker_spec(plan: LabPlan, node: NodePlan) -> ComponentSpec:
         name="speaker", node=node.name, netns=node.netns, stage=NODE_STAGE,
         argv=(sys.executable, "-m", MODULES["loadbalancer"], "speaker", "--kubeconfig",
               component_kubeconfig(plan, "kubelab-lb-speaker"), "--node-name", node.name, "--interface", "eth0",
+              "--pool", plan.lb_pool,
               "--bind-address", node.ip, "--secure-port", str(LB_SPEAKER_PORT), VERBOSITY),
         health=f"http://{node.ip}:{LB_SPEAKER_PORT}/healthz")
 

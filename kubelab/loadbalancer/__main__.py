@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--pool", required=True, metavar="FIRST-LAST[,CIDR...]",
                    help="addresses to hand out, e.g. 192.168.56.200-192.168.56.250")
     s.add_argument("--node-name", help="this node's name (required unless --cleanup)")
+    s.add_argument("--pool", default="", metavar="FIRST-LAST[,CIDR...]",
+                   help="announce only addresses in this pool (the controller's): a Service status naming any "
+                        "other address is ignored (default: any address)")
     s.add_argument("--interface", default="eth0", help="the node-network interface (default eth0)")
     s.add_argument("--min-sync-period", type=flags.duration_flag, default=0.1, metavar="DURATION",
                    help="minimum time between syncs (default 100ms)")
@@ -91,8 +94,14 @@ async def run_speaker(args) -> int:
     except (KubeconfigError, OSError) as e:
         log.error("cannot load the API server connection: %s", e)
         return 2
+    try:
+        pool = lbpool.parse_pool(args.pool) if args.pool else None
+    except lbpool.PoolError as e:
+        log.error("--pool: %s", e)
+        await client.aclose()
+        return 2
     recorder = EventRecorder(client, "kubelab-lb-speaker", host=args.node_name)
-    speaker = Speaker(node_name=args.node_name, dataplane=Dataplane(args.interface), recorder=recorder,
+    speaker = Speaker(node_name=args.node_name, dataplane=Dataplane(args.interface), recorder=recorder, pool=pool,
                       min_sync_period=args.min_sync_period, sync_period=args.sync_period)
     informers = {"services": Informer(client, "services"), "nodes": Informer(client, "nodes"),
                  "endpointslices": Informer(client, "endpointslices")}

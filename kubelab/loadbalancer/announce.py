@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Iterable, Mapping
+from typing import Container, Iterable, Mapping
 
 EXCLUDE_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
@@ -90,20 +90,26 @@ def service_ips(svc: Mapping) -> tuple[str, ...]:
 
 def announcements(services: Iterable[Mapping], nodes: Iterable[Mapping],
                   slices_by_service: Mapping[str, Iterable[Mapping]],
-                  speakers: Iterable[str] | None = None) -> tuple[Announcement, ...]:
-    """Every LoadBalancer address with its announcing node, sorted by address."""
+                  speakers: Iterable[str] | None = None, pool: Container[str] | None = None
+                  ) -> tuple[Announcement, ...]:
+    """Every LoadBalancer address with its announcing node, sorted by address.
+
+    With `pool`, addresses outside it are never announced: whoever may write a Service's
+    status must not be able to make a node answer ARP for, say, the API server's address."""
     cands = candidate_nodes(nodes, speakers)
     out = []
     for svc in services:
         meta = svc.get("metadata") or {}
         key = f"{meta.get('namespace') or 'default'}/{meta.get('name', '')}"
         local = (svc.get("spec") or {}).get("externalTrafficPolicy") == "Local"
-        pool = cands
+        eligible = cands
         if local:
             with_eps = nodes_with_ready_endpoints(slices_by_service.get(key, ()))
-            pool = tuple(n for n in cands if n in with_eps)
+            eligible = tuple(n for n in cands if n in with_eps)
         for ip in service_ips(svc):
-            out.append(Announcement(key, ip, owner(ip, pool), local))
+            if pool is not None and ip not in pool:
+                continue
+            out.append(Announcement(key, ip, owner(ip, eligible), local))
     return tuple(sorted(out, key=lambda a: (a.ip, a.service)))
 
 

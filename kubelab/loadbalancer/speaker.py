@@ -115,8 +115,9 @@ class Speaker:
     """Informer-fed caches → owned addresses (announce.py) → the interface, coalesced by a runner."""
 
     def __init__(self, *, node_name: str, dataplane: Dataplane, recorder=None, speakers: tuple[str, ...] | None = None,
-                 min_sync_period: float = 0.1, sync_period: float = 30.0) -> None:
+                 pool=None, min_sync_period: float = 0.1, sync_period: float = 30.0) -> None:
         self.node_name = node_name
+        self.pool = pool  # only addresses in it are announced (None: any; the lab passes the pool)
         self.dataplane = dataplane
         self.recorder = recorder
         self.speakers = speakers
@@ -174,7 +175,8 @@ class Speaker:
             svc = (meta.get("labels") or {}).get(announce.SERVICE_NAME_LABEL)
             if svc:
                 by_service.setdefault(f"{meta.get('namespace')}/{svc}", []).append(es)
-        anns = announce.announcements(self.services.values(), self.nodes.values(), by_service, self.speakers)
+        anns = announce.announcements(self.services.values(), self.nodes.values(), by_service, self.speakers,
+                                      self.pool)
         return announce.owned_by(anns, self.node_name)
 
     def set_initialized(self) -> None:

@@ -226,6 +226,20 @@ def test_local_policy_announces_only_from_nodes_with_a_ready_endpoint():
     assert announce.announcements([svc("c", type_="ClusterIP", ip="1.2.3.4")], nodes, {}) == ()
 
 
+def test_speakers_never_announce_an_address_outside_the_pool():
+    # hostile status: someone with services/status rights points a Service at the API server's address
+    hostile = svc("evil", ip="192.168.56.10")
+    good = svc("web", ip="192.168.56.200")
+    anns = announce.announcements([hostile, good], [node("worker-1")], {}, pool=POOL)
+    assert [a.ip for a in anns] == ["192.168.56.200"]
+    dp = FakeDataplane()
+    sp = Speaker(node_name="worker-1", dataplane=dp, pool=POOL)
+    sp.on_service(hostile)
+    sp.on_node(node("worker-1"))
+    sp.sync()
+    assert dp.ips == set() and dp.garps == []
+
+
 def test_gratuitous_arp_frames():
     req, rep = garp_frames("02:42:ac:11:00:02", "192.168.56.200")
     for frame, op in ((req, 1), (rep, 2)):
