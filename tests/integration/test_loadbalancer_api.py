@@ -191,3 +191,22 @@ def test_kubectl_shows_the_warning_for_health_check_node_port(kubectl):
                 "  selector: {app: hc}\n  ports: [{port: 80}]\n")
     assert p.returncode == 0, p.stderr
     assert "Warning: spec.healthCheckNodePort: not served by kubelab" in p.stderr
+
+
+async def test_status_is_written_only_through_the_status_subresource(api, namespace):
+    """An editor may write Services but not services/status (RBAC: only the controller and
+    admins): a status in a write of the Service itself is dropped, so no address can be
+    smuggled in that way."""
+    await api.create("services", {**lb("smuggle", allocateLoadBalancerNodePorts=False),
+                                  "status": {"loadBalancer": {"ingress": [{"ip": "10.96.0.1"}]}}},
+                     namespace=namespace)
+    await api.patch("services", "smuggle", {"status": {"loadBalancer": {"ingress": [{"ip": "10.96.0.1"}]}}},
+                    namespace=namespace)
+    got = await api.get("services", "smuggle", namespace=namespace)
+    assert "10.96.0.1" not in ips(got)
+    async with httpx.AsyncClient(base_url=api.server, timeout=10) as h:
+        r = await h.patch(f"/api/v1/namespaces/{namespace}/services/smuggle/status",
+                          json={"status": {"loadBalancer": {"ingress": [{"ip": "not-an-ip", "ipMode": "Tunnel"}]}}},
+                          headers={"Content-Type": "application/merge-patch+json"})
+    assert r.status_code == 422, r.text
+    assert "status.loadBalancer.ingress[0].ip" in r.text and "status.loadBalancer.ingress[0].ipMode" in r.text
