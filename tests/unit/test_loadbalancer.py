@@ -319,3 +319,26 @@ def test_proxy_incremental_sync_adds_and_removes_the_lb_address():
     assert "add element ip kube-proxy service-ips { 192.168.56.200 . tcp . 80 : goto external-" in text
     back = nftables.render_incremental(after, before)
     assert "delete element ip kube-proxy service-ips { 192.168.56.200 . tcp . 80 }" in back
+
+
+def test_upstream_like_flags_metallb_ones_warned():
+    import io
+
+    from kubelab import flags
+    from kubelab.loadbalancer.__main__ import build_parser
+    err = io.StringIO()
+    a = flags.parse_args(build_parser(), ["controller", "--pool", "10.0.0.1-10.0.0.9", "--config-ns", "metallb-system",
+                                          "--v=2"], "metallb-controller", stderr=err)
+    assert (a.role, a.pool, a.v) == ("controller", "10.0.0.1-10.0.0.9", 2)
+    assert "--config-ns is a metallb-controller flag kubelab does not implement; ignored" in err.getvalue()
+    err = io.StringIO()
+    a = flags.parse_args(build_parser(), ["speaker", "--node-name", "w1", "--ml-bindaddr", "0.0.0.0"],
+                         "metallb-speaker", stderr=err)
+    assert (a.role, a.node_name, a.interface, a.secure_port) == ("speaker", "w1", "eth0", 7473)
+    assert "--ml-bindaddr" in err.getvalue()
+
+
+def test_bad_pool_flag_is_one_line_and_exit_2(capsys):
+    from kubelab.loadbalancer.__main__ import main
+    assert main(["controller", "--server", "http://127.0.0.1:1", "--pool", "10.0.0.9-10.0.0.1",
+                 "--secure-port", "0"]) == 2
