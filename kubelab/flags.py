@@ -124,6 +124,14 @@ UNIMPLEMENTED: Mapping[str, Mapping[str, str]] = {
     # the NetworkPolicy agent: no upstream binary of that name (kube-router and Calico take other
     # flag sets), so only the common klog/pflag flags are known-unimplemented
     "kubelab-netpol": {**_CLIENT},
+    # the LoadBalancer controller and speakers (kubelab.loadbalancer): MetalLB's flags that have no
+    # meaning without MetalLB's CRDs, webhooks and memberlist
+    "metallb-controller": {"config-ns": VALUE, "namespace": VALUE, "log-level": VALUE, "webhook-mode": VALUE,
+                           "disable-cert-rotation": BOOL, "cert-service-name": VALUE, "enable-pprof": BOOL,
+                           "deployment": VALUE, "tls-min-version": VALUE, **_CLIENT},
+    "metallb-speaker": {"host": VALUE, "ml-bindaddr": VALUE, "ml-bindport": VALUE, "ml-labels": VALUE,
+                        "ml-namespace": VALUE, "ml-secret-key-path": VALUE, "namespace": VALUE, "log-level": VALUE,
+                        "enable-pprof": BOOL, "ignore-exclude-lb": BOOL, **_CLIENT},
     # the cluster DNS: kube-dns's long flags (CoreDNS takes a Corefile instead)
     "ingress-nginx": {"election-id": VALUE, "ingress-class": VALUE, "watch-ingress-without-class": BOOL,
                       "enable-metrics": BOOL, "configmap": VALUE, "default-ssl-certificate": VALUE,

@@ -434,6 +434,18 @@ def default_cluster_roles() -> list[dict]:
             _rule(["networking.k8s.io"], ["networkpolicies"], READ),
             _rule([""], ["events"], ["create", "patch", "update"]),
         ]),
+        # kubelab.loadbalancer: the controller is the only writer of services/status' load balancer,
+        # the speakers only read (and record Events), as MetalLB's two ClusterRoles
+        _cluster_role("system:kubelab-lb-controller", [
+            _rule([""], ["services"], READ),
+            _rule([""], ["services/status"], ["update", "patch"]),
+            _rule([""], ["events"], ["create", "patch", "update"]),
+        ]),
+        _cluster_role("system:kubelab-lb-speaker", [
+            _rule([""], ["services", "nodes"], READ),
+            _rule(["discovery.k8s.io"], ["endpointslices"], READ),
+            _rule([""], ["events"], ["create", "patch", "update"]),
+        ]),
         # What a node needs beyond what the Node authorizer grants per node (as Kubernetes'
         # `system:node`, unbound by default: the Node authorizer carries it).
         _cluster_role("system:node", node_rules()),
@@ -464,6 +476,8 @@ def default_cluster_role_bindings() -> list[dict]:
               {"kind": "ServiceAccount", "name": "kube-dns", "namespace": "kube-system"}]),  # kubelab's dns addon
         _crb("system:node", "system:node", []),
         _crb("system:kubelab-netpol", "system:kubelab-netpol", [_user("system:kubelab-netpol")]),
+        _crb("system:kubelab-lb-controller", "system:kubelab-lb-controller", [_user("system:kubelab-lb-controller")]),
+        _crb("system:kubelab-lb-speaker", "system:kubelab-lb-speaker", [_user("system:kubelab-lb-speaker")]),
     ]
 
 

@@ -334,6 +334,8 @@ class Registry:
                         errors.append({"reason": "FieldValueInvalid", "field": f"spec.ports[{i}].nodePort",
                                        "message": f"Invalid value: {p['nodePort']}: {e}"})
                     continue
+                if svc_type == "LoadBalancer" and spec.get("allocateLoadBalancerNodePorts") is False:
+                    continue  # the LB address alone reaches it (kubelab.loadbalancer + the proxy)
                 if taken_ports is None:
                     taken_ports = {int(k.rsplit("/", 1)[1]) for k in await self.storage.keys(allocators.PORT_PREFIX)}
                 p["nodePort"] = allocators.random_node_port(taken_ports)

@@ -32,6 +32,11 @@ def register(sub) -> None:
     p.add_argument("--no-kubeconfig", action="store_true",
                    help="do not merge the lab's context (kubelab-<lab>) into your kubeconfig")
     p.add_argument("--node-subnet", default="192.168.56.0/24", help="node network (default 192.168.56.0/24)")
+    p.add_argument("--lb-pool", default="", metavar="FIRST-LAST",
+                   help="LoadBalancer addresses, inside the node network (default .200-.250 of it)")
+    p.add_argument("--node-monitor-grace-period", default="", metavar="DURATION",
+                   type=lambda v: v if not v or duration_flag(v) >= 0 else v,
+                   help="how long a silent node stays Ready (the controller manager's flag; default 40s)")
     p.add_argument("--no-dns", action="store_true", help="do not apply the DNS add-on")
     p.add_argument("--ingress", action="store_true",
                    help="also install the ingress add-on: nginx ingress controller pods (namespace ingress-nginx), "
@@ -115,7 +120,8 @@ async def run_up(ctx: Context) -> int:
     return await up(UpOptions(name=a.name, workers=a.workers, proxy_mode=a.proxy_mode, root_dir=a.root_dir,
                               demo=a.demo, write_kubeconfig=not a.no_kubeconfig, node_subnet=a.node_subnet,
                               timeout=a.timeout, dns=not a.no_dns, ingress=a.ingress,
-                              etcd_storage=a.etcd_storage, tls=a.tls))
+                              etcd_storage=a.etcd_storage, tls=a.tls, lb_pool=a.lb_pool,
+                              node_monitor_grace_period=a.node_monitor_grace_period))
 
 
 @_wrap
@@ -150,7 +156,8 @@ async def run_status(ctx: Context) -> int:
     return await status(name=ctx.args.name, root_dir=ctx.args.root_dir, as_json=ctx.args.output == "json")
 
 
-LAB_COMPONENTS = ("etcd", "apiserver", "controllers", "scheduler", "nodeagent", "proxy", "netpol", "supervisor")
+LAB_COMPONENTS = ("etcd", "apiserver", "controllers", "scheduler", "nodeagent", "proxy", "netpol", "loadbalancer",
+                  "speaker", "supervisor")
 
 
 async def run_logs(ctx: Context) -> int:

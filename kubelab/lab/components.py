@@ -26,6 +26,7 @@ MODULES = {
     "nodeagent": "kubelab.nodeagent",
     "proxy": "kubelab.proxy",
     "netpol": "kubelab.netpol",
+    "loadbalancer": "kubelab.loadbalancer",
 }
 
 
@@ -128,6 +129,8 @@ def control_plane_specs(plan: LabPlan) -> list[ComponentSpec]:
             argv=(py, "-m", MODULES["controllers"], "--kubeconfig",
                   component_kubeconfig(plan, "kube-controller-manager"),
                   "--cluster-cidr", plan.pod_cidr, "--node-cidr-mask-size", "24",
+                  *(("--node-monitor-grace-period", plan.node_monitor_grace_period)
+                    if plan.node_monitor_grace_period else ()),
                   *status_port_flags(plan, "kube-controller-manager", CONTROLLER_MANAGER_PORT), VERBOSITY),
             health=f"{_scheme(plan)}://{cp.ip}:{CONTROLLER_MANAGER_PORT}/healthz"),
         ComponentSpec(
@@ -138,6 +141,30 @@ def control_plane_specs(plan: LabPlan) -> list[ComponentSpec]:
 
 
 CONTROLLER_MANAGER_PORT, SCHEDULER_PORT = 10257, 10259  # upstream's secure ports
+LB_CONTROLLER_PORT, LB_SPEAKER_PORT = 7472, 7473  # MetalLB's metrics ports
+
+
+def lb_controller_spec(plan: LabPlan) -> ComponentSpec:
+    """The LoadBalancer address controller (kubelab.loadbalancer), beside the controller manager."""
+    cp = plan.control_plane
+    return ComponentSpec(
+        name="loadbalancer", node=cp.name, netns=cp.netns, stage=CONTROL_STAGE,
+        argv=(sys.executable, "-m", MODULES["loadbalancer"], "controller", "--kubeconfig",
+              component_kubeconfig(plan, "kubelab-lb-controller"), "--pool", plan.lb_pool,
+              *status_port_flags(plan, "kubelab-lb-controller", LB_CONTROLLER_PORT), VERBOSITY),
+        health=f"{_scheme(plan)}://{cp.ip}:{LB_CONTROLLER_PORT}/healthz")
+
+
+def speaker_spec(plan: LabPlan, node: NodePlan) -> ComponentSpec:
+    """The speaker of a worker: its addresses on the node's eth0, gratuitous ARP on taking one.
+    It runs in the node's namespace (no --netns) and removes its addresses on SIGTERM."""
+    return ComponentSpec(
+        name="speaker", node=node.name, netns=node.netns, stage=NODE_STAGE,
+        argv=(sys.executable, "-m", MODULES["loadbalancer"], "speaker", "--kubeconfig",
+              component_kubeconfig(plan, "kubelab-lb-speaker"), "--node-name", node.name, "--interface", "eth0",
+              "--pool", plan.lb_pool,
+              "--bind-address", node.ip, "--secure-port", str(LB_SPEAKER_PORT), VERBOSITY),
+        health=f"http://{node.ip}:{LB_SPEAKER_PORT}/healthz")
 
 
 def status_port_flags(plan: LabPlan, identity: str, port: int) -> list[str]:
@@ -169,7 +196,7 @@ def worker_specs(plan: LabPlan, node: NodePlan) -> list[ComponentSpec]:
               # no container sees the lab's directory (PKI, kubeconfigs, etcd, every node's state)
               "--hide-path", plan.root_dir, VERBOSITY),
         health=f"{_scheme(plan)}://{node.ip}:10250/healthz")
-    return [agent, proxy_spec(plan, node), netpol_spec(plan, node)]
+    return [agent, proxy_spec(plan, node), netpol_spec(plan, node), speaker_spec(plan, node)]
 
 
 def netpol_spec(plan: LabPlan, node: NodePlan) -> ComponentSpec:
@@ -195,7 +222,7 @@ def proxy_spec(plan: LabPlan, node: NodePlan) -> ComponentSpec:
 def lab_specs(plan: LabPlan) -> list[ComponentSpec]:
     """Control plane first; it also runs a proxy (as kube-proxy's DaemonSet does on kubeadm
     control planes) so NodePorts answer on every node IP and ClusterIPs work from it."""
-    specs = [*control_plane_specs(plan), proxy_spec(plan, plan.control_plane)]
+    specs = [*control_plane_specs(plan), lb_controller_spec(plan), proxy_spec(plan, plan.control_plane)]
     for w in plan.workers:
         specs += worker_specs(plan, w)
     return specs

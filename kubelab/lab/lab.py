@@ -80,6 +80,8 @@ class UpOptions:
     etcd_storage: str = "tmpfs"  # fsync on a busy shared disk can take seconds; memory never does
     tls: bool = False  # a lab PKI, HTTPS + client certificates, RBAC, each component its own identity
     ingress: bool = False  # the ingress add-on (kubelab/ingress/addon.yaml)
+    lb_pool: str = ""  # LoadBalancer addresses; default .200-.250 of the node subnet
+    node_monitor_grace_period: str = ""  # passed to the controller manager when set
 
 
 @dataclass
@@ -398,7 +400,8 @@ async def ready_endpoints(api: ApiClient, namespace: str, service: str) -> list[
 async def up(opts: UpOptions, write: Write = _stdout) -> int:
     require_root("up")
     plan = topology.plan_lab(name=opts.name, workers=opts.workers, root_dir=opts.root_dir,
-                             proxy_mode=opts.proxy_mode, node_subnet=opts.node_subnet, tls=opts.tls)
+                             proxy_mode=opts.proxy_mode, node_subnet=opts.node_subnet, tls=opts.tls,
+                             lb_pool=opts.lb_pool, node_monitor_grace_period=opts.node_monitor_grace_period)
     for tool in ("ip", "nsenter", "etcd"):
         if not shutil.which(tool):
             raise LabError(f"`{tool}` is not installed (apt-get install iproute2 util-linux etcd-server)")

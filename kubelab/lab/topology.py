@@ -59,6 +59,8 @@ class LabPlan:
     cluster_domain: str = CLUSTER_DOMAIN
     extra: dict = field(default_factory=dict, compare=False)
     tls: bool = False  # `kubelab up --tls`: a lab PKI, HTTPS and mutual TLS everywhere (see components)
+    lb_pool: str = ""  # LoadBalancer addresses (kubelab.loadbalancer): .200-.250 of the node subnet by default
+    node_monitor_grace_period: str = ""  # the controller manager's, when not its default (tests: short)
 
     @property
     def lab_dir(self) -> str:
@@ -105,8 +107,20 @@ def node_names(workers: int) -> list[tuple[str, str]]:
     return [("control-plane", "control-plane")] + [(f"worker-{i}", "worker") for i in range(1, workers + 1)]
 
 
+def default_lb_pool(net: ipaddress.IPv4Network) -> str:
+    """.200-.250 of the node network (192.168.56.200-192.168.56.250 on the default /24), the
+    last 51 addresses below the broadcast on a smaller one: never a node's (.10 and up)."""
+    base = int(net.network_address)
+    first, last = base + 200, base + 250
+    if last >= int(net.broadcast_address):
+        last = int(net.broadcast_address) - 1
+        first = max(base + 10 + 21, last - 50)
+    return f"{ipaddress.IPv4Address(first)}-{ipaddress.IPv4Address(last)}"
+
+
 def plan_lab(*, name: str = "lab", workers: int = 2, root_dir: str = "/var/lib/kubelab",
-             proxy_mode: str = "nftables", node_subnet: str = DEFAULT_NODE_SUBNET, tls: bool = False) -> LabPlan:
+             proxy_mode: str = "nftables", node_subnet: str = DEFAULT_NODE_SUBNET, tls: bool = False,
+             lb_pool: str = "", node_monitor_grace_period: str = "") -> LabPlan:
     """Names and addresses for a lab: bridge .1, control plane .10, workers .11, .12, ..."""
     check_name(name)
     if not 0 <= workers <= 20:
@@ -119,6 +133,16 @@ def plan_lab(*, name: str = "lab", workers: int = 2, root_dir: str = "/var/lib/k
         raise PlanError(f"invalid node subnet {node_subnet!r}: {e}") from None
     if net.version != 4 or net.num_addresses < 32 + workers:
         raise PlanError(f"node subnet {node_subnet} is too small (need a /27 or larger IPv4 network)")
+    if lb_pool:
+        from kubelab.loadbalancer.pool import PoolError, parse_pool
+        try:
+            pool = parse_pool(lb_pool)
+        except PoolError as e:
+            raise PlanError(f"--lb-pool: {e}") from None
+        if not all(ipaddress.IPv4Address(r.first) in net and ipaddress.IPv4Address(r.last) in net
+                   for r in pool.ranges):
+            raise PlanError(f"--lb-pool {lb_pool} is not inside the node network {net}: the host could not "
+                            f"reach it through the lab bridge")
     base = net.network_address
     nodes = []
     for i, (node, role) in enumerate(node_names(workers)):
@@ -129,7 +153,8 @@ def plan_lab(*, name: str = "lab", workers: int = 2, root_dir: str = "/var/lib/k
                               host_veth=veth, index=i))
     return LabPlan(name=name, bridge=f"kl-{name}", bridge_ip=str(base + 1), prefixlen=net.prefixlen,
                    node_subnet=str(net), nodes=tuple(nodes), root_dir=os.path.abspath(root_dir),
-                   proxy_mode=proxy_mode, tls=tls)
+                   proxy_mode=proxy_mode, tls=tls, lb_pool=lb_pool or default_lb_pool(net),
+                   node_monitor_grace_period=node_monitor_grace_period)
 
 
 # --- commands (pure) ----------------------------------------------------------------------------

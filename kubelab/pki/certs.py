@@ -42,6 +42,8 @@ COMPONENTS = (
     Identity("kube-proxy", "system:kube-proxy", kubeconfig=True),
     Identity("kube-dns", "system:kube-dns", kubeconfig=True),
     Identity("kubelab-netpol", "system:kubelab-netpol", kubeconfig=True),  # the NetworkPolicy agent
+    Identity("kubelab-lb-controller", "system:kubelab-lb-controller", kubeconfig=True),  # LoadBalancer addresses
+    Identity("kubelab-lb-speaker", "system:kubelab-lb-speaker", kubeconfig=True),  # their ARP on each node
     # The API server's identity towards node agents (logs/exec) and etcd.
     Identity("apiserver-kubelet-client", "kube-apiserver-kubelet-client", ("system:masters",)),
 )
@@ -55,7 +57,7 @@ ETCD_CLIENTS = (
 )
 
 
-SERVING_COMPONENTS = ("kube-controller-manager", "kube-scheduler")
+SERVING_COMPONENTS = ("kube-controller-manager", "kube-scheduler", "kubelab-lb-controller")
 
 
 def node_identity(node: str) -> Identity:

@@ -31,24 +31,32 @@ KUBE_EXTERNAL_SERVICES = "KUBE-EXTERNAL-SERVICES"
 KUBE_NODEPORTS = "KUBE-NODEPORTS"
 KUBE_POSTROUTING = "KUBE-POSTROUTING"
 KUBE_MARK_MASQ = "KUBE-MARK-MASQ"
+KUBE_PROXY_FIREWALL = "KUBE-PROXY-FIREWALL"
 
 SVC_PREFIX = "KUBE-SVC-"
 SVL_PREFIX = "KUBE-SVL-"
 EXT_PREFIX = "KUBE-EXT-"
+FW_PREFIX = "KUBE-FW-"
 SEP_PREFIX = "KUBE-SEP-"
-SERVICE_CHAIN_PREFIXES = (SVC_PREFIX, SVL_PREFIX, EXT_PREFIX, SEP_PREFIX)
+SERVICE_CHAIN_PREFIXES = (SVC_PREFIX, SVL_PREFIX, EXT_PREFIX, FW_PREFIX, SEP_PREFIX)
 
-FILTER_CHAINS = (KUBE_EXTERNAL_SERVICES, KUBE_SERVICES)
+FILTER_CHAINS = (KUBE_EXTERNAL_SERVICES, KUBE_PROXY_FIREWALL, KUBE_SERVICES)
 NAT_CHAINS = (KUBE_MARK_MASQ, KUBE_NODEPORTS, KUBE_POSTROUTING, KUBE_SERVICES)
 
 # (table, built-in chain, rule spec) jumps into our chains, ensured with -C / -I
 JUMP_RULES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("filter", "INPUT", ("-m", "conntrack", "--ctstate", "NEW", "-m", "comment", "--comment",
+                         "kubernetes load balancer firewall", "-j", KUBE_PROXY_FIREWALL)),
+    ("filter", "INPUT", ("-m", "conntrack", "--ctstate", "NEW", "-m", "comment", "--comment",
                          "kubernetes externally-visible service portals", "-j", KUBE_EXTERNAL_SERVICES)),
+    ("filter", "FORWARD", ("-m", "conntrack", "--ctstate", "NEW", "-m", "comment", "--comment",
+                           "kubernetes load balancer firewall", "-j", KUBE_PROXY_FIREWALL)),
     ("filter", "INPUT", ("-m", "conntrack", "--ctstate", "NEW", "-m", "comment", "--comment",
                          "kubernetes service portals", "-j", KUBE_SERVICES)),
     ("filter", "FORWARD", ("-m", "conntrack", "--ctstate", "NEW", "-m", "comment", "--comment",
                            "kubernetes service portals", "-j", KUBE_SERVICES)),
+    ("filter", "OUTPUT", ("-m", "conntrack", "--ctstate", "NEW", "-m", "comment", "--comment",
+                          "kubernetes load balancer firewall", "-j", KUBE_PROXY_FIREWALL)),
     ("filter", "OUTPUT", ("-m", "conntrack", "--ctstate", "NEW", "-m", "comment", "--comment",
                           "kubernetes service portals", "-j", KUBE_SERVICES)),
     ("nat", "PREROUTING", ("-m", "comment", "--comment", "kubernetes service portals", "-j", KUBE_SERVICES)),
@@ -72,6 +80,10 @@ def local_chain(key: ServicePortName) -> str:
 
 def external_chain(key: ServicePortName) -> str:
     return EXT_PREFIX + port_proto_hash(str(key), key.protocol.lower())
+
+
+def firewall_chain(key: ServicePortName) -> str:
+    return FW_PREFIX + port_proto_hash(str(key), key.protocol.lower())
 
 
 def endpoint_chain(key: ServicePortName, ep: Endpoint) -> str:
@@ -162,6 +174,26 @@ def service_rules(sp: ServicePort, endpoints: tuple[Endpoint, ...], cfg: ProxyCo
                 f"-A {KUBE_EXTERNAL_SERVICES} -m comment --comment {_comment(ext_why)} {match} "
                 f"-d {ext_ip} --dport {sp.port} -j {ext_target}"
             )
+    fw_chain = firewall_chain(key)
+    uses_fw_chain = cat.has_any and bool(sp.load_balancer_ips) and bool(sp.source_ranges)
+    for lb_ip in sp.load_balancer_ips:
+        if cat.has_any:
+            nat.append(
+                f"-A {KUBE_SERVICES} -m comment --comment {_comment(f'{name} loadbalancer IP')} {match} "
+                f"-d {lb_ip} --dport {sp.port} -j {fw_chain if uses_fw_chain else ext_chain}"
+            )
+        if uses_fw_chain:
+            # what KUBE-FW-* did not send on keeps its LB IP destination: dropped here, after nat
+            flt.append(
+                f"-A {KUBE_PROXY_FIREWALL} -m comment --comment "
+                f"{_comment(f'{name} traffic not accepted by {fw_chain}')} {match} "
+                f"-d {lb_ip} --dport {sp.port} -j DROP"
+            )
+        if not has_external:
+            flt.append(
+                f"-A {KUBE_EXTERNAL_SERVICES} -m comment --comment {_comment(ext_why)} {match} "
+                f"-d {lb_ip} --dport {sp.port} -j {ext_target}"
+            )
     if sp.node_port:
         if cat.has_any:
             nat.append(
@@ -180,6 +212,13 @@ def service_rules(sp: ServicePort, endpoints: tuple[Endpoint, ...], cfg: ProxyCo
         chains.append(svl_chain)
     if uses_ext_chain:
         chains.append(ext_chain)
+    if uses_fw_chain:
+        chains.append(fw_chain)
+        for r in sp.source_ranges:
+            nat.append(f"-A {fw_chain} -m comment --comment {_comment(f'{name} loadbalancer IP')} "
+                       f"-s {r} -j {ext_chain}")
+        nat.append(f"-A {fw_chain} -m comment --comment "
+                   f"{_comment(f'other traffic to {name} will be dropped by KUBE-PROXY-FIREWALL')}")
     if has_internal and cfg.cluster_cidr:
         nat.append(
             f"-A {internal_chain} -m comment --comment {_comment(f'{name} cluster IP')} {match} "

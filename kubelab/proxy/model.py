@@ -54,6 +54,10 @@ class ServicePort:
     external_traffic_local: bool = False
     internal_traffic_local: bool = False
     external_ips: tuple[str, ...] = ()
+    # status.loadBalancer.ingress[].ip of a LoadBalancer Service (kubelab.loadbalancer assigns them)
+    load_balancer_ips: tuple[str, ...] = ()
+    # spec.loadBalancerSourceRanges, normalized CIDRs: only these clients reach the LB IPs
+    source_ranges: tuple[str, ...] = ()
 
     @property
     def key(self) -> ServicePortName:
@@ -61,7 +65,7 @@ class ServicePort:
 
     @property
     def externally_accessible(self) -> bool:
-        return self.node_port != 0 or bool(self.external_ips)
+        return self.node_port != 0 or bool(self.external_ips) or bool(self.load_balancer_ips)
 
     @property
     def uses_cluster_endpoints(self) -> bool:
@@ -142,8 +146,9 @@ def service_ports(svc: Mapping) -> list[ServicePort]:
     """The service ports the proxy programs for one Service object.
 
     Headless (clusterIP None), ExternalName and services without a ClusterIP yet get none:
-    DNS handles those. LoadBalancer is programmed like NodePort (no load balancer here).
-    Only IPv4 is handled: the lab is single-stack.
+    DNS handles those. LoadBalancer is programmed like NodePort, plus its assigned addresses
+    (`status.loadBalancer.ingress[].ip`) like external IPs, filtered by
+    `spec.loadBalancerSourceRanges`. Only IPv4 is handled: the lab is single-stack.
     """
     meta = svc.get("metadata") or {}
     spec = svc.get("spec") or {}
@@ -158,6 +163,8 @@ def service_ports(svc: Mapping) -> list[ServicePort]:
     ext_local = spec.get("externalTrafficPolicy") == "Local" and stype in ("NodePort", "LoadBalancer")
     int_local = spec.get("internalTrafficPolicy") == "Local"
     ext_ips = tuple(ip for ip in spec.get("externalIPs") or () if _is_ipv4(ip))
+    lb_ips = load_balancer_ips(svc)
+    ranges = source_ranges(spec) if lb_ips else ()
     out = []
     for p in spec.get("ports") or ():
         proto = (p.get("protocol") or "TCP").upper()
@@ -177,9 +184,34 @@ def service_ports(svc: Mapping) -> list[ServicePort]:
                 external_traffic_local=ext_local,
                 internal_traffic_local=int_local,
                 external_ips=ext_ips,
+                load_balancer_ips=lb_ips,
+                source_ranges=ranges,
             )
         )
     return out
+
+
+def load_balancer_ips(svc: Mapping) -> tuple[str, ...]:
+    """The IPv4 addresses in status.loadBalancer.ingress of a LoadBalancer Service, in order."""
+    if ((svc.get("spec") or {}).get("type")) != "LoadBalancer":
+        return ()
+    ingress = ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or ()
+    return tuple(dict.fromkeys(i["ip"] for i in ingress
+                               if isinstance(i, dict) and _is_ipv4(i.get("ip") or "")))
+
+
+def source_ranges(spec: Mapping) -> tuple[str, ...]:
+    """spec.loadBalancerSourceRanges as normalized IPv4 CIDRs (the API server validated them;
+    anything unparsable or IPv6 is skipped here rather than failing a whole sync)."""
+    out = []
+    for r in spec.get("loadBalancerSourceRanges") or ():
+        try:
+            net = ipaddress.ip_network(str(r).strip(), strict=False)
+        except ValueError:
+            continue
+        if net.version == 4:
+            out.append(str(net))
+    return tuple(dict.fromkeys(out))
 
 
 def slice_endpoints(es: Mapping) -> dict[ServicePortName, list[Endpoint]]:

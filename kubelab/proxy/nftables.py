@@ -50,9 +50,12 @@ FILTER_OUTPUT_CHAIN = "filter-output"
 NAT_PREROUTING_CHAIN = "nat-prerouting"
 NAT_OUTPUT_CHAIN = "nat-output"
 NAT_POSTROUTING_CHAIN = "nat-postrouting"
+FILTER_PREROUTING_PRE_DNAT_CHAIN = "filter-prerouting-pre-dnat"
+FILTER_OUTPUT_PRE_DNAT_CHAIN = "filter-output-pre-dnat"
 FILTER_PRIORITY = 0  # after DNAT (-100): valid ClusterIP traffic is already rewritten to a pod IP
 DSTNAT_PRIORITY = -100
 SRCNAT_PRIORITY = 100
+PRE_DNAT_PRIORITY = DSTNAT_PRIORITY - 10  # loadBalancerSourceRanges: before DNAT rewrites the LB IP
 
 # service dispatch
 SERVICES_CHAIN = "services"
@@ -67,6 +70,9 @@ NODEPORT_ENDPOINTS_CHECK_CHAIN = "nodeport-endpoints-check"
 NO_ENDPOINT_SERVICES_MAP = "no-endpoint-services"
 NO_ENDPOINT_NODEPORTS_MAP = "no-endpoint-nodeports"
 REJECT_CHAIN = "reject-chain"
+# loadBalancerSourceRanges
+FIREWALL_CHECK_CHAIN = "firewall-check"
+FIREWALL_IPS_MAP = "firewall-ips"
 # masquerading
 MARK_MASQ_CHAIN = "mark-for-masquerade"
 MASQUERADING_CHAIN = "masquerading"
@@ -75,6 +81,7 @@ MASQUERADING_CHAIN = "masquerading"
 SERVICE_CHAIN_PREFIX = "service-"
 LOCAL_CHAIN_PREFIX = "local-"
 EXTERNAL_CHAIN_PREFIX = "external-"
+FIREWALL_CHAIN_PREFIX = "firewall-"
 ENDPOINT_CHAIN_PREFIX = "endpoint-"
 AFFINITY_SET_PREFIX = "affinity-"
 
@@ -169,12 +176,18 @@ def service_fragment(sp: ServicePort, endpoints: tuple[Endpoint, ...], cfg: Prox
         f.elements[(SERVICE_IPS_MAP, vip)] = (f"goto {internal_chain}", "")
     else:
         f.elements[(NO_ENDPOINT_SERVICES_MAP, vip)] = (int_verdict, name)
-    for ext_ip in sp.external_ips:
+    for ext_ip in sp.external_ips + sp.load_balancer_ips:
         k = f"{ext_ip} . {proto} . {sp.port}"
         if cat.has_any:
             f.elements[(SERVICE_IPS_MAP, k)] = (f"goto {ext_chain}", "")
         if not has_external:
             f.elements[(NO_ENDPOINT_SERVICES_MAP, k)] = (ext_verdict, name)
+    if sp.load_balancer_ips and sp.source_ranges:
+        # checked before DNAT (filter-prerouting-pre-dnat), while the destination is still the LB IP
+        fw_chain = FIREWALL_CHAIN_PREFIX + base
+        f.chains[fw_chain] = [f"ip saddr != {{ {', '.join(sp.source_ranges)} }} drop"]
+        for lb_ip in sp.load_balancer_ips:
+            f.elements[(FIREWALL_IPS_MAP, f"{lb_ip} . {proto} . {sp.port}")] = (f"goto {fw_chain}", name)
     if sp.node_port:
         k = f"{proto} . {sp.node_port}"
         if cat.has_any:
@@ -273,11 +286,17 @@ def base_rules(cfg: ProxyConfig) -> list[str]:
         f'comment "ClusterIP, ExternalIP and LoadBalancer IP traffic" ; }}',
         f"add map {T} {SERVICE_NODEPORTS_MAP} {{ type inet_proto . inet_service : verdict ; "
         f'comment "NodePort traffic" ; }}',
+        f"add map {T} {FIREWALL_IPS_MAP} {{ type ipv4_addr . inet_proto . inet_service : verdict ; "
+        f'comment "destinations that are subject to LoadBalancerSourceRanges" ; }}',
         "",
         f"add chain {T} {CLUSTER_IPS_CHECK_CHAIN}",
         f"add chain {T} {FILTER_FORWARD_CHAIN} {{ type filter hook forward priority {FILTER_PRIORITY} ; }}",
         f"add chain {T} {FILTER_INPUT_CHAIN} {{ type filter hook input priority {FILTER_PRIORITY} ; }}",
         f"add chain {T} {FILTER_OUTPUT_CHAIN} {{ type filter hook output priority {FILTER_PRIORITY} ; }}",
+        f"add chain {T} {FILTER_OUTPUT_PRE_DNAT_CHAIN} {{ type filter hook output priority {PRE_DNAT_PRIORITY} ; }}",
+        f"add chain {T} {FILTER_PREROUTING_PRE_DNAT_CHAIN} "
+        f"{{ type filter hook prerouting priority {PRE_DNAT_PRIORITY} ; }}",
+        f"add chain {T} {FIREWALL_CHECK_CHAIN}",
         f"add chain {T} {MARK_MASQ_CHAIN}",
         f"add chain {T} {MASQUERADING_CHAIN}",
         f"add chain {T} {NAT_OUTPUT_CHAIN} {{ type nat hook output priority {DSTNAT_PRIORITY} ; }}",
@@ -306,6 +325,9 @@ def base_rules(cfg: ProxyConfig) -> list[str]:
         f"add rule {T} {FILTER_INPUT_CHAIN} ct state new jump {SERVICE_ENDPOINTS_CHECK_CHAIN}",
         f"add rule {T} {FILTER_OUTPUT_CHAIN} ct state new jump {SERVICE_ENDPOINTS_CHECK_CHAIN}",
         f"add rule {T} {FILTER_OUTPUT_CHAIN} ct state new jump {CLUSTER_IPS_CHECK_CHAIN}",
+        f"add rule {T} {FILTER_OUTPUT_PRE_DNAT_CHAIN} ct state new jump {FIREWALL_CHECK_CHAIN}",
+        f"add rule {T} {FILTER_PREROUTING_PRE_DNAT_CHAIN} ct state new jump {FIREWALL_CHECK_CHAIN}",
+        f"add rule {T} {FIREWALL_CHECK_CHAIN} ip daddr . meta l4proto . th dport vmap @{FIREWALL_IPS_MAP}",
         f"add rule {T} {MARK_MASQ_CHAIN} mark set mark or {mark}",
         f"add rule {T} {MASQUERADING_CHAIN} mark and {mark} == 0 return",
         f"add rule {T} {MASQUERADING_CHAIN} mark set mark xor {mark}",

@@ -29,6 +29,7 @@ from kubelab.proxy.model import (
     ProxyState,
     ServicePort,
     ServicePortName,
+    load_balancer_ips,
     merge_endpoints,
     node_internal_ips,
     service_ports,
@@ -102,8 +103,9 @@ class Proxier:
         self._queue(_key(svc))
 
     def on_service_update(self, old: dict, svc: dict) -> None:
-        if (old.get("spec"), old.get("metadata", {}).get("name")) == (svc.get("spec"), svc.get("metadata", {}).get("name")):
-            self._services[_key(svc)] = svc  # status-only change: nothing to program
+        if (old.get("spec"), old.get("metadata", {}).get("name"), load_balancer_ips(old)) == \
+                (svc.get("spec"), svc.get("metadata", {}).get("name"), load_balancer_ips(svc)):
+            self._services[_key(svc)] = svc  # status change that is not an LB address: nothing to program
             return
         self.on_service_add(svc)
 

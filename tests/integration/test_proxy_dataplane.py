@@ -46,8 +46,16 @@ def endpoint_slice(svc_name, ips, ports, *, node="node1"):
             "ports": ports}
 
 
-def lab_state(backend_ips, *, dns_ips=None):
-    services = [
+LB_IP = "192.168.56.200"  # a LoadBalancer address, held by the node as the speaker holds it
+
+
+def lab_state(backend_ips, *, dns_ips=None, lb_ranges=None):
+    lb = []
+    if lb_ranges is not None:
+        lb = [{**service("lbweb", "10.96.0.54", [{"name": "http", "port": 80, "nodePort": 30081}],
+                         type="LoadBalancer", externalTrafficPolicy="Local", loadBalancerSourceRanges=lb_ranges),
+               "status": {"loadBalancer": {"ingress": [{"ip": LB_IP}]}}}]
+    services = [*lb,
         service("web", WEB_IP, [{"name": "http", "port": 80, "nodePort": NODE_PORT}], type="NodePort"),
         service("empty", EMPTY_IP, [{"name": "http", "port": 80}]),
         service("dns", DNS_IP, [{"name": "dns", "port": 53, "protocol": "UDP"}]),
@@ -58,6 +66,7 @@ def lab_state(backend_ips, *, dns_ips=None):
         endpoint_slice("dns", backend_ips if dns_ips is None else dns_ips,
                        [{"name": "dns", "port": UDP_PORT, "protocol": "UDP"}]),
         endpoint_slice("sticky", backend_ips, [{"name": "http", "port": HTTP_PORT}]),
+        endpoint_slice("lbweb", backend_ips, [{"name": "http", "port": HTTP_PORT}]),
     ]
     cfg = ProxyConfig(node_name="node1", node_ips=(NODE_IP,), cluster_cidr=CLUSTER_CIDR, service_cidr=SERVICE_CIDR)
     return build_state(services=services, slices=slices, config=cfg)
@@ -95,6 +104,25 @@ def test_node_port_on_the_node_ip(lab, proxy):
     assert set(got) <= {"b0", "b1", "b2"} and len(got) >= 2, got
     # NodePort traffic is masqueraded (it may have come from anywhere): the backend sees the node
     assert lab.get(lab.client, NODE_IP, NODE_PORT).split()[1] == "10.244.1.1"
+
+
+def test_load_balancer_ip_local_policy_and_source_ranges(lab, proxy):
+    """The LB address answers like a ClusterIP; `Local` keeps the client's address; a client
+    outside loadBalancerSourceRanges is dropped before DNAT (both modes)."""
+    from kubelab.proxy.testbed import CLIENT_IP
+    lab.ns(lab.node, "ip", "addr", "add", f"{LB_IP}/32", "dev", "uplink")
+    try:
+        proxy.sync(lab_state(lab.backend_ips, lb_ranges=[f"{CLIENT_IP}/32"]))
+        got = [lab.get(lab.client, LB_IP, 80) for _ in range(10)]
+        assert {r.split()[0] for r in got} <= {"b0", "b1", "b2"}
+        assert {r.split()[1] for r in got} == {CLIENT_IP}  # not masqueraded: Local keeps the source
+        proxy.sync(lab_state(lab.backend_ips, lb_ranges=["10.9.9.0/24"]))
+        sh("ip", "netns", "exec", lab.node, "conntrack", "-F", check=False)
+        with pytest.raises(OSError):
+            lab.get(lab.client, LB_IP, 80, timeout=1)
+        assert lab.get(lab.client, WEB_IP, 80)  # the rest of the node is unaffected
+    finally:
+        lab.ns(lab.node, "ip", "addr", "del", f"{LB_IP}/32", "dev", "uplink", check=False)
 
 
 def test_hairpin_a_backend_reaches_its_own_service(lab, proxy):
@@ -203,9 +231,11 @@ def history():
                   sessionAffinityConfig={"clientIP": {"timeoutSeconds": 60}}),
         "d": _svc("d", "10.96.1.4", ("http", 80, "TCP", 30004), type="NodePort", externalTrafficPolicy="Local"),
         "e": _svc("e", "10.96.1.5", ("http", 80, "TCP", 0)),
+        "g": {**_svc("g", "10.96.1.7", ("http", 80, "TCP", 30007), type="LoadBalancer"),
+              "status": {"loadBalancer": {"ingress": [{"ip": "192.168.56.200"}]}}},
     }
     base_eps = {"a": ["10.244.1.10", "10.244.1.11"], "b": ["10.244.1.12"], "c": ["10.244.1.13", "10.244.1.14"],
-                "d": ["10.244.1.15"], "e": []}
+                "d": ["10.244.1.15"], "e": [], "g": ["10.244.1.16"]}
 
     def st(svcs, eps):
         slices = []
@@ -221,12 +251,15 @@ def history():
     svcs1["b"] = _svc("b", "10.96.1.2", ("dns", 53, "UDP", 0))  # one port of a shared ClusterIP removed
     svcs1["c"] = _svc("c", "10.96.1.3", ("http", 80, "TCP", 0), sessionAffinity="ClientIP",
                       sessionAffinityConfig={"clientIP": {"timeoutSeconds": 120}})  # affinity timeout changed
+    svcs1["g"] = {**_svc("g", "10.96.1.7", ("http", 80, "TCP", 30007), type="LoadBalancer",
+                         loadBalancerSourceRanges=["10.9.0.0/16"]),  # source ranges added, LB address moved
+                  "status": {"loadBalancer": {"ingress": [{"ip": "192.168.56.201"}]}}}
     del svcs1["d"]  # service deleted
     svcs1["f"] = _svc("f", "10.96.1.6", ("http", 80, "TCP", 30006), type="NodePort")  # service added
     eps1 = {"a": ["10.244.1.10", "10.244.1.20"],  # one endpoint replaced
             "b": ["10.244.1.12"], "c": ["10.244.1.13"],  # affinity endpoint removed
             "e": ["10.244.1.30"],  # no endpoints → some
-            "f": []}  # new, without endpoints
+            "f": [], "g": ["10.244.1.16"]}  # new, without endpoints
     s1 = st(svcs1, eps1)
     eps2 = dict(eps1, a=[], f=["10.244.1.40", "10.244.1.41", "10.244.1.42"])  # some → none, none → three
     s2 = st(svcs1, eps2)

@@ -318,3 +318,28 @@ def test_workload_authz_matrix(group, resource):
     for system in ("system:kube-scheduler", "system:kube-proxy"):
         assert not POLICY.allows(Attributes(user(system), "create", api_group=group, resource=resource,
                                             namespace="d"))[0]
+
+
+@pytest.mark.parametrize("verb,resource,sub,group,allowed", [
+    ("watch", "services", "", "", True), ("patch", "services", "status", "", True),
+    ("update", "services", "status", "", True), ("create", "events", "", "", True),
+    ("patch", "services", "", "", False), ("update", "services", "", "", False),  # never the spec
+    ("create", "services", "", "", False), ("delete", "services", "", "", False),
+    ("get", "secrets", "", "", False), ("patch", "nodes", "status", "", False), ("list", "pods", "", "", False),
+])
+def test_lb_controller_writes_only_service_status(verb, resource, sub, group, allowed):
+    a = Attributes(user("system:kubelab-lb-controller"), verb, api_group=group, resource=resource,
+                   subresource=sub, namespace="team", name="web" if verb not in ("watch", "list", "create") else "")
+    assert POLICY.allows(a)[0] is allowed
+
+
+@pytest.mark.parametrize("verb,resource,sub,group,allowed", [
+    ("watch", "services", "", "", True), ("list", "nodes", "", "", True),
+    ("watch", "endpointslices", "", "discovery.k8s.io", True), ("create", "events", "", "", True),
+    ("patch", "services", "status", "", False), ("patch", "services", "", "", False),
+    ("patch", "nodes", "status", "", False), ("get", "secrets", "", "", False), ("create", "pods", "", "", False),
+])
+def test_lb_speaker_only_reads(verb, resource, sub, group, allowed):
+    a = Attributes(user("system:kubelab-lb-speaker"), verb, api_group=group, resource=resource, subresource=sub,
+                   namespace="team")
+    assert POLICY.allows(a)[0] is allowed

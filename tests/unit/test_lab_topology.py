@@ -89,10 +89,14 @@ def test_component_specs_follow_the_vm_layout():
     where = [(s.node, s.name, s.stage) for s in specs]
     assert where == [
         ("control-plane", "etcd", 0), ("control-plane", "apiserver", 1),
-        ("control-plane", "controllers", 2), ("control-plane", "scheduler", 2), ("control-plane", "proxy", 3),
-        ("worker-1", "nodeagent", 3), ("worker-1", "proxy", 3), ("worker-1", "netpol", 3),
-        ("worker-2", "nodeagent", 3), ("worker-2", "proxy", 3), ("worker-2", "netpol", 3),
+        ("control-plane", "controllers", 2), ("control-plane", "scheduler", 2),
+        ("control-plane", "loadbalancer", 2), ("control-plane", "proxy", 3),
+        ("worker-1", "nodeagent", 3), ("worker-1", "proxy", 3), ("worker-1", "netpol", 3), ("worker-1", "speaker", 3),
+        ("worker-2", "nodeagent", 3), ("worker-2", "proxy", 3), ("worker-2", "netpol", 3), ("worker-2", "speaker", 3),
     ]
+    lbc = list(next(s for s in specs if s.name == "loadbalancer").argv)
+    assert lbc[lbc.index("--pool") + 1] == "192.168.56.200-192.168.56.250"  # the lab default
+    assert "--node-monitor-grace-period" not in next(s for s in specs if s.name == "controllers").argv
     api = next(s for s in specs if s.name == "apiserver")
     a = list(api.argv)
     assert a[a.index("--bind-address") + 1] == "192.168.56.10"
@@ -133,3 +137,27 @@ def test_pod_namespaces_are_found_by_name_and_only_this_labs():
     assert lab_pod_netns("lab", names) == [f"kl-lab-control-plane-{uid}", f"kl-lab-worker-1-{uid}",
                                            f"kl-lab-worker-12-{uid}"]
     assert lab_pod_netns("lab2", names) == [f"kl-lab2-worker-1-{uid}"]
+
+
+def test_lb_pool_defaults_inside_the_node_network_and_is_checked():
+    from kubelab.lab.topology import PlanError
+    assert plan_lab(node_subnet="10.213.7.0/24").lb_pool == "10.213.7.200-10.213.7.250"
+    assert plan_lab(node_subnet="10.1.0.0/26", workers=1).lb_pool == "10.1.0.31-10.1.0.62"
+    assert plan_lab(lb_pool="192.168.56.100-192.168.56.101").lb_pool == "192.168.56.100-192.168.56.101"
+    with pytest.raises(PlanError, match="not inside the node network"):
+        plan_lab(lb_pool="10.0.0.1-10.0.0.2")
+    with pytest.raises(PlanError, match="--lb-pool: invalid pool range"):
+        plan_lab(lb_pool="x-y")
+    grace = plan_lab(node_monitor_grace_period="8s")
+    ctl = list(next(s for s in components.lab_specs(grace) if s.name == "controllers").argv)
+    assert ctl[ctl.index("--node-monitor-grace-period") + 1] == "8s"
+
+
+def test_up_flags_for_the_load_balancer():
+    from kubelab.cli.main import build_parser
+    p = build_parser()
+    a = p.parse_args(["up"])
+    assert (a.lb_pool, a.node_monitor_grace_period) == ("", "")  # defaults: the plan picks them
+    assert p.parse_args(["up", "--node-monitor-grace-period", "20s"]).node_monitor_grace_period == "20s"
+    with pytest.raises(SystemExit):
+        p.parse_args(["up", "--node-monitor-grace-period", "soon"])

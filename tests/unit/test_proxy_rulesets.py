@@ -95,6 +95,17 @@ CASES = {
         [slice_("svc8", [ep("10.180.0.8"), ep("10.180.0.9", ready=False, serving=True, terminating=True)], EP80),
          slice_("svc9", [ep("10.180.0.10", ready=False, serving=True, terminating=True),
                          ep("10.180.0.11", ready=False, serving=False, terminating=True)], EP80)]),
+    # upstream's ns5/svc5 case: LB IP 5.6.7.8 open only to loadBalancerSourceRanges 203.0.113.0/25
+    "loadbalancer-source-ranges": (
+        [{**svc("svc5", "172.30.0.45", [port("p80", 80, node_port=3002)], ns="ns5", type_="LoadBalancer",
+                loadBalancerSourceRanges=["203.0.113.0/25"]),
+          "status": {"loadBalancer": {"ingress": [{"ip": "5.6.7.8", "ipMode": "VIP"}]}}}],
+        [slice_("svc5", [ep("10.180.0.3")], EP80, ns="ns5")]),
+    "loadbalancer-local": (
+        [{**svc("svc2", "172.30.0.42", [port("p80", 80, node_port=3001)], type_="LoadBalancer",
+                externalTrafficPolicy="Local"),
+          "status": {"loadBalancer": {"ingress": [{"ip": "192.168.0.200"}]}}}],
+        [slice_("svc2", [ep("10.180.0.2"), ep("10.180.1.2", node="node2")], EP80)]),
     "headless-and-externalname-ignored": (
         [svc("headless", "None", P80), svc("ext", "", [], type_="ExternalName", externalName="example.com")],
         [slice_("headless", [ep("10.180.0.1")], EP80)]),
@@ -116,11 +127,15 @@ add map ip kube-proxy no-endpoint-nodeports { type inet_proto . inet_service : v
 add map ip kube-proxy no-endpoint-services { type ipv4_addr . inet_proto . inet_service : verdict ; comment "vmap to drop or reject packets to services with no endpoints" ; }
 add map ip kube-proxy service-ips { type ipv4_addr . inet_proto . inet_service : verdict ; comment "ClusterIP, ExternalIP and LoadBalancer IP traffic" ; }
 add map ip kube-proxy service-nodeports { type inet_proto . inet_service : verdict ; comment "NodePort traffic" ; }
+add map ip kube-proxy firewall-ips { type ipv4_addr . inet_proto . inet_service : verdict ; comment "destinations that are subject to LoadBalancerSourceRanges" ; }
 
 add chain ip kube-proxy cluster-ips-check
 add chain ip kube-proxy filter-forward { type filter hook forward priority 0 ; }
 add chain ip kube-proxy filter-input { type filter hook input priority 0 ; }
 add chain ip kube-proxy filter-output { type filter hook output priority 0 ; }
+add chain ip kube-proxy filter-output-pre-dnat { type filter hook output priority -110 ; }
+add chain ip kube-proxy filter-prerouting-pre-dnat { type filter hook prerouting priority -110 ; }
+add chain ip kube-proxy firewall-check
 add chain ip kube-proxy mark-for-masquerade
 add chain ip kube-proxy masquerading
 add chain ip kube-proxy nat-output { type nat hook output priority -100 ; }
@@ -139,6 +154,9 @@ add rule ip kube-proxy filter-input ct state new jump nodeport-endpoints-check
 add rule ip kube-proxy filter-input ct state new jump service-endpoints-check
 add rule ip kube-proxy filter-output ct state new jump service-endpoints-check
 add rule ip kube-proxy filter-output ct state new jump cluster-ips-check
+add rule ip kube-proxy filter-output-pre-dnat ct state new jump firewall-check
+add rule ip kube-proxy filter-prerouting-pre-dnat ct state new jump firewall-check
+add rule ip kube-proxy firewall-check ip daddr . meta l4proto . th dport vmap @firewall-ips
 add rule ip kube-proxy mark-for-masquerade mark set mark or 0x4000
 add rule ip kube-proxy masquerading mark and 0x4000 == 0 return
 add rule ip kube-proxy masquerading mark set mark xor 0x4000
@@ -354,6 +372,51 @@ add rule ip kube-proxy endpoint-DEHIX7LG-ns1/svc9/tcp/p80__10.180.0.10/80 ip sad
 add rule ip kube-proxy endpoint-DEHIX7LG-ns1/svc9/tcp/p80__10.180.0.10/80 meta l4proto tcp dnat to 10.180.0.10:80
 add element ip kube-proxy service-ips { 172.30.0.49 . tcp . 80 : goto service-B7L4NXCL-ns1/svc9/tcp/p80 }
 """,
+    "loadbalancer-source-ranges": """\
+
+# ns5/svc5:p80
+add element ip kube-proxy cluster-ips { 172.30.0.45 }
+add chain ip kube-proxy firewall-HVFWP5L3-ns5/svc5/tcp/p80
+add chain ip kube-proxy service-HVFWP5L3-ns5/svc5/tcp/p80
+add chain ip kube-proxy external-HVFWP5L3-ns5/svc5/tcp/p80
+add chain ip kube-proxy endpoint-GTK6MW7G-ns5/svc5/tcp/p80__10.180.0.3/80
+add rule ip kube-proxy firewall-HVFWP5L3-ns5/svc5/tcp/p80 ip saddr != { 203.0.113.0/25 } drop
+add rule ip kube-proxy service-HVFWP5L3-ns5/svc5/tcp/p80 ip daddr 172.30.0.45 ip saddr != 10.0.0.0/8 jump mark-for-masquerade
+add rule ip kube-proxy service-HVFWP5L3-ns5/svc5/tcp/p80 goto endpoint-GTK6MW7G-ns5/svc5/tcp/p80__10.180.0.3/80
+add rule ip kube-proxy external-HVFWP5L3-ns5/svc5/tcp/p80 jump mark-for-masquerade
+add rule ip kube-proxy external-HVFWP5L3-ns5/svc5/tcp/p80 goto service-HVFWP5L3-ns5/svc5/tcp/p80
+add rule ip kube-proxy endpoint-GTK6MW7G-ns5/svc5/tcp/p80__10.180.0.3/80 ip saddr 10.180.0.3 jump mark-for-masquerade
+add rule ip kube-proxy endpoint-GTK6MW7G-ns5/svc5/tcp/p80__10.180.0.3/80 meta l4proto tcp dnat to 10.180.0.3:80
+add element ip kube-proxy service-ips { 172.30.0.45 . tcp . 80 : goto service-HVFWP5L3-ns5/svc5/tcp/p80 }
+add element ip kube-proxy service-ips { 5.6.7.8 . tcp . 80 : goto external-HVFWP5L3-ns5/svc5/tcp/p80 }
+add element ip kube-proxy firewall-ips { 5.6.7.8 . tcp . 80 comment "ns5/svc5:p80" : goto firewall-HVFWP5L3-ns5/svc5/tcp/p80 }
+add element ip kube-proxy service-nodeports { tcp . 3002 : goto external-HVFWP5L3-ns5/svc5/tcp/p80 }
+""",
+    "loadbalancer-local": """\
+
+# ns1/svc2:p80
+add element ip kube-proxy cluster-ips { 172.30.0.42 }
+add chain ip kube-proxy service-QCIBCZ4I-ns1/svc2/tcp/p80
+add chain ip kube-proxy local-QCIBCZ4I-ns1/svc2/tcp/p80
+add chain ip kube-proxy external-QCIBCZ4I-ns1/svc2/tcp/p80
+add chain ip kube-proxy endpoint-C2BCGEH2-ns1/svc2/tcp/p80__10.180.0.2/80
+add chain ip kube-proxy endpoint-3X3Y6QM2-ns1/svc2/tcp/p80__10.180.1.2/80
+add rule ip kube-proxy service-QCIBCZ4I-ns1/svc2/tcp/p80 ip daddr 172.30.0.42 ip saddr != 10.0.0.0/8 jump mark-for-masquerade
+add rule ip kube-proxy service-QCIBCZ4I-ns1/svc2/tcp/p80 numgen random mod 2 0 goto endpoint-C2BCGEH2-ns1/svc2/tcp/p80__10.180.0.2/80
+add rule ip kube-proxy service-QCIBCZ4I-ns1/svc2/tcp/p80 goto endpoint-3X3Y6QM2-ns1/svc2/tcp/p80__10.180.1.2/80
+add rule ip kube-proxy local-QCIBCZ4I-ns1/svc2/tcp/p80 goto endpoint-C2BCGEH2-ns1/svc2/tcp/p80__10.180.0.2/80
+add rule ip kube-proxy external-QCIBCZ4I-ns1/svc2/tcp/p80 ip saddr 10.0.0.0/8 goto service-QCIBCZ4I-ns1/svc2/tcp/p80 comment "short-circuit pod traffic"
+add rule ip kube-proxy external-QCIBCZ4I-ns1/svc2/tcp/p80 fib saddr type local jump mark-for-masquerade comment "masquerade local traffic"
+add rule ip kube-proxy external-QCIBCZ4I-ns1/svc2/tcp/p80 fib saddr type local goto service-QCIBCZ4I-ns1/svc2/tcp/p80 comment "short-circuit local traffic"
+add rule ip kube-proxy external-QCIBCZ4I-ns1/svc2/tcp/p80 goto local-QCIBCZ4I-ns1/svc2/tcp/p80
+add rule ip kube-proxy endpoint-C2BCGEH2-ns1/svc2/tcp/p80__10.180.0.2/80 ip saddr 10.180.0.2 jump mark-for-masquerade
+add rule ip kube-proxy endpoint-C2BCGEH2-ns1/svc2/tcp/p80__10.180.0.2/80 meta l4proto tcp dnat to 10.180.0.2:80
+add rule ip kube-proxy endpoint-3X3Y6QM2-ns1/svc2/tcp/p80__10.180.1.2/80 ip saddr 10.180.1.2 jump mark-for-masquerade
+add rule ip kube-proxy endpoint-3X3Y6QM2-ns1/svc2/tcp/p80__10.180.1.2/80 meta l4proto tcp dnat to 10.180.1.2:80
+add element ip kube-proxy service-ips { 172.30.0.42 . tcp . 80 : goto service-QCIBCZ4I-ns1/svc2/tcp/p80 }
+add element ip kube-proxy service-ips { 192.168.0.200 . tcp . 80 : goto external-QCIBCZ4I-ns1/svc2/tcp/p80 }
+add element ip kube-proxy service-nodeports { tcp . 3001 : goto external-QCIBCZ4I-ns1/svc2/tcp/p80 }
+""",
     "headless-and-externalname-ignored": """\
 """,
 }
@@ -362,6 +425,7 @@ IPT_EXPECTED = {
     "clusterip-1-endpoint": """\
 *filter
 :KUBE-EXTERNAL-SERVICES - [0:0]
+:KUBE-PROXY-FIREWALL - [0:0]
 :KUBE-SERVICES - [0:0]
 COMMIT
 *nat
@@ -386,6 +450,7 @@ COMMIT
     "clusterip-3-endpoints": """\
 *filter
 :KUBE-EXTERNAL-SERVICES - [0:0]
+:KUBE-PROXY-FIREWALL - [0:0]
 :KUBE-SERVICES - [0:0]
 COMMIT
 *nat
@@ -418,6 +483,7 @@ COMMIT
     "no-endpoints-reject": """\
 *filter
 :KUBE-EXTERNAL-SERVICES - [0:0]
+:KUBE-PROXY-FIREWALL - [0:0]
 :KUBE-SERVICES - [0:0]
 -A KUBE-SERVICES -m comment --comment "ns1/svc6:p80 has no endpoints" -m tcp -p tcp -d 172.30.0.46 --dport 80 -j REJECT
 -A KUBE-EXTERNAL-SERVICES -m comment --comment "ns1/svc6:p80 has no endpoints" -m addrtype --dst-type LOCAL -m tcp -p tcp --dport 3001 -j REJECT
@@ -437,6 +503,7 @@ COMMIT
     "nodeport": """\
 *filter
 :KUBE-EXTERNAL-SERVICES - [0:0]
+:KUBE-PROXY-FIREWALL - [0:0]
 :KUBE-SERVICES - [0:0]
 COMMIT
 *nat
@@ -465,6 +532,7 @@ COMMIT
     "named-ports": """\
 *filter
 :KUBE-EXTERNAL-SERVICES - [0:0]
+:KUBE-PROXY-FIREWALL - [0:0]
 :KUBE-SERVICES - [0:0]
 COMMIT
 *nat
@@ -496,6 +564,7 @@ COMMIT
     "udp": """\
 *filter
 :KUBE-EXTERNAL-SERVICES - [0:0]
+:KUBE-PROXY-FIREWALL - [0:0]
 :KUBE-SERVICES - [0:0]
 COMMIT
 *nat
@@ -527,6 +596,7 @@ COMMIT
     "session-affinity": """\
 *filter
 :KUBE-EXTERNAL-SERVICES - [0:0]
+:KUBE-PROXY-FIREWALL - [0:0]
 :KUBE-SERVICES - [0:0]
 COMMIT
 *nat
@@ -557,6 +627,7 @@ COMMIT
     "external-traffic-policy-local": """\
 *filter
 :KUBE-EXTERNAL-SERVICES - [0:0]
+:KUBE-PROXY-FIREWALL - [0:0]
 :KUBE-SERVICES - [0:0]
 COMMIT
 *nat
@@ -593,6 +664,7 @@ COMMIT
     "external-traffic-policy-local-none-here": """\
 *filter
 :KUBE-EXTERNAL-SERVICES - [0:0]
+:KUBE-PROXY-FIREWALL - [0:0]
 :KUBE-SERVICES - [0:0]
 -A KUBE-EXTERNAL-SERVICES -m comment --comment "ns1/svc2:p80 has no local endpoints" -m addrtype --dst-type LOCAL -m tcp -p tcp --dport 3001 -j DROP
 COMMIT
@@ -623,6 +695,7 @@ COMMIT
     "internal-traffic-policy-local": """\
 *filter
 :KUBE-EXTERNAL-SERVICES - [0:0]
+:KUBE-PROXY-FIREWALL - [0:0]
 :KUBE-SERVICES - [0:0]
 -A KUBE-SERVICES -m comment --comment "ns1/svc7:p80 has no local endpoints" -m tcp -p tcp -d 172.30.0.47 --dport 80 -j DROP
 COMMIT
@@ -648,6 +721,7 @@ COMMIT
     "terminating-endpoints": """\
 *filter
 :KUBE-EXTERNAL-SERVICES - [0:0]
+:KUBE-PROXY-FIREWALL - [0:0]
 :KUBE-SERVICES - [0:0]
 COMMIT
 *nat
@@ -676,9 +750,82 @@ COMMIT
 -A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain" -d 192.168.0.2 -j KUBE-NODEPORTS
 COMMIT
 """,
+    "loadbalancer-source-ranges": """\
+*filter
+:KUBE-EXTERNAL-SERVICES - [0:0]
+:KUBE-PROXY-FIREWALL - [0:0]
+:KUBE-SERVICES - [0:0]
+-A KUBE-PROXY-FIREWALL -m comment --comment "ns5/svc5:p80 traffic not accepted by KUBE-FW-NUKIZ6OKUXPJNT4C" -m tcp -p tcp -d 5.6.7.8 --dport 80 -j DROP
+COMMIT
+*nat
+:KUBE-MARK-MASQ - [0:0]
+:KUBE-NODEPORTS - [0:0]
+:KUBE-POSTROUTING - [0:0]
+:KUBE-SERVICES - [0:0]
+:KUBE-SVC-NUKIZ6OKUXPJNT4C - [0:0]
+:KUBE-EXT-NUKIZ6OKUXPJNT4C - [0:0]
+:KUBE-FW-NUKIZ6OKUXPJNT4C - [0:0]
+:KUBE-SEP-I77PXRDZVX7PMWMN - [0:0]
+-A KUBE-MARK-MASQ -j MARK --or-mark 0x4000
+-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN
+-A KUBE-POSTROUTING -j MARK --xor-mark 0x4000
+-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE --random-fully
+-A KUBE-SERVICES -m comment --comment "ns5/svc5:p80 cluster IP" -m tcp -p tcp -d 172.30.0.45 --dport 80 -j KUBE-SVC-NUKIZ6OKUXPJNT4C
+-A KUBE-SERVICES -m comment --comment "ns5/svc5:p80 loadbalancer IP" -m tcp -p tcp -d 5.6.7.8 --dport 80 -j KUBE-FW-NUKIZ6OKUXPJNT4C
+-A KUBE-NODEPORTS -m comment --comment ns5/svc5:p80 -m tcp -p tcp --dport 3002 -j KUBE-EXT-NUKIZ6OKUXPJNT4C
+-A KUBE-FW-NUKIZ6OKUXPJNT4C -m comment --comment "ns5/svc5:p80 loadbalancer IP" -s 203.0.113.0/25 -j KUBE-EXT-NUKIZ6OKUXPJNT4C
+-A KUBE-FW-NUKIZ6OKUXPJNT4C -m comment --comment "other traffic to ns5/svc5:p80 will be dropped by KUBE-PROXY-FIREWALL"
+-A KUBE-SVC-NUKIZ6OKUXPJNT4C -m comment --comment "ns5/svc5:p80 cluster IP" -m tcp -p tcp -d 172.30.0.45 --dport 80 ! -s 10.0.0.0/8 -j KUBE-MARK-MASQ
+-A KUBE-EXT-NUKIZ6OKUXPJNT4C -m comment --comment "masquerade traffic for ns5/svc5:p80 external destinations" -j KUBE-MARK-MASQ
+-A KUBE-EXT-NUKIZ6OKUXPJNT4C -j KUBE-SVC-NUKIZ6OKUXPJNT4C
+-A KUBE-SVC-NUKIZ6OKUXPJNT4C -m comment --comment "ns5/svc5:p80 -> 10.180.0.3:80" -j KUBE-SEP-I77PXRDZVX7PMWMN
+-A KUBE-SEP-I77PXRDZVX7PMWMN -m comment --comment ns5/svc5:p80 -s 10.180.0.3 -j KUBE-MARK-MASQ
+-A KUBE-SEP-I77PXRDZVX7PMWMN -m comment --comment ns5/svc5:p80 -m tcp -p tcp -j DNAT --to-destination 10.180.0.3:80
+-A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain" -d 192.168.0.2 -j KUBE-NODEPORTS
+COMMIT
+""",
+    "loadbalancer-local": """\
+*filter
+:KUBE-EXTERNAL-SERVICES - [0:0]
+:KUBE-PROXY-FIREWALL - [0:0]
+:KUBE-SERVICES - [0:0]
+COMMIT
+*nat
+:KUBE-MARK-MASQ - [0:0]
+:KUBE-NODEPORTS - [0:0]
+:KUBE-POSTROUTING - [0:0]
+:KUBE-SERVICES - [0:0]
+:KUBE-SVC-IP2NFBUX2EWVD722 - [0:0]
+:KUBE-SVL-IP2NFBUX2EWVD722 - [0:0]
+:KUBE-EXT-IP2NFBUX2EWVD722 - [0:0]
+:KUBE-SEP-F4BZC55XMT23ZGEP - [0:0]
+:KUBE-SEP-E7NLDKXCGO4627DD - [0:0]
+-A KUBE-MARK-MASQ -j MARK --or-mark 0x4000
+-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN
+-A KUBE-POSTROUTING -j MARK --xor-mark 0x4000
+-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE --random-fully
+-A KUBE-SERVICES -m comment --comment "ns1/svc2:p80 cluster IP" -m tcp -p tcp -d 172.30.0.42 --dport 80 -j KUBE-SVC-IP2NFBUX2EWVD722
+-A KUBE-SERVICES -m comment --comment "ns1/svc2:p80 loadbalancer IP" -m tcp -p tcp -d 192.168.0.200 --dport 80 -j KUBE-EXT-IP2NFBUX2EWVD722
+-A KUBE-NODEPORTS -m comment --comment ns1/svc2:p80 -m tcp -p tcp --dport 3001 -j KUBE-EXT-IP2NFBUX2EWVD722
+-A KUBE-SVC-IP2NFBUX2EWVD722 -m comment --comment "ns1/svc2:p80 cluster IP" -m tcp -p tcp -d 172.30.0.42 --dport 80 ! -s 10.0.0.0/8 -j KUBE-MARK-MASQ
+-A KUBE-EXT-IP2NFBUX2EWVD722 -m comment --comment "pod traffic for ns1/svc2:p80 external destinations" -s 10.0.0.0/8 -j KUBE-SVC-IP2NFBUX2EWVD722
+-A KUBE-EXT-IP2NFBUX2EWVD722 -m comment --comment "masquerade LOCAL traffic for ns1/svc2:p80 external destinations" -m addrtype --src-type LOCAL -j KUBE-MARK-MASQ
+-A KUBE-EXT-IP2NFBUX2EWVD722 -m comment --comment "route LOCAL traffic for ns1/svc2:p80 external destinations" -m addrtype --src-type LOCAL -j KUBE-SVC-IP2NFBUX2EWVD722
+-A KUBE-EXT-IP2NFBUX2EWVD722 -j KUBE-SVL-IP2NFBUX2EWVD722
+-A KUBE-SVC-IP2NFBUX2EWVD722 -m comment --comment "ns1/svc2:p80 -> 10.180.0.2:80" -m statistic --mode random --probability 0.5000000000 -j KUBE-SEP-F4BZC55XMT23ZGEP
+-A KUBE-SVC-IP2NFBUX2EWVD722 -m comment --comment "ns1/svc2:p80 -> 10.180.1.2:80" -j KUBE-SEP-E7NLDKXCGO4627DD
+-A KUBE-SVL-IP2NFBUX2EWVD722 -m comment --comment "ns1/svc2:p80 -> 10.180.0.2:80" -j KUBE-SEP-F4BZC55XMT23ZGEP
+-A KUBE-SEP-F4BZC55XMT23ZGEP -m comment --comment ns1/svc2:p80 -s 10.180.0.2 -j KUBE-MARK-MASQ
+-A KUBE-SEP-F4BZC55XMT23ZGEP -m comment --comment ns1/svc2:p80 -m tcp -p tcp -j DNAT --to-destination 10.180.0.2:80
+-A KUBE-SEP-E7NLDKXCGO4627DD -m comment --comment ns1/svc2:p80 -s 10.180.1.2 -j KUBE-MARK-MASQ
+-A KUBE-SEP-E7NLDKXCGO4627DD -m comment --comment ns1/svc2:p80 -m tcp -p tcp -j DNAT --to-destination 10.180.1.2:80
+-A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain" -d 192.168.0.2 -j KUBE-NODEPORTS
+COMMIT
+""",
     "headless-and-externalname-ignored": """\
 *filter
 :KUBE-EXTERNAL-SERVICES - [0:0]
+:KUBE-PROXY-FIREWALL - [0:0]
 :KUBE-SERVICES - [0:0]
 COMMIT
 *nat

@@ -224,7 +224,7 @@ async def test_iptables_backend_restores_once_and_ensures_jumps_idempotently():
     assert len(restores) == 1 and "--noflush" in restores[0]
     checks = [argv for argv, _ in runner.calls if "-C" in argv]
     inserts = [argv for argv, _ in runner.calls if "-I" in argv]
-    assert len(checks) == 7 and inserts == []  # the fake says every jump already exists
+    assert len(checks) == 10 and inserts == []  # the fake says every jump already exists
 
 
 async def test_syncs_wait_for_informers():

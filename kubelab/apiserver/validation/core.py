@@ -14,6 +14,7 @@ from .formats import (
     MSG_CONFIG_KEY, MSG_IMMUTABLE, qualified_name_errors,
 )
 from .meta import _immutable, PROTOCOLS, validate_labels
+from . import loadbalancer
 from .podspec import _port_or_name, TAINT_EFFECTS, validate_pod_spec
 
 
@@ -92,6 +93,7 @@ def _validate_service(errs: Causes, obj: dict) -> None:
     for i, ip in enumerate(_list(spec.get("externalIPs"))):
         if not _is_ip(ip):
             errs.invalid(f"spec.externalIPs[{i}]", ip, "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)")
+    loadbalancer.validate(errs, obj)  # loadBalancerIP/SourceRanges/Class, status.loadBalancer
 
 
 def _validate_namespace(errs: Causes, obj: dict) -> None:
@@ -259,6 +261,7 @@ def _validate_service_update(errs: Causes, obj: dict, old: dict) -> None:
         return  # clusterIP is cleared/allocated when switching to/from ExternalName
     if ospec.get("clusterIP"):
         _immutable(errs, "spec.clusterIP", spec.get("clusterIP") or "", ospec["clusterIP"])
+    loadbalancer.validate_update(errs, obj, old)
 
 
 def _validate_node_update(errs: Causes, obj: dict, old: dict) -> None:

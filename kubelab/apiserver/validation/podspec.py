@@ -240,5 +240,8 @@ def _pod_spec_path(obj: dict) -> tuple[object, str]:
 
 def pod_field_warnings(obj: dict) -> list[str]:
     """`Warning:` headers for the fields of a pod (or a pod template) kubelab ignores."""
+    if obj.get("kind") == "Service":
+        from . import loadbalancer  # a Service's warnings (healthCheckNodePort) share this entry point
+        return loadbalancer.warnings(obj)
     spec, path = _pod_spec_path(obj)
     return podfields.warnings(spec, path) if isinstance(spec, dict) else []
