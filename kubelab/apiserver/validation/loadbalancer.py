@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import ipaddress
 
+from .formats import qualified_name_errors
+
 SOURCE_RANGE_MSG = "must be a list of IP ranges. For example, 10.240.0.0/24,10.250.0.0/24 "
 ONLY_LB = "may only be used when `type` is 'LoadBalancer'"
 IP_MODES = ("VIP", "Proxy")
@@ -33,9 +35,7 @@ def _ipv4(text) -> bool:
 
 
 def validate(errs, obj: dict) -> None:
-    """Append causes for the load-balancer fields of a Service (errs: validation.Causes)."""
-    from .validation import qualified_name_errors
-
+    """Append causes for the load-balancer fields of a Service (errs: Causes)."""
     spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
     is_lb = (spec.get("type") or "ClusterIP") == "LoadBalancer"
     ip = spec.get("loadBalancerIP")
