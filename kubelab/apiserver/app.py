@@ -23,7 +23,7 @@ from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from kubelab.resources import BY_PLURAL, RESOURCES, ResourceType
 from kubelab.serving import health_report
 
-from . import discovery, nodeproxy, tokenrequest
+from . import discovery, eviction, nodeproxy, tokenrequest
 from . import status as st
 from .bootstrap import bootstrap
 from .metrics import Metrics
@@ -415,6 +415,9 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
             if wants_table(request):
                 return _json(_to_table(rt, [obj], obj["metadata"]["resourceVersion"], q.get("includeObject")))
             return _json(obj)
+        if method == "POST" and t.sub == "eviction":
+            body = decode_body(await read_body(request), request.headers.get("content-type", ""))
+            return _json(await eviction.evict(registry, t.namespace, t.name, body, dry_run=dry_run), 201)
         if method == "POST" and t.sub == "binding":
             body = decode_body(await read_body(request), request.headers.get("content-type", ""))
             return _json(await registry.bind(t.namespace, t.name, body), 201)

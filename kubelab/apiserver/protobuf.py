@@ -191,6 +191,16 @@ _MESSAGES: dict[str, list[tuple]] = {
                           ("egress", 3, "NetworkPolicyEgressRule", "repeated"),
                           ("policyTypes", 4, _S, "repeated")],
     "NetworkPolicy": [("metadata", 1, "ObjectMeta", ""), ("spec", 2, "NetworkPolicySpec", "")],
+    # policy/v1 (`kubectl create poddisruptionbudget`; the Eviction `kubectl drain` posts)
+    "PodDisruptionBudgetSpec": [("minAvailable", 1, "IntOrString", "ptr"), ("selector", 2, "LabelSelector", "ptr"),
+                                ("maxUnavailable", 3, "IntOrString", "ptr"),
+                                ("unhealthyPodEvictionPolicy", 4, _S, "ptr")],
+    "PodDisruptionBudget": [("metadata", 1, "ObjectMeta", ""), ("spec", 2, "PodDisruptionBudgetSpec", "")],
+    "Preconditions": [("uid", 1, _S, "ptr"), ("resourceVersion", 2, _S, "ptr")],
+    "DeleteOptions": [("gracePeriodSeconds", 1, _I64, "ptr"), ("preconditions", 2, "Preconditions", "ptr"),
+                      ("orphanDependents", 3, _B, "ptr"), ("propagationPolicy", 4, _S, "ptr"),
+                      ("dryRun", 5, _S, "repeated")],
+    "Eviction": [("metadata", 1, "ObjectMeta", ""), ("deleteOptions", 2, "DeleteOptions", "ptr")],
     # authentication/v1 (`kubectl create token`)
     "BoundObjectReference": [("kind", 1, _S, ""), ("apiVersion", 2, _S, ""), ("name", 3, _S, ""),
                              ("uid", 4, _S, "")],
@@ -220,6 +230,8 @@ KINDS: dict[tuple[str, str], str] = {
     ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): "ClusterRoleBinding",
     ("authentication.k8s.io/v1", "TokenRequest"): "TokenRequest",
     ("networking.k8s.io/v1", "NetworkPolicy"): "NetworkPolicy",
+    ("policy/v1", "PodDisruptionBudget"): "PodDisruptionBudget",
+    ("policy/v1", "Eviction"): "Eviction",
 }
 
 _F = descriptor_pb2.FieldDescriptorProto

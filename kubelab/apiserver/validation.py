@@ -1302,6 +1302,10 @@ _UPDATE_VALIDATORS = {
     "Job": _validate_job_update, "DaemonSet": _validate_replicated_update,
 }
 
+from .validation_apps_policy import UPDATE_VALIDATORS as _AP_UPDATES, VALIDATORS as _AP  # noqa: E402
+_VALIDATORS.update(_AP)
+_UPDATE_VALIDATORS.update(_AP_UPDATES)
+
 
 def validate(rt: ResourceType, obj: dict, *, old: dict | None = None) -> list[dict]:
     """StatusCauses for `obj` of type `rt` ([] when valid); with `old`, also update rules."""
