@@ -109,6 +109,10 @@ def compute(pdb: dict, pods: list[dict], scale_of, now: float) -> dict:
                             "observedGeneration": gen, "lastTransitionTime": since}]}
 
 
+def _namespace_index(pod: dict) -> list[str]:
+    return [pod["metadata"].get("namespace") or ""]
+
+
 class DisruptionController(Controller):
     name = "disruption"
     component = "controllermanager"
@@ -117,7 +121,7 @@ class DisruptionController(Controller):
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
         self.pdbs = ctx.factory.informer("poddisruptionbudgets")
-        self.pods = ctx.factory.informer("pods")
+        self.pods = ctx.factory.informer("pods", indexers={"namespace": _namespace_index})
         self.replicasets = ctx.factory.informer("replicasets")
         self.deployments = ctx.factory.informer("deployments")
         self.statefulsets = ctx.factory.informer("statefulsets")
@@ -158,7 +162,7 @@ class DisruptionController(Controller):
         if pdb is None:
             return
         ns, name = pdb["metadata"]["namespace"], pdb["metadata"]["name"]
-        pods = [p for p in self.pods.store.list() if p["metadata"].get("namespace") == ns]
+        pods = list(self.pods.store.by_index("namespace", ns))
         now = time.time()
         status = compute(pdb, pods, self._scale_of(ns), now)
         if status != (pdb.get("status") or {}):
