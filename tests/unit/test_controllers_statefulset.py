@@ -248,3 +248,30 @@ def test_budget_validation(spec, field, words):
     b = pdb(**spec)
     causes = validation.validate(PDBS, b)
     assert any(c["field"] == field and words in c["message"] for c in causes), causes
+
+
+def test_an_unbound_pod_deleted_at_once_satisfies_the_expectation():
+    """A pod without a node is removed without a deletionTimestamp: the informer's delete
+    event alone must count as the deletion the controller waits for (else it stalls for the
+    expectations' TTL before replacing the pod during a rolling update)."""
+    from kubelab.controllers.base import Context, InformerFactory
+    from kubelab.controllers.statefulset import StatefulSetController
+
+    class Recorder:
+        host = "test"
+
+        def event(self, *a, **k) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+    ctx = Context(None, InformerFactory(None), Recorder(), None)
+    ctx._recorders[StatefulSetController.component] = Recorder()
+    c = StatefulSetController(ctx)
+    victim = pod(sts(), 2)
+    c.expectations.expect_deletions("ns/web", ["ns/web-2"])
+    assert not c.expectations.satisfied("ns/web")
+    (_, _, on_delete), = c.pods._handlers
+    on_delete(victim)
+    assert c.expectations.satisfied("ns/web")
