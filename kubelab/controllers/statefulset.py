@@ -55,14 +55,14 @@ def ordinal(sts_name: str, pod: dict) -> int | None:
 
 def pod_for(sts: dict, n: int) -> dict:
     """Pod `n` of the set: the template, the stable name as hostname, `serviceName` as subdomain."""
-    spec_ = sts.get("spec") or {}
-    tmpl = spec_.get("template") or {}
+    sts_spec = sts.get("spec") or {}
+    tmpl = sts_spec.get("template") or {}
     tmeta = tmpl.get("metadata") or {}
     name = f"{sts['metadata']['name']}-{n}"
     spec = copy.deepcopy(tmpl.get("spec") or {})
     spec["hostname"] = name
-    if spec_.get("serviceName"):
-        spec["subdomain"] = spec_["serviceName"]
+    if sts_spec.get("serviceName"):
+        spec["subdomain"] = sts_spec["serviceName"]
     labels = {**(tmeta.get("labels") or {}), HASH_LABEL: revision(sts), POD_NAME_LABEL: name,
               POD_INDEX_LABEL: str(n)}
     meta = {"name": name, "namespace": sts["metadata"]["namespace"], "labels": labels,

@@ -157,6 +157,7 @@ spec:
   template:
     metadata: {labels: {app: web}}
     spec:
+      terminationGracePeriodSeconds: 1   # busybox's sleep ignores SIGTERM: do not wait 30 s per eviction
       containers:
       - {name: web, image: busybox}
 """
