@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from kubelab.client import AlreadyExists, NotFound
 
 from .base import Context, Controller
-from .replicaset import Expectations, controller_index
+from .replicaset import BURST_REPLICAS, Expectations, controller_index
 from .util import (controller_ref, fnv32a, owner_ref_for, pod_is_available, pod_is_ready, pod_is_terminal,
                    pod_is_terminating, safe_encode)
 
@@ -106,17 +106,17 @@ def plan(sts: dict, pods: list[dict], now: float) -> Plan:
     out = Plan()
     stop = False
     for n in wanted:  # create, replace failed, wait in order
+        if stop or len(out.create) >= BURST_REPLICAS:
+            break  # bounded work per sync, whatever `replicas` says (int32 allows 2^31 - 1)
         p = by_ord.get(n)
         if p is None:
-            if not stop:
-                out.create.append(n)
-            stop = stop or ordered
+            out.create.append(n)
+            stop = ordered
         elif pod_is_terminal(p) and not pod_is_terminating(p):
-            if not stop:
-                out.delete.append(p)  # comes back under the same name on a later sync
-            stop = stop or ordered
+            out.delete.append(p)  # comes back under the same name on a later sync
+            stop = ordered
         elif not _healthy(p):
-            stop = stop or ordered
+            stop = ordered
     condemned = sorted((p for n, p in by_ord.items() if n not in wanted), key=lambda p: -ordinal(name, p))
     for p in condemned:  # scale down from the top; OrderedReady one at a time, all others healthy
         if pod_is_terminating(p):

@@ -275,3 +275,11 @@ def test_an_unbound_pod_deleted_at_once_satisfies_the_expectation():
     (_, _, on_delete), = c.pods._handlers
     on_delete(victim)
     assert c.expectations.satisfied("ns/web")
+
+
+def test_a_huge_replica_count_is_worked_off_in_bounded_bursts():
+    from kubelab.controllers.replicaset import BURST_REPLICAS
+    s = sts(podManagementPolicy="Parallel", replicas=2**31 - 1)
+    p = plan(s, [pod(s, 0)], NOW)
+    assert len(p.create) == BURST_REPLICAS and p.create[0] == 1
+    assert plan(sts(replicas=2**31 - 1), [], NOW).create == [0]
