@@ -22,17 +22,25 @@ STATEFULSET_MUTABLE = ("replicas", "ordinals", "template", "updateStrategy", "re
 MSG_STATEFULSET_UPDATE = ("updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', "
                           "'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and "
                           "'minReadySeconds' are forbidden")
+# `<name>-<ordinal>` (label statefulset.kubernetes.io/pod-name) and `<name>-<hash>` (label
+# controller-revision-hash) are label values, at most 63 characters: a longer name could
+# never get a pod (upstream accepts it and then fails every pod creation; kubelab says so at once).
+MAX_NAME = 52
 MSG_NO_STORAGE = ("not supported by kubelab: storage (PersistentVolumeClaims) is not served yet, so the pods "
                   "could not get their volumes")
 
 
 def _validate_statefulset(errs: v.Causes, obj: dict) -> None:
     v._validate_replicated(errs, obj, "statefulset")
+    name = v._dict(obj.get("metadata")).get("name") or ""
+    if len(name) > MAX_NAME:
+        errs.invalid("metadata.name", name, f"must be no more than {MAX_NAME} characters: the pods' names "
+                                            "and revision hashes are label values (63 characters at most)")
     spec = v._dict(obj.get("spec"))
     errs.enum("spec.podManagementPolicy", spec.get("podManagementPolicy"), STATEFULSET_POLICIES)
-    name = spec.get("serviceName")
-    if name:
-        errs.each("spec.serviceName", name, v.dns1123_label_errors(name))
+    service = spec.get("serviceName")
+    if service:
+        errs.each("spec.serviceName", service, v.dns1123_label_errors(service))
     strategy = v._dict(spec.get("updateStrategy"))
     stype = strategy.get("type")
     errs.enum("spec.updateStrategy.type", stype, STATEFULSET_STRATEGIES)

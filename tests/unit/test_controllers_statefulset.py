@@ -167,6 +167,15 @@ def test_validation_names_the_field(change, field, words):
     assert any(c["field"] == field and words in c["message"] for c in causes), causes
 
 
+def test_a_name_too_long_for_its_pods_labels_is_refused():
+    s = _defaulted(sts())
+    s["metadata"]["name"] = "w" * 53
+    assert any(c["field"] == "metadata.name" and "no more than 52 characters" in c["message"]
+               for c in validation.validate(STS, s))
+    s["metadata"]["name"] = "w" * 52
+    assert validation.validate(STS, s) == []
+
+
 def test_update_may_change_only_upstreams_list():
     old = _defaulted(sts())
     new = _defaulted(sts("nginx:2", replicas=5))
