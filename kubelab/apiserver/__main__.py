@@ -53,6 +53,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="CA verifying the node agents' serving certificates (default: not verified)")
     return flags.parse_args(p, argv, "kube-apiserver")
 
+KEEP_ALIVE_SECONDS = 60
+
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
@@ -73,7 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     # (clients reconnect to the next API server, as from kube-apiserver).
     verbose = args.v >= 3
     common = dict(host=args.bind_address, port=args.port, log_level="info" if verbose else "warning",
-                  access_log=verbose, timeout_graceful_shutdown=3)
+                  access_log=verbose, timeout_graceful_shutdown=3,
+                  # uvicorn's default (5 s) is exactly kubectl drain's eviction retry interval: the idle
+                  # connection is closed as the retry reuses it, and a POST is not retried by Go's client
+                  timeout_keep_alive=KEEP_ALIVE_SECONDS)
     try:
         settings.security, tls = security_settings(args)
     except (ValueError, OSError) as e:

@@ -28,7 +28,7 @@ from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from kubelab.resources import BY_PLURAL, ResourceType
 from kubelab.serving import health_report
 
-from . import discovery, nodeproxy, tokenrequest
+from . import discovery, eviction, nodeproxy, tokenrequest
 from . import status as st
 from .bootstrap import bootstrap
 from .metrics import Metrics
@@ -129,6 +129,7 @@ OBJECT_ROUTES: dict[tuple[str | None, str], str] = {
     ("scale", "GET"): "get_scale", ("scale", "PUT"): "update_scale", ("scale", "PATCH"): "patch",
     # GET on binding/token reads the object, as before this table (upstream answers 405)
     ("binding", "GET"): "get", ("binding", "POST"): "bind",
+    ("eviction", "POST"): "evict",  # policy/v1 Eviction (`kubectl drain`), PodDisruptionBudgets honoured
     ("token", "GET"): "get", ("token", "POST"): "token",
     ("log", "GET"): "pod_log",
     ("exec", "*"): "needs_websocket",
@@ -291,6 +292,10 @@ class ResourceHandler:
     async def bind(self, t: Target, request: Request, call: "Call") -> Response:
         body = await _body(request)
         return _json(await self.registry.bind(t.namespace, t.name, body), 201)
+
+    async def evict(self, t: Target, request: Request, call: "Call") -> Response:
+        body = await _body(request)
+        return _json(await eviction.evict(self.registry, t.namespace, t.name, body, dry_run=call.dry_run), 201)
 
     async def token(self, t: Target, request: Request, call: "Call") -> Response:
         body = await _body(request)

@@ -266,6 +266,21 @@ def _daemonset(ds: dict) -> None:
 METADATA_NAME_LABEL = "kubernetes.io/metadata.name"
 
 
+def _statefulset(sts: dict) -> None:
+    spec = _d(sts, "spec")
+    _default(spec, "replicas", 1)
+    _default(spec, "podManagementPolicy", "OrderedReady")
+    strategy = _d(spec, "updateStrategy")
+    _default(strategy, "type", "RollingUpdate")
+    if strategy["type"] == "RollingUpdate":
+        _default(_d(strategy, "rollingUpdate"), "partition", 0)
+    _default(spec, "revisionHistoryLimit", 10)
+    policy = _d(spec, "persistentVolumeClaimRetentionPolicy")
+    _default(policy, "whenDeleted", "Retain")
+    _default(policy, "whenScaled", "Retain")
+    _template(spec)
+
+
 def _namespace(ns: dict) -> None:
     # Upstream (1.21+) always sets this label to the name, overwriting any other value, so a
     # NetworkPolicy namespaceSelector can pick a namespace by name.
@@ -312,6 +327,7 @@ _DEFAULTERS = {
     "Pod": _pod, "Service": _service, "Deployment": _deployment, "ReplicaSet": _replicaset,
     "Namespace": _namespace, "EndpointSlice": _endpointslice, "Endpoints": _endpoints,
     "Secret": _secret, "NetworkPolicy": _networkpolicy, "Job": _job, "CronJob": _cronjob, "DaemonSet": _daemonset,
+    "StatefulSet": _statefulset,
 }
 
 

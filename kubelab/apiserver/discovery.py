@@ -17,9 +17,11 @@ VERSION = {
 _SUB_VERBS = {
     "status": ["get", "patch", "update"], "scale": ["get", "patch", "update"], "binding": ["create"],
     "log": ["get"], "exec": ["create", "get"], "finalize": ["update"], "token": ["create"],
+    "eviction": ["create"],
 }
 _SUB_KIND = {"scale": ("autoscaling", "v1", "Scale"), "binding": ("", "v1", "Binding"),
-             "token": ("authentication.k8s.io", "v1", "TokenRequest")}
+             "token": ("authentication.k8s.io", "v1", "TokenRequest"),
+             "eviction": ("policy", "v1", "Eviction")}
 
 
 def api_versions(server_address: str) -> dict:

@@ -210,6 +210,16 @@ _MESSAGES: dict[str, list[tuple]] = {
                                         ("scope", 4, _S, "ptr"), ("namespace", 5, _S, "ptr")],
     "IngressClassSpec": [("controller", 1, _S, ""), ("parameters", 2, "IngressClassParametersReference", "ptr")],
     "IngressClass": [("metadata", 1, "ObjectMeta", ""), ("spec", 2, "IngressClassSpec", "")],
+    # policy/v1 (`kubectl create poddisruptionbudget`; the Eviction `kubectl drain` posts)
+    "PodDisruptionBudgetSpec": [("minAvailable", 1, "IntOrString", "ptr"), ("selector", 2, "LabelSelector", "ptr"),
+                                ("maxUnavailable", 3, "IntOrString", "ptr"),
+                                ("unhealthyPodEvictionPolicy", 4, _S, "ptr")],
+    "PodDisruptionBudget": [("metadata", 1, "ObjectMeta", ""), ("spec", 2, "PodDisruptionBudgetSpec", "")],
+    "Preconditions": [("uid", 1, _S, "ptr"), ("resourceVersion", 2, _S, "ptr")],
+    "DeleteOptions": [("gracePeriodSeconds", 1, _I64, "ptr"), ("preconditions", 2, "Preconditions", "ptr"),
+                      ("orphanDependents", 3, _B, "ptr"), ("propagationPolicy", 4, _S, "ptr"),
+                      ("dryRun", 5, _S, "repeated")],
+    "Eviction": [("metadata", 1, "ObjectMeta", ""), ("deleteOptions", 2, "DeleteOptions", "ptr")],
     # authentication/v1 (`kubectl create token`)
     "BoundObjectReference": [("kind", 1, _S, ""), ("apiVersion", 2, _S, ""), ("name", 3, _S, ""),
                              ("uid", 4, _S, "")],
@@ -241,6 +251,8 @@ KINDS: dict[tuple[str, str], str] = {
     ("networking.k8s.io/v1", "NetworkPolicy"): "NetworkPolicy",
     ("networking.k8s.io/v1", "Ingress"): "Ingress",
     ("networking.k8s.io/v1", "IngressClass"): "IngressClass",
+    ("policy/v1", "PodDisruptionBudget"): "PodDisruptionBudget",
+    ("policy/v1", "Eviction"): "Eviction",
 }
 
 _F = descriptor_pb2.FieldDescriptorProto

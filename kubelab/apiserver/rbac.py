@@ -338,7 +338,9 @@ def _rule(groups, resources, verbs, **extra) -> dict:
 _WORKLOADS = ["pods", "pods/log", "pods/status", "services", "services/status", "endpoints", "configmaps",
               "serviceaccounts", "events"]
 _APPS = ["deployments", "deployments/scale", "deployments/status", "replicasets", "replicasets/scale",
-         "replicasets/status", "daemonsets", "daemonsets/status"]
+         "replicasets/status", "daemonsets", "daemonsets/status", "statefulsets", "statefulsets/scale",
+         "statefulsets/status"]
+_POLICY = ["poddisruptionbudgets", "poddisruptionbudgets/status"]
 _BATCH = ["jobs", "jobs/status", "cronjobs", "cronjobs/status"]
 _DISCOVERY_URLS = ["/api", "/api/*", "/apis", "/apis/*", "/openapi", "/openapi/*", "/version", "/version/",
                    "/healthz", "/livez", "/readyz"]
@@ -374,14 +376,18 @@ def default_cluster_roles() -> list[dict]:
         _rule(["batch"], _BATCH, READ),
         _rule(["discovery.k8s.io"], ["endpointslices"], READ),
         _rule(["networking.k8s.io"], ["networkpolicies", "ingresses", "ingresses/status"], READ),
+        _rule(["policy"], _POLICY, READ),
     ]
     # No writes of endpoints/endpointslices (CVE-2021-25740, upstream since 1.22): whoever may
     # write them can point a Service at any address, including other namespaces' pods.
     edit = [
         _rule([""], ["pods", "pods/exec", "pods/attach", "pods/portforward", "services", "configmaps",
                      "secrets", "serviceaccounts", "persistentvolumeclaims"], READ + WRITE),
-        _rule(["apps"], ["deployments", "deployments/scale", "replicasets", "replicasets/scale", "daemonsets"],
-              READ + WRITE),
+        _rule(["apps"], ["deployments", "deployments/scale", "replicasets", "replicasets/scale", "daemonsets",
+                         "statefulsets", "statefulsets/scale"], READ + WRITE),
+        # as upstream's edit role: whoever may delete a pod may ask to evict it (PDBs then apply)
+        _rule([""], ["pods/eviction"], ["create"]),
+        _rule(["policy"], ["poddisruptionbudgets"], READ + WRITE),
         _rule(["batch"], ["jobs", "cronjobs"], READ + WRITE),
         _rule(["coordination.k8s.io"], ["leases"], READ + WRITE),
         _rule(["networking.k8s.io"], ["networkpolicies", "ingresses"], READ + WRITE),
@@ -401,7 +407,7 @@ def default_cluster_roles() -> list[dict]:
         _cluster_role("system:basic-user", [
             _rule(["authorization.k8s.io"], ["selfsubjectaccessreviews", "selfsubjectrulesreviews"], ["create"])]),
         _cluster_role("system:kube-controller-manager", [
-            _rule(["", "apps", "batch", "discovery.k8s.io", "coordination.k8s.io"], ["*"], ["*"]),
+            _rule(["", "apps", "batch", "discovery.k8s.io", "coordination.k8s.io", "policy"], ["*"], ["*"]),
             _rule(["rbac.authorization.k8s.io"], ["*"], READ),
             # the namespace controller empties a terminating namespace of *every* kind (as upstream's
             # system:controller:namespace-controller): without this a RoleBinding (or a

@@ -208,6 +208,15 @@ KINDS: dict[str, dict] = {
         "selector": SELECTOR, "template": TEMPLATE, "minReadySeconds": I, "revisionHistoryLimit": I,
         "updateStrategy": Struct({"type": S, "rollingUpdate": Struct({"maxUnavailable": IOS, "maxSurge": IOS})})}),
         "status": OBJ},
+    "StatefulSet": {"spec": Struct({
+        "replicas": I, "selector": SELECTOR, "template": TEMPLATE, "volumeClaimTemplates": L(OBJ),
+        "serviceName": S, "podManagementPolicy": S, "minReadySeconds": I, "revisionHistoryLimit": I,
+        "updateStrategy": Struct({"type": S, "rollingUpdate": Struct({"partition": I, "maxUnavailable": IOS})}),
+        "persistentVolumeClaimRetentionPolicy": Struct({"whenDeleted": S, "whenScaled": S}),
+        "ordinals": Struct({"start": I})}), "status": OBJ},
+    "PodDisruptionBudget": {"spec": Struct({
+        "minAvailable": IOS, "maxUnavailable": IOS, "selector": SELECTOR, "unhealthyPodEvictionPolicy": S}),
+        "status": OBJ},
     "CronJob": {"spec": Struct({
         "schedule": S, "timeZone": S, "startingDeadlineSeconds": I, "concurrencyPolicy": S, "suspend": B,
         "jobTemplate": Struct({"metadata": META, "spec": JOB_SPEC}), "successfulJobsHistoryLimit": I,

@@ -516,6 +516,26 @@ _DAEMONSET: _Printer = ((
 ), _daemonset_row)
 
 
+def _statefulset_row(sts: dict, now: datetime) -> list:
+    spec, status = _d(sts.get("spec")), _d(sts.get("status"))
+    names, images = _containers_images(_d(_d(spec.get("template")).get("spec")))
+    ready = f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 1)}"
+    return [_meta(sts).get("name", ""), ready, _age(sts, now), names, images]
+
+
+_STATEFULSET: _Printer = ((
+    _NAME, _col("Ready", description="Number of the pod with ready state"), _AGE, *_WORKLOAD_WIDE[:2],
+), _statefulset_row)
+
+_PDB = _simple(
+    _col("Min Available", description="The minimum number of pods that must be available."),
+    _col("Max Unavailable", description="The maximum number of pods that may be unavailable."),
+    _col("Allowed Disruptions", "integer", "Calculated number of pods that may be disrupted at this time."),
+    cells=lambda o: [str(_d(o.get("spec")).get("minAvailable", "N/A")),
+                     str(_d(o.get("spec")).get("maxUnavailable", "N/A")),
+                     _d(o.get("status")).get("disruptionsAllowed", 0)])
+
+
 _NAMESPACE = _simple(_col("Status", description="The status of the namespace"),
                      cells=lambda o: [_d(o.get("status")).get("phase", "")])
 _CONFIGMAP = _simple(_col("Data", "integer", "Number of data entries"),
@@ -566,6 +586,7 @@ PRINTERS: dict[str, _Printer] = {
     "Namespace": _NAMESPACE, "ConfigMap": _CONFIGMAP, "Secret": _SECRET,
     "ServiceAccount": _SERVICEACCOUNT, "Lease": _LEASE, "NetworkPolicy": _NETWORKPOLICY,
     "Job": _JOB, "CronJob": _CRONJOB, "DaemonSet": _DAEMONSET, "Ingress": _INGRESS, "IngressClass": _INGRESSCLASS,
+    "StatefulSet": _STATEFULSET, "PodDisruptionBudget": _PDB,
 }
 
 

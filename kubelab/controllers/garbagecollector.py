@@ -17,7 +17,7 @@ from kubelab.client import ApiError, Conflict, NotFound
 from .base import Context, Controller
 from .util import resource_of_ref
 
-GC_RESOURCES = ("deployments", "replicasets", "daemonsets", "jobs", "pods", "services", "endpointslices", "endpoints",
+GC_RESOURCES = ("deployments", "replicasets", "daemonsets", "statefulsets", "jobs", "pods", "services", "endpointslices", "endpoints",
                 "configmaps", "secrets")
 FOREGROUND = "foregroundDeletion"
 ORPHAN = "orphan"

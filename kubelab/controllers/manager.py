@@ -22,6 +22,7 @@ from .base import Context, Controller, InformerFactory
 from .cronjob import CronJobController
 from .daemonset import DaemonSetController
 from .deployment import DeploymentController
+from .disruption import DisruptionController
 from .endpoints import EndpointsController
 from .endpointslice import EndpointSliceController
 from kubelab.client.record import EventRecorder
@@ -33,6 +34,7 @@ from .nodeipam import NodeIpamController
 from .nodelifecycle import NodeLifecycleController
 from .replicaset import ReplicaSetController
 from .serviceaccount import ServiceAccountController
+from .statefulset import StatefulSetController
 
 log = logging.getLogger("kubelab.controllers")
 
@@ -42,6 +44,8 @@ CONTROLLERS: dict[str, type[Controller]] = {
     "replicaset": ReplicaSetController,
     "deployment": DeploymentController,
     "daemonset": DaemonSetController,
+    "statefulset": StatefulSetController,
+    "disruption": DisruptionController,
     "job": JobController,
     "cronjob": CronJobController,
     "garbagecollector": GarbageCollector,

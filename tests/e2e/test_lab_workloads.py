@@ -1,15 +1,18 @@
 """Workloads on a real lab with the kubectl a student types: a Job runs a busybox container
 to completion on a node (phase Succeeded, the Job Complete, its log readable), and a Job
-whose container keeps failing stops at its backoffLimit."""
+whose container keeps failing stops at its backoffLimit; a DaemonSet on every worker; a
+StatefulSet with stable DNS names and `kubectl drain` within a PodDisruptionBudget."""
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 
 import pytest
 
-from kubelab.lab.testing import Lab
+from kubelab.lab import state
+from kubelab.lab.testing import Lab, pod_exec, pod_netns
 from kubelab.testing import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
@@ -133,3 +136,79 @@ def test_daemonset_on_every_worker_and_rolling_update(lab, tmp_path):
     assert {p["spec"]["containers"][0]["image"] for p in now} == {"nginx"}
     lab.kubectl("delete", "ds", "agent")
     wait_until(lambda: not pods(), timeout=120, interval=1, what="daemon pods deleted")
+
+
+STATEFULSET = """\
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  clusterIP: None
+  selector: {app: web}
+  ports: [{name: http, port: 80}]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: web}
+spec:
+  serviceName: web
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      terminationGracePeriodSeconds: 1   # busybox's sleep ignores SIGTERM: do not wait 30 s per eviction
+      containers:
+      - {name: web, image: busybox}
+"""
+
+
+def test_statefulset_stable_dns_and_drain_with_a_budget(lab, tmp_path):
+    """web-0, web-1 in order; `web-1.web` resolves from web-0 (search path) and the FQDN from
+    anywhere; each pod's UTS hostname is its name; `kubectl drain` evicts within the budget."""
+    (tmp_path / "sts.yaml").write_text(STATEFULSET)
+    lab.kubectl("apply", "-f", str(tmp_path / "sts.yaml"))
+    lab.kubectl("rollout", "status", "sts/web", "--timeout=180s", timeout=200)
+
+    def web_pods():
+        items = json.loads(lab.kubectl("get", "pods", "-l", "app=web", "-o", "json").stdout)["items"]
+        return {p["metadata"]["name"]: p for p in items if not p["metadata"].get("deletionTimestamp")
+                and p["status"].get("phase") == "Running" and p["status"].get("podIP")}
+    pods = wait_until(lambda: (lambda ps: ps if set(ps) == {"web-0", "web-1"} else None)(web_pods()),
+                      timeout=60, interval=1, what="web-0 and web-1 running")
+    web0, ip1 = pods["web-0"], pods["web-1"]["status"]["podIP"]
+    created = sorted(pods.values(), key=lambda p: p["metadata"]["creationTimestamp"])
+    assert [p["metadata"]["name"] for p in created] == ["web-0", "web-1"]  # OrderedReady
+
+    pid = state.container_pid(pod_netns(lab, web0))
+    uts = subprocess.run(["nsenter", "-t", str(pid), "-u", "--", "hostname"], capture_output=True, text=True,
+                         timeout=30, stdin=subprocess.DEVNULL)
+    assert uts.stdout.strip() == "web-0", uts.stderr
+    last = {}
+
+    def resolves(name: str, *opts: str):
+        def check():
+            p = last["p"] = pod_exec(lab, web0, "dig", "+short", "+time=1", "+tries=2", *opts, name)
+            return p.returncode == 0 and p.stdout.split() == [ip1]
+        try:
+            wait_until(check, timeout=60, interval=1, what=f"{name} resolves to web-1's address")
+        except TimeoutError:
+            raise AssertionError(f"dig {name}: {last['p'].stdout} {last['p'].stderr}") from None
+    resolves("web-1.web", "+search")
+    resolves("web-1.web.default.svc.cluster.local")
+
+    lab.kubectl("create", "pdb", "web", "--selector=app=web", "--min-available=1")
+    node = pods["web-1"]["spec"]["nodeName"]
+    try:
+        wait_until(lambda: lab.kubectl("get", "pdb", "web", "--no-headers").stdout.split()[3] == "1",
+                   timeout=60, interval=1, what="the budget allows one disruption")
+        out = lab.kubectl("drain", node, "--ignore-daemonsets", "--pod-selector=app=web", "--timeout=180s",
+                          timeout=200)
+        assert f"node/{node} drained" in out.stdout
+        assert "evicted" in out.stdout
+        after = wait_until(lambda: (lambda ps: ps if len(ps) == 2 else None)(web_pods()), timeout=120, interval=1,
+                           what="both web pods running again")
+        assert all(p["spec"]["nodeName"] != node for p in after.values())
+    finally:
+        lab.kubectl("uncordon", node, check=False)
+        lab.kubectl("delete", "pdb,sts,svc", "web", "--wait=false", check=False)

@@ -77,7 +77,7 @@ def test_parse_targets_forms():
     t = parse_targets(["po,svc"])
     assert [x.rt.plural for x in t] == ["pods", "services"]
     assert {x.rt.plural for x in parse_targets(["all"])} == {"pods", "services", "deployments", "replicasets",
-                                                           "daemonsets", "jobs", "cronjobs"}
+                                                           "daemonsets", "statefulsets", "jobs", "cronjobs"}
     assert parse_targets(["deployments.apps"])[0].rt.plural == "deployments"
     assert parse_targets(["deployment.apps/x"])[0].names == ["x"]
     with pytest.raises(CliError, match="only one resource type"):

@@ -127,3 +127,6 @@ __all__ = [
 # at the end so the registry above exists when they register (e.g. `from . import ingress` below).
 # networking/v1 Ingress and IngressClass (validation/ingress.py registers itself on import)
 from . import ingress  # noqa: E402,F401
+# apps/v1 StatefulSet and policy/v1 PodDisruptionBudget, Eviction (validation/apps_policy.py)
+from .apps_policy import UPDATE_VALIDATORS as _AP_UPDATES, VALIDATORS as _AP  # noqa: E402
+register(_AP, _AP_UPDATES)
