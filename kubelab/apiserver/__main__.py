@@ -73,7 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     # (clients reconnect to the next API server, as from kube-apiserver).
     verbose = args.v >= 3
     common = dict(host=args.bind_address, port=args.port, log_level="info" if verbose else "warning",
-                  access_log=verbose, timeout_graceful_shutdown=3)
+                  access_log=verbose, timeout_graceful_shutdown=3,
+                  # wsproto: the `websockets` handshake refuses kubectl's port-forward subprotocol
+                  # `SPDY/3.1+portforward.k8s.io` ('/' is not a token character); wsproto accepts it
+                  ws="wsproto")
     try:
         settings.security, tls = security_settings(args)
     except (ValueError, OSError) as e:

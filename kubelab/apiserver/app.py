@@ -23,7 +23,7 @@ from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from kubelab.resources import BY_PLURAL, RESOURCES, ResourceType
 from kubelab.serving import health_report
 
-from . import discovery, nodeproxy, tokenrequest
+from . import discovery, nodeproxy, portforward, tokenrequest
 from . import status as st
 from .bootstrap import bootstrap
 from .metrics import Metrics
@@ -408,6 +408,9 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
                                            tls=kubelet_tls)
         if t.sub == "exec":
             raise st.bad_request("pods/exec needs a WebSocket upgrade (subprotocol v5.channel.k8s.io)")
+        if t.sub == "portforward":
+            return await portforward.spdy_upgrade_refused(request, namespace=t.namespace, name=t.name,
+                                                          get_object=get_object)
         if method == "GET":
             if t.sub == "scale":
                 return _json(await registry.get_scale(rt, t.namespace, t.name))
@@ -472,6 +475,11 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
     async def pod_exec(websocket: WebSocket, namespace: str, name: str):
         await nodeproxy.pod_exec(websocket, namespace=namespace, name=name, get_object=get_object,
                                  tls=kubelet_tls)
+
+    @app.websocket("/api/v1/namespaces/{namespace}/pods/{name}/portforward")
+    async def pod_portforward(websocket: WebSocket, namespace: str, name: str):
+        await portforward.pod_portforward(websocket, namespace=namespace, name=name, get_object=get_object,
+                                          tls=kubelet_tls)
 
     @app.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
     async def unknown(path: str):

@@ -162,7 +162,8 @@ async def pod_exec(websocket: WebSocket, *, namespace: str, name: str, get_objec
     from websockets.asyncio.client import connect
     from websockets.exceptions import WebSocketException
 
-    offered = [s.strip() for s in websocket.headers.get("sec-websocket-protocol", "").split(",") if s.strip()]
+    offered = list(websocket.scope.get("subprotocols") or []) + \
+        [s.strip() for s in websocket.headers.get("sec-websocket-protocol", "").split(",") if s.strip()]
     if SUBPROTOCOL not in offered:
         await websocket.close(code=1002)  # before accept: the upgrade is refused (403)
         return

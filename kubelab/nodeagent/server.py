@@ -9,6 +9,8 @@
       subprotocol v5.channel.k8s.io: frames start with a channel byte (0 stdin, 1 stdout,
       2 stderr, 3 status, 4 resize, 255 close), exactly what kubectl speaks, so the API
       server relays frames unchanged.
+  WS  /portForward/{ns}/{pod}?port=N                     one TCP connection to localhost:N in the
+      pod's netns (kubelab.nodeagent.portforward); the API server terminates kubectl's SPDY
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from kubelab.serving import metrics_route
 
 from . import containers as ctr
+from . import portforward as pf
 from .metrics import registry_for
 
 if TYPE_CHECKING:
@@ -203,10 +206,39 @@ def create_app(agent: "NodeAgent") -> Starlette:
             return
         await run_exec(ws, argv, env=c.env, tty=tty, want_stdin=_flag(q.get("stdin")))
 
+    async def portforward_ws(ws: WebSocket) -> None:
+        await ws.accept()
+        p = ws.path_params
+        try:
+            port = pf.parse_port(ws.query_params.get("port"))
+            w = agent.find(p["namespace"], p["pod"])
+            if w is None:
+                raise LookupError(f'pod "{p["pod"]}" not found on node {agent.cfg.node_name}')
+            sb = w.sandbox
+            if sb is None or not sb.alive():
+                raise LookupError(f'pod "{p["pod"]}" has no running sandbox')
+            sock = await asyncio.to_thread(pf.connect_in_netns, sb.netns, port)
+        except (LookupError, ValueError, OSError) as e:
+            with contextlib.suppress(RuntimeError, OSError):
+                await ws.send_text(f"error forwarding port {ws.query_params.get('port')} to pod "
+                                   f"{p['namespace']}/{p['pod']}: {e}")
+                await ws.close()
+            return
+        try:
+            await ws.send_text("")
+            await pf.relay(ws, sock)
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            pass
+        finally:
+            sock.close()
+        with contextlib.suppress(RuntimeError, OSError):
+            await ws.close()
+
     return Starlette(routes=[
         Route("/healthz", healthz), Route("/pods", pods), metrics_route(registry_for(agent)),
         Route("/containerLogs/{namespace}/{pod}/{container}", logs),
         WebSocketRoute("/exec/{namespace}/{pod}/{container}", exec_ws),
+        WebSocketRoute("/portForward/{namespace}/{pod}", portforward_ws),
     ])
 
 

@@ -1,0 +1,250 @@
+"""`kubectl port-forward` (pod/ and svc/) with the real kubectl 1.32 and 1.33 against a secured
+simulated cluster: HTTPS API server with RBAC, one real node agent on mutual TLS, a real pod
+netns. Also the bounds (authz, hostile frames, stream limits, sockets freed) on the same
+cluster: one cluster start for the module."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import signal
+import ssl
+import subprocess
+import uuid
+
+import httpx
+import pytest
+
+from kubelab.client import spdy
+from kubelab.testing import wait_until
+
+pytestmark = pytest.mark.root
+KUBECTL = shutil.which("kubectl")
+KUBECTL_DIR = os.path.dirname(os.path.realpath(KUBECTL)) if KUBECTL else ""
+
+
+def kubectl_bin(version: str) -> str:
+    path = os.path.join(KUBECTL_DIR, f"kubectl.{version}")
+    assert os.path.exists(path), f"kubectl.{version} is needed beside {KUBECTL}"
+    return path
+
+
+@pytest.fixture(scope="module")
+def pf(etcd):
+    """The cluster, a namespace with an agnhost pod (`web`, netexec on 8080) and a Service."""
+    from kubelab.nodeagent.simnodes import SimCluster
+    c = SimCluster(etcd.url, nodes_count=1, backoff_base=1.0, tls=True)
+    c.start()
+    ns = f"pf-{uuid.uuid4().hex[:6]}"
+    h = httpx.Client(base_url=c.url, timeout=10, **c.http_kw())
+    try:
+        h.post("/api/v1/namespaces", json={"metadata": {"name": ns}}).raise_for_status()
+        h.post(f"/api/v1/namespaces/{ns}/serviceaccounts", json={"metadata": {"name": "default"}}).raise_for_status()
+        h.post(f"/api/v1/namespaces/{ns}/pods", json={"metadata": {"name": "web", "labels": {"app": "web"}}, "spec": {
+            "nodeName": c.nodes[0].name, "terminationGracePeriodSeconds": 1,
+            "containers": [{"name": "c", "image": "registry.k8s.io/e2e-test-images/agnhost:2.39",
+                            "args": ["netexec", "--http-port=8080"], "ports": [{"containerPort": 8080}],
+                            "readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1}}]}}).raise_for_status()
+        h.post(f"/api/v1/namespaces/{ns}/services", json={"metadata": {"name": "web"}, "spec": {
+            "selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}}).raise_for_status()
+
+        def ready() -> bool:
+            st = h.get(f"/api/v1/namespaces/{ns}/pods/web").json().get("status") or {}
+            return any(x["type"] == "Ready" and x["status"] == "True" for x in st.get("conditions") or [])
+        wait_until(ready, timeout=60, interval=0.2, what="pod web Ready")
+        c.ns, c.h = ns, h
+        yield c
+    finally:
+        try:
+            h.delete(f"/api/v1/namespaces/{ns}/pods/web", params={"gracePeriodSeconds": "0"})
+            h.delete(f"/api/v1/namespaces/{ns}")
+        finally:
+            h.close()
+            c.stop()
+
+
+class Forward:
+    """A running `kubectl port-forward` (started and stopped by PID)."""
+
+    def __init__(self, argv: list[str]) -> None:
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()          # "Forwarding from 127.0.0.1:PORT -> 8080"
+        m = re.search(r"127\.0\.0\.1:(\d+)", line)
+        if not m:
+            err = self.stop()
+            raise AssertionError(f"kubectl port-forward did not start: {line!r} {err!r}")
+        self.port = int(m.group(1))
+
+    def stop(self) -> str:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.stderr.read()
+
+
+def kc(c, version: str | None = None) -> list[str]:
+    return [kubectl_bin(version) if version else KUBECTL, "--kubeconfig", f"{c.pki_dir}/admin.kubeconfig",
+            "-n", c.ns]
+
+
+def pod_connections(c, port: int) -> int:
+    """Established TCP connections to `port` inside the pod's netns."""
+    uid = c.h.get(f"/api/v1/namespaces/{c.ns}/pods/web").json()["metadata"]["uid"]
+    netns = f"{c.nodes[0].prefix}{uid}"
+    out = subprocess.run(["ip", "netns", "exec", netns, "ss", "-Htn", "state", "established",
+                          f"( sport = :{port} )"], capture_output=True, text=True, check=True).stdout
+    return len([x for x in out.splitlines() if x.strip()])
+
+
+@pytest.mark.skipif(KUBECTL is None, reason="kubectl not installed")
+@pytest.mark.parametrize("version", ["1.32", "1.33"])
+def test_kubectl_port_forward_pod_and_service(pf, version):
+    """The tunnel kubectl 1.31+ opens (WebSocket carrying SPDY) reaches the pod's port; several
+    connections in parallel; a closed connection frees the pod's socket."""
+    fwd = Forward([*kc(pf, version), "port-forward", "pod/web", ":8080"])
+    try:
+        with httpx.Client(timeout=10) as h:
+            for _ in range(3):
+                assert h.get(f"http://127.0.0.1:{fwd.port}/hostname").text == "web"
+
+        async def many() -> list[str]:
+            async with httpx.AsyncClient(timeout=15, limits=httpx.Limits(max_keepalive_connections=0)) as a:
+                rs = await asyncio.gather(*[a.get(f"http://127.0.0.1:{fwd.port}/echo?msg=m{i}") for i in range(8)])
+            return [r.text for r in rs]
+        assert asyncio.run(many()) == [f"m{i}" for i in range(8)]
+        # a 1 MiB body up and back: flow in both directions, no frame lost
+        body = os.urandom(1 << 20)
+        with httpx.Client(timeout=20) as h:
+            r = h.post(f"http://127.0.0.1:{fwd.port}/echo", params={"msg": "x"}, content=body)
+            assert r.status_code == 200
+        wait_until(lambda: pod_connections(pf, 8080) == 0, timeout=15, interval=0.2,
+                   what="the pod's forwarded sockets closed")
+    finally:
+        err = fwd.stop()
+    assert "error" not in err.lower(), err
+    svc = Forward([*kc(pf, version), "port-forward", "svc/web", ":80"])
+    try:
+        assert httpx.get(f"http://127.0.0.1:{svc.port}/hostname", timeout=10).text == "web"
+    finally:
+        svc.stop()
+
+
+@pytest.mark.skipif(KUBECTL is None, reason="kubectl not installed")
+def test_port_forward_to_a_closed_port_reports_the_error(pf):
+    fwd = Forward([*kc(pf), "port-forward", "pod/web", ":9"])
+    try:
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"http://127.0.0.1:{fwd.port}/", timeout=10)
+    finally:
+        err = fwd.stop()
+    assert "error forwarding port 9 to pod" in err and "connection refused" in err.lower(), err
+
+
+@pytest.mark.skipif(KUBECTL is None, reason="kubectl not installed")
+def test_kubectl_127_spdy_upgrade_gets_a_clear_error(pf):
+    r = subprocess.run([*kc(pf, "1.27"), "port-forward", "pod/web", ":8080"], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 1 and "WebSocket tunnel of kubectl 1.31+" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.skipif(KUBECTL is None, reason="kubectl not installed")
+def test_port_forward_needs_create_on_pods_portforward(pf):
+    """Authz matrix: get on pods is not enough; create on pods/portforward is."""
+    ns, user = pf.ns, f"pf-user-{uuid.uuid4().hex[:4]}"
+    h = pf.h
+    role = {"metadata": {"name": user}, "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]}
+    h.post(f"/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/roles", json=role).raise_for_status()
+    h.post(f"/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings", json={
+        "metadata": {"name": user}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": user},
+        "subjects": [{"kind": "User", "name": user}]}).raise_for_status()
+    r = subprocess.run([*kc(pf), "--as", user, "port-forward", "pod/web", ":8080"], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 1 and "forbidden" in r.stderr.lower() and "portforward" in r.stderr, r.stderr
+    role["rules"].append({"apiGroups": [""], "resources": ["pods/portforward"], "verbs": ["create"]})
+    h.put(f"/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/roles/{user}", json=role).raise_for_status()
+
+    def allowed() -> bool:
+        try:
+            fwd = Forward([*kc(pf), "--as", user, "port-forward", "pod/web", ":8080"])
+        except AssertionError:
+            return False
+        try:
+            return httpx.get(f"http://127.0.0.1:{fwd.port}/hostname", timeout=10).text == "web"
+        finally:
+            fwd.stop()
+    wait_until(allowed, timeout=40, interval=1, what="port-forward allowed once the role grants it")
+
+
+# ---- hostile clients, straight on the wire ------------------------------------------------
+
+async def _session(pf):
+    from websockets.asyncio.client import connect
+    ctx = ssl.create_default_context(cafile=f"{pf.pki_dir}/ca.crt")
+    ctx.load_cert_chain(f"{pf.pki_dir}/admin.crt", f"{pf.pki_dir}/admin.key")
+    url = pf.url.replace("https://", "wss://") + f"/api/v1/namespaces/{pf.ns}/pods/web/portforward"
+    return connect(url, ssl=ctx, subprotocols=["SPDY/3.1+portforward.k8s.io"], max_size=None, ping_interval=None)
+
+
+def _hdr(kind: str, rid: str, port: str = "8080") -> dict:
+    return {"streamtype": kind, "port": port, "requestid": rid}
+
+
+async def _frames(ws, dec: spdy.Decoder, want, timeout: float = 15) -> list:
+    got: list = []
+    async with asyncio.timeout(timeout):
+        while not want(got):
+            got += dec.feed(await ws.recv())
+    return got
+
+
+async def test_stream_limit_oversized_frame_and_garbage(pf):
+    from kubelab.apiserver import portforward
+    enc, dec = spdy.Encoder(), spdy.Decoder()
+    async with await _session(pf) as ws:
+        # more streams than allowed: the extra ones are refused, the session survives
+        n = portforward.MAX_STREAMS + 2
+        for i in range(n):
+            await ws.send(enc.syn_stream(2 * i + 1, _hdr("error" if i % 2 == 0 else "data", f"r{i}")))
+        got = await _frames(ws, dec, lambda g: len(g) >= n)
+        rst = [f for f in got if isinstance(f, spdy.ControlFrame) and f.type == spdy.RST_STREAM]
+        assert [f.value for f in rst] == [spdy.REFUSED_STREAM] * 2
+        # a bad header (no requestid) is reset, a PING is answered
+        await ws.send(enc.syn_stream(2 * n + 1, {"streamtype": "data", "port": "8080"}) + enc.ping(41))
+        got = await _frames(ws, dec, lambda g: len(g) >= 2)
+        assert [(f.type, f.value) for f in got] == [(spdy.RST_STREAM, spdy.PROTOCOL_ERROR), (spdy.PING, 41)]
+        # a frame over the limit ends the session with GOAWAY
+        await ws.send(b"\x00\x00\x00\x01" + (spdy.MAX_FRAME + 1).to_bytes(4, "big"))
+        got = await _frames(ws, dec, lambda g: any(getattr(f, "type", 0) == spdy.GOAWAY for f in g))
+        assert got[-1].value == spdy.PROTOCOL_ERROR
+        async with asyncio.timeout(10):
+            with pytest.raises(Exception):
+                while True:
+                    await ws.recv()
+
+
+async def test_session_end_frees_the_pod_socket(pf):
+    enc, dec = spdy.Encoder(), spdy.Decoder()
+    async with await _session(pf) as ws:
+        await ws.send(enc.syn_stream(1, _hdr("error", "0")) + enc.data(1, fin=True)
+                      + enc.syn_stream(3, _hdr("data", "0"))
+                      + enc.data(3, b"GET /hostname HTTP/1.1\r\nHost: x\r\n\r\n"))
+        got = await _frames(ws, dec, lambda g: b"web" in b"".join(f.data for f in g if isinstance(f, spdy.DataFrame)))
+        assert [f.stream_id for f in got if isinstance(f, spdy.ControlFrame) and f.type == spdy.SYN_REPLY] == [1, 3]
+        assert await asyncio.to_thread(pod_connections, pf, 8080) == 1   # keep-alive: still open
+    # kubectl went away without closing its streams: the pod's socket is closed anyway
+    await asyncio.to_thread(wait_until, lambda: pod_connections(pf, 8080) == 0, timeout=15, interval=0.2,
+                            what="the pod socket closed with the session")
+
+
+def test_plain_request_and_missing_subprotocol_get_a_status(pf):
+    r = pf.h.post(f"/api/v1/namespaces/{pf.ns}/pods/nope/portforward")
+    assert r.status_code == 404 and r.json()["reason"] == "NotFound"
+    r = pf.h.post(f"/api/v1/namespaces/{pf.ns}/pods/web/portforward")
+    assert r.status_code == 400 and "WebSocket tunnel" in r.json()["message"]
