@@ -161,13 +161,13 @@ class Session:
         if sid in self.streams or sid % 2 == 0:
             await self.send(lambda enc: enc.rst_stream(sid, spdy.PROTOCOL_ERROR))
             return
-        if len(self.streams) >= MAX_STREAMS:
-            log.info("port-forward to %s: stream %d refused (%d streams open)", self.pod_name, sid, MAX_STREAMS)
-            await self.send(lambda enc: enc.rst_stream(sid, spdy.REFUSED_STREAM))
-            return
         kind, rid, port_s = h.get("streamtype"), h.get("requestid"), h.get("port", "")
         if kind not in ("error", "data") or not rid or not port_s.isdigit() or not 0 < int(port_s) < 65536:
             await self.send(lambda enc: enc.rst_stream(sid, spdy.PROTOCOL_ERROR))
+            return
+        if len(self.streams) >= MAX_STREAMS:
+            log.info("port-forward to %s: stream %d refused (%d streams open)", self.pod_name, sid, MAX_STREAMS)
+            await self.send(lambda enc: enc.rst_stream(sid, spdy.REFUSED_STREAM))
             return
         req = self.requests.get(rid)
         if req is None:

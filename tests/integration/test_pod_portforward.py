@@ -184,12 +184,55 @@ def test_port_forward_needs_create_on_pods_portforward(pf):
 
 # ---- hostile clients, straight on the wire ------------------------------------------------
 
-async def _session(pf):
-    from websockets.asyncio.client import connect
-    ctx = ssl.create_default_context(cafile=f"{pf.pki_dir}/ca.crt")
-    ctx.load_cert_chain(f"{pf.pki_dir}/admin.crt", f"{pf.pki_dir}/admin.key")
-    url = pf.url.replace("https://", "wss://") + f"/api/v1/namespaces/{pf.ns}/pods/web/portforward"
-    return connect(url, ssl=ctx, subprotocols=["SPDY/3.1+portforward.k8s.io"], max_size=None, ping_interval=None)
+class RawTunnel:
+    """A minimal WebSocket client (wsproto) for the tunnel: `websockets` refuses the subprotocol
+    `SPDY/3.1+portforward.k8s.io` ('/' is not a token character), kubectl does not."""
+
+    def __init__(self, pf) -> None:
+        self.pf = pf
+
+    async def __aenter__(self) -> "RawTunnel":
+        from urllib.parse import urlsplit
+
+        from wsproto import ConnectionType, WSConnection
+        from wsproto.events import AcceptConnection, Request
+        ctx = ssl.create_default_context(cafile=f"{self.pf.pki_dir}/ca.crt")
+        ctx.load_cert_chain(f"{self.pf.pki_dir}/admin.crt", f"{self.pf.pki_dir}/admin.key")
+        u = urlsplit(self.pf.url)
+        self.reader, self.writer = await asyncio.open_connection(u.hostname, u.port, ssl=ctx)
+        self.conn = WSConnection(ConnectionType.CLIENT)
+        self.events: list = []
+        self.writer.write(self.conn.send(Request(host=u.netloc, target=f"/api/v1/namespaces/{self.pf.ns}/pods/web/"
+                                                 "portforward", subprotocols=["SPDY/3.1+portforward.k8s.io"])))
+        ev = await self._next()
+        assert isinstance(ev, AcceptConnection), ev
+        return self
+
+    async def _next(self):
+        while not self.events:
+            data = await self.reader.read(65536)
+            self.conn.receive_data(data or None)
+            self.events += list(self.conn.events())
+            if not data and not self.events:
+                raise ConnectionError("closed")
+        return self.events.pop(0)
+
+    async def send(self, data: bytes) -> None:
+        from wsproto.events import BytesMessage
+        self.writer.write(self.conn.send(BytesMessage(data=data)))
+        await self.writer.drain()
+
+    async def recv(self) -> bytes:
+        from wsproto.events import BytesMessage, CloseConnection
+        while True:
+            ev = await self._next()
+            if isinstance(ev, BytesMessage):
+                return bytes(ev.data)
+            if isinstance(ev, CloseConnection):
+                raise ConnectionError("closed")
+
+    async def __aexit__(self, *exc) -> None:
+        self.writer.close()
 
 
 def _hdr(kind: str, rid: str, port: str = "8080") -> dict:
@@ -207,7 +250,7 @@ async def _frames(ws, dec: spdy.Decoder, want, timeout: float = 15) -> list:
 async def test_stream_limit_oversized_frame_and_garbage(pf):
     from kubelab.apiserver import portforward
     enc, dec = spdy.Encoder(), spdy.Decoder()
-    async with await _session(pf) as ws:
+    async with RawTunnel(pf) as ws:
         # more streams than allowed: the extra ones are refused, the session survives
         n = portforward.MAX_STREAMS + 2
         for i in range(n):
@@ -224,14 +267,14 @@ async def test_stream_limit_oversized_frame_and_garbage(pf):
         got = await _frames(ws, dec, lambda g: any(getattr(f, "type", 0) == spdy.GOAWAY for f in g))
         assert got[-1].value == spdy.PROTOCOL_ERROR
         async with asyncio.timeout(10):
-            with pytest.raises(Exception):
+            with pytest.raises(ConnectionError):
                 while True:
                     await ws.recv()
 
 
 async def test_session_end_frees_the_pod_socket(pf):
     enc, dec = spdy.Encoder(), spdy.Decoder()
-    async with await _session(pf) as ws:
+    async with RawTunnel(pf) as ws:
         await ws.send(enc.syn_stream(1, _hdr("error", "0")) + enc.data(1, fin=True)
                       + enc.syn_stream(3, _hdr("data", "0"))
                       + enc.data(3, b"GET /hostname HTTP/1.1\r\nHost: x\r\n\r\n"))
