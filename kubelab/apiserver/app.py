@@ -406,8 +406,8 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
         if t.sub == "log" and method == "GET":
             return await nodeproxy.pod_log(request, namespace=t.namespace, name=t.name, get_object=get_object,
                                            tls=kubelet_tls)
-        if t.sub == "exec":
-            raise st.bad_request("pods/exec needs a WebSocket upgrade (subprotocol v5.channel.k8s.io)")
+        if t.sub in ("exec", "attach"):
+            raise st.bad_request(f"pods/{t.sub} needs a WebSocket upgrade (subprotocol v5.channel.k8s.io)")
         if t.sub == "portforward":
             return await portforward.spdy_upgrade_refused(request, namespace=t.namespace, name=t.name,
                                                           get_object=get_object)
@@ -475,6 +475,11 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
     async def pod_exec(websocket: WebSocket, namespace: str, name: str):
         await nodeproxy.pod_exec(websocket, namespace=namespace, name=name, get_object=get_object,
                                  tls=kubelet_tls)
+
+    @app.websocket("/api/v1/namespaces/{namespace}/pods/{name}/attach")
+    async def pod_attach(websocket: WebSocket, namespace: str, name: str):
+        await nodeproxy.pod_exec(websocket, namespace=namespace, name=name, get_object=get_object,
+                                 tls=kubelet_tls, action="attach")
 
     @app.websocket("/api/v1/namespaces/{namespace}/pods/{name}/portforward")
     async def pod_portforward(websocket: WebSocket, namespace: str, name: str):

@@ -16,7 +16,7 @@ VERSION = {
 
 _SUB_VERBS = {
     "status": ["get", "patch", "update"], "scale": ["get", "patch", "update"], "binding": ["create"],
-    "log": ["get"], "exec": ["create", "get"], "portforward": ["create", "get"], "finalize": ["update"], "token": ["create"],
+    "log": ["get"], "exec": ["create", "get"], "attach": ["create", "get"], "portforward": ["create", "get"], "finalize": ["update"], "token": ["create"],
 }
 _SUB_KIND = {"scale": ("autoscaling", "v1", "Scale"), "binding": ("", "v1", "Binding"),
              "token": ("authentication.k8s.io", "v1", "TokenRequest")}
@@ -61,8 +61,9 @@ def resource_list(group: str, version: str) -> dict | None:
             if sub in _SUB_KIND:
                 g, v, k = _SUB_KIND[sub]
                 e.update({"kind": k, "version": v} | ({"group": g} if g else {}))
-            if sub in ("log", "exec", "portforward"):
-                e["kind"] = {"exec": "PodExecOptions", "portforward": "PodPortForwardOptions"}.get(sub, "Pod")
+            if sub in ("log", "exec", "attach", "portforward"):
+                e["kind"] = {"exec": "PodExecOptions", "attach": "PodAttachOptions",
+                             "portforward": "PodPortForwardOptions"}.get(sub, "Pod")
             resources.append(e)
     gv = f"{group}/{version}" if group else version
     return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}

@@ -33,6 +33,7 @@ from . import containers as ctr
 from . import images, podstatus, procs, routes, sandbox, satoken, volumes
 from .probes import ProbeWorker, probe_once
 from .sandbox import CniSettings, DnsSettings, Sandbox
+from .stdio import Stdio
 
 log = logging.getLogger("kubelab.nodeagent")
 
@@ -181,6 +182,7 @@ class PodWorker:
         self.volumes_ready = False
         self.volume_error = ""
         self.env_objects: dict[tuple[str, str], dict | None] = {}
+        self.stdio: dict[str, Stdio] = {}     # container name -> its stdin/terminal (attach)
 
     def start(self) -> None:
         if not self.containers and not self.gone:
@@ -344,6 +346,8 @@ class PodWorker:
             try:
                 if await self.sync():
                     self.done = True
+                    for io in self.stdio.values():
+                        io.close()
                     break
             except asyncio.CancelledError:
                 raise
@@ -522,8 +526,22 @@ class PodWorker:
                                     hostname=sandbox.pod_hostname(self.pod), objects=self.env_objects,
                                     resource=self.resource_value)
             mounts = volumes.container_mounts(cs, self.volumes.prepared, lambda t: ctr.expand(t, env))
-            ctr.start(c, cs, pod=self.pod, pod_dir=self.dir, netns=sb.netns, pause_pid=sb.pause_pid,
-                      etc=self.etc, env=env, hide=self.agent.cfg.hide_paths, mounts=tuple(mounts))
+            old = self.stdio.pop(c.name, None)
+            if old is not None:
+                old.close()
+            io = None
+            if cs.get("stdin") or cs.get("tty"):
+                io = Stdio(tty=bool(cs.get("tty")), stdin=bool(cs.get("stdin")), stdin_once=bool(cs.get("stdinOnce")),
+                           log_file=ctr.log_path(self.dir, c.name, c.restart_count))
+            try:
+                ctr.start(c, cs, pod=self.pod, pod_dir=self.dir, netns=sb.netns, pause_pid=sb.pause_pid,
+                          etc=self.etc, env=env, hide=self.agent.cfg.hide_paths, mounts=tuple(mounts), stdio=io)
+            except BaseException:
+                if io is not None:
+                    io.close()
+                raise
+            if io is not None:
+                self.stdio[c.name] = io
         except images.ImageError as e:
             if c.reason != "ErrImagePull":
                 self.event("Warning", "Failed", f'Failed to pull image "{cs.get("image", "")}": {e}')

@@ -1,17 +1,21 @@
-"""`kubectl port-forward` (pod/ and svc/) with the real kubectl 1.32 and 1.33 against a secured
-simulated cluster: HTTPS API server with RBAC, one real node agent on mutual TLS, a real pod
-netns. Also the bounds (authz, hostile frames, stream limits, sockets freed) on the same
-cluster: one cluster start for the module."""
+"""The kubectl debugging streams — `port-forward` (pod/ and svc/), `attach`, `run -it --rm` —
+with the real kubectl 1.32 and 1.33 against a secured simulated cluster: HTTPS API server with
+RBAC, one real node agent on mutual TLS, real pod netns. Also the bounds (authz, hostile
+frames, stream limits, sockets freed) on the same cluster: one cluster start for the module."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import pty
 import re
+import select
 import shutil
 import signal
 import ssl
 import subprocess
+import time
 import uuid
 
 import httpx
@@ -167,6 +171,8 @@ def test_port_forward_needs_create_on_pods_portforward(pf):
     r = subprocess.run([*kc(pf), "--as", user, "port-forward", "pod/web", ":8080"], capture_output=True,
                        text=True, timeout=30)
     assert r.returncode == 1 and "forbidden" in r.stderr.lower() and "portforward" in r.stderr, r.stderr
+    r = subprocess.run([*kc(pf), "--as", user, "attach", "web"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1 and "forbidden" in r.stderr.lower() and "attach" in r.stderr, r.stderr
     role["rules"].append({"apiGroups": [""], "resources": ["pods/portforward"], "verbs": ["create"]})
     h.put(f"/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/roles/{user}", json=role).raise_for_status()
 
@@ -291,3 +297,102 @@ def test_plain_request_and_missing_subprotocol_get_a_status(pf):
     assert r.status_code == 404 and r.json()["reason"] == "NotFound"
     r = pf.h.post(f"/api/v1/namespaces/{pf.ns}/pods/web/portforward")
     assert r.status_code == 400 and "WebSocket tunnel" in r.json()["message"]
+
+
+# ---- attach and run -it --------------------------------------------------------------------
+
+def on_terminal(argv: list[str], keys: list[bytes], *, timeout: float = 60) -> tuple[int, bytes]:
+    """Run `argv` on a pty, typing each of `keys` once the previous output has settled; the
+    exit code and everything it printed."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(argv[0], argv)
+    out = b""
+
+    def read_until(pred, limit: float) -> None:
+        nonlocal out
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline and not pred():
+            r, _, _ = select.select([fd], [], [], 0.2)
+            if r:
+                try:
+                    out += os.read(fd, 4096)
+                except OSError:
+                    return
+    try:
+        read_until(lambda: b"command prompt" in out, timeout)
+        for k in keys:
+            seen = len(out)
+            os.write(fd, k)
+            read_until(lambda: len(out) > seen + len(k) + 2, 15)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                try:
+                    while True:
+                        r, _, _ = select.select([fd], [], [], 0.1)
+                        if not r:
+                            break
+                        out += os.read(fd, 4096)
+                except OSError:
+                    pass
+                return os.waitstatus_to_exitcode(status), out
+            read_until(lambda: False, 0.2)
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise AssertionError(f"{argv[1:]} did not end: {out[-500:]!r}")
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.skipif(KUBECTL is None, reason="kubectl not installed")
+def test_kubectl_run_it_rm_gets_a_shell_with_job_control(pf):
+    """`kubectl run -it --rm` (1.33): the container's own sh on a terminal, what is typed
+    reaches it, the pod is deleted after the shell exits."""
+    node = {"spec": {"nodeName": pf.nodes[0].name}}   # no scheduler in this cluster
+    code, out = on_terminal([*kc(pf, "1.33"), "run", "-it", "--rm", "shell", "--image=busybox",
+                             "--restart=Never", f"--overrides={json.dumps(node)}", "--", "sh"],
+                            [b"echo marker-$((6*7)); [ -t 0 ] && echo on-a-terminal\r", b"exit 0\r"])
+    assert code == 0, out
+    assert b"marker-42" in out and b"\non-a-terminal" in out and b"Cannot set tty" not in out, out
+    assert b'pod "shell" deleted' in out
+    assert pf.h.get(f"/api/v1/namespaces/{pf.ns}/pods/shell").status_code in (200, 404)
+
+
+@pytest.mark.skipif(KUBECTL is None, reason="kubectl not installed")
+def test_kubectl_attach_tty_and_stdin_pipe(pf):
+    """`kubectl attach -it` to a running tty container (1.32), and `run -i` with a pipe: stdin
+    in, output out, the exit code carried through."""
+    h, ns = pf.h, pf.ns
+    h.post(f"/api/v1/namespaces/{ns}/pods", json={"metadata": {"name": "att"}, "spec": {
+        "nodeName": pf.nodes[0].name, "terminationGracePeriodSeconds": 1,
+        "containers": [{"name": "c", "image": "busybox", "command": ["sh"], "stdin": True, "tty": True}]}}
+           ).raise_for_status()
+    try:
+        wait_until(lambda: (h.get(f"/api/v1/namespaces/{ns}/pods/att").json().get("status") or {}).get("phase")
+                   == "Running", timeout=60, interval=0.2, what="pod att running")
+        code, out = on_terminal([*kc(pf), "attach", "-it", "att"], [b"echo attached-$((1+1))\r", b"exit\r"])
+        assert b"attached-2" in out and code == 0, out
+        # the shell exited: the container restarts (restartPolicy Always), its log holds the session
+        r = subprocess.run([*kc(pf), "logs", "att", "--previous"], capture_output=True, text=True, timeout=30)
+        assert "attached-2" in r.stdout, r.stderr
+    finally:
+        h.delete(f"/api/v1/namespaces/{ns}/pods/att", params={"gracePeriodSeconds": "0"})
+    node = json.dumps({"spec": {"nodeName": pf.nodes[0].name}})
+    r = subprocess.run([*kc(pf), "run", "-i", "--rm", "upper", "--image=busybox", "--restart=Never",
+                        f"--overrides={node}", "--", "tr", "a-z", "A-Z"], input="abc\n", capture_output=True,
+                       text=True, timeout=90)
+    assert r.returncode == 0 and r.stdout.startswith("ABC\n"), (r.stdout, r.stderr)
+    r = subprocess.run([*kc(pf), "run", "-i", "--rm", "fails", "--image=busybox", "--restart=Never",
+                        f"--overrides={node}", "--", "sh", "-c", "echo before-exit; exit 3"], capture_output=True,
+                       text=True, timeout=90)
+    assert r.returncode == 3 and "before-exit" in r.stdout, (r.stdout, r.stderr)
+
+
+def test_attach_refusals(pf):
+    """A plain request, an unknown container: a Status, nothing attached."""
+    r = pf.h.post(f"/api/v1/namespaces/{pf.ns}/pods/web/attach")
+    assert r.status_code == 400 and "WebSocket" in r.json()["message"]
+    r = subprocess.run([*kc(pf), "attach", "web", "-c", "nope"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1 and "nope" in r.stderr and "Traceback" not in r.stderr, r.stderr
