@@ -23,12 +23,12 @@ from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from kubelab.resources import BY_PLURAL, RESOURCES, ResourceType
 from kubelab.serving import health_report
 
-from . import discovery, nodeproxy, portforward, tokenrequest
+from . import discovery, metricsapi, nodeproxy, portforward, tokenrequest
 from . import status as st
 from .bootstrap import bootstrap
 from .metrics import Metrics
 from .registry import Registry
-from .selector import SelectorError, parse_fields, parse_labels
+from .selector import SelectorError, labels_match, parse_fields, parse_labels
 from .storage import Storage
 
 log = logging.getLogger("kubelab.apiserver")
@@ -475,6 +475,23 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
     async def pod_exec(websocket: WebSocket, namespace: str, name: str):
         await nodeproxy.pod_exec(websocket, namespace=namespace, name=name, get_object=get_object,
                                  tls=kubelet_tls)
+
+    @app.api_route("/apis/metrics.k8s.io/v1beta1/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+    async def metrics_api(path: str, request: Request):
+        target = metricsapi.parse(request.url.path)
+        if target is None:
+            raise st.StatusError(404, "the server could not find the requested resource")
+        if request.method != "GET":
+            raise st.StatusError(405, "the metrics API is read-only", reason="MethodNotAllowed")
+        try:
+            labels = parse_labels(request.query_params.get("labelSelector"))
+        except SelectorError as e:
+            raise st.bad_request(str(e)) from None
+
+        async def list_objects(plural: str, namespace: str | None) -> list[dict]:
+            return (await registry.list(BY_PLURAL[plural], namespace))["items"]
+        return _json(await metricsapi.serve(*target, list_objects=list_objects, tls=kubelet_tls,
+                                            label_match=lambda o: labels_match(labels, o)))
 
     @app.websocket("/api/v1/namespaces/{namespace}/pods/{name}/attach")
     async def pod_attach(websocket: WebSocket, namespace: str, name: str):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from kubelab.resources import RESOURCES, ResourceType, groups
 
+from . import metricsapi
+
 VERSION = {
     "major": "1", "minor": "32", "gitVersion": "v1.32.0-kubelab", "gitCommit": "kubelab",
     "gitTreeState": "clean", "buildDate": "2026-11-26T00:00:00Z", "goVersion": "python3",
@@ -35,6 +37,7 @@ def api_group_list() -> dict:
         version = next(r.version for r in RESOURCES if r.group == group)
         gv = {"groupVersion": f"{group}/{version}", "version": version}
         out.append({"name": group, "versions": [gv], "preferredVersion": gv})
+    out.append(metricsapi.group_entry())   # served by the API server itself (metricsapi.py)
     return {"kind": "APIGroupList", "apiVersion": "v1", "groups": out}
 
 
@@ -49,6 +52,8 @@ def _entry(rt: ResourceType) -> dict:
 
 
 def resource_list(group: str, version: str) -> dict | None:
+    if (group, version) == (metricsapi.GROUP, metricsapi.VERSION):
+        return metricsapi.resource_list()
     rts = [r for r in RESOURCES if r.group == group and r.version == version]
     if not rts:
         return None

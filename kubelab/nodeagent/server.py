@@ -9,6 +9,7 @@
       subprotocol v5.channel.k8s.io: frames start with a channel byte (0 stdin, 1 stdout,
       2 stderr, 3 status, 4 resize, 255 close), exactly what kubectl speaks, so the API
       server relays frames unchanged.
+  GET /stats/usage                                       node and container CPU/memory (kubelab.nodeagent.usage)
   WS  /attach/{ns}/{pod}/{container}?stdin=&stdout=&stderr=&tty=
       the same channels, bound to the container's own stdin/terminal (kubelab.nodeagent.stdio)
       or, without one, to its log from now on
@@ -27,6 +28,8 @@ import os
 import pty
 import struct
 import termios
+import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
@@ -40,6 +43,7 @@ from kubelab.serving import metrics_route
 
 from . import containers as ctr
 from . import portforward as pf
+from . import usage
 from .metrics import registry_for
 
 if TYPE_CHECKING:
@@ -226,6 +230,40 @@ def create_app(agent: "NodeAgent") -> Starlette:
                          running=lambda a=c.restart_count: c.running and c.restart_count == a and not w.done,
                          want_stdin=_flag(q.get("stdin")))
 
+    sampler = usage.Sampler()
+    usage_lock = threading.Lock()   # one reading at a time: the sampler's previous values are shared
+
+    def read_usage() -> dict:
+        """CPU (cores) and memory (bytes) of the node and of each running container."""
+        trees: dict[str, tuple[dict, str, list[int]]] = {}
+        for w in list(agent.workers.values()):
+            if w.done:
+                continue
+            for c in list(w.containers.values()):
+                if c.running:
+                    trees[f"{w.uid}/{c.name}"] = (w.pod, c.name, usage.tree(c.wrapper_pid))
+        readings = {"node": usage.node_cpu_seconds()} | {k: usage.cpu_seconds(t[2]) for k, t in trees.items()}
+        rates = {k: sampler.rate(k, v) for k, v in readings.items()}
+        if any(r is None for r in rates.values()):
+            time.sleep(usage.FIRST_WINDOW)   # a first reading: a second one makes the rate
+            readings = {"node": usage.node_cpu_seconds()} | {k: usage.cpu_seconds(t[2]) for k, t in trees.items()}
+            rates = {k: sampler.rate(k, v) or 0.0 for k, v in readings.items()}
+        sampler.forget_except(set(readings))
+        pods: dict[str, dict] = {}
+        for k, (pod, name, pids) in trees.items():
+            m = pod["metadata"]
+            p = pods.setdefault(m["uid"], {"namespace": m.get("namespace", "default"), "name": m["name"],
+                                           "containers": []})
+            p["containers"].append({"name": name, "cpu": rates[k], "memory": usage.memory_bytes(pids)})
+        return {"node": {"cpu": rates["node"], "memory": usage.node_memory_bytes()},
+                "timestamp": time.time(), "pods": list(pods.values())}
+
+    async def stats_usage(request: Request) -> Response:
+        def locked() -> dict:
+            with usage_lock:
+                return read_usage()
+        return JSONResponse(await asyncio.to_thread(locked))
+
     async def portforward_ws(ws: WebSocket) -> None:
         await ws.accept()
         p = ws.path_params
@@ -255,7 +293,7 @@ def create_app(agent: "NodeAgent") -> Starlette:
             await ws.close()
 
     return Starlette(routes=[
-        Route("/healthz", healthz), Route("/pods", pods), metrics_route(registry_for(agent)),
+        Route("/healthz", healthz), Route("/pods", pods), Route("/stats/usage", stats_usage), metrics_route(registry_for(agent)),
         Route("/containerLogs/{namespace}/{pod}/{container}", logs),
         WebSocketRoute("/exec/{namespace}/{pod}/{container}", exec_ws),
         WebSocketRoute("/portForward/{namespace}/{pod}", portforward_ws),

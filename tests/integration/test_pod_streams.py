@@ -396,3 +396,68 @@ def test_attach_refusals(pf):
     assert r.status_code == 400 and "WebSocket" in r.json()["message"]
     r = subprocess.run([*kc(pf), "attach", "web", "-c", "nope"], capture_output=True, text=True, timeout=30)
     assert r.returncode == 1 and "nope" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+# ---- kubectl top: the metrics API --------------------------------------------------------
+
+def _millicores(text: str) -> int:
+    return int(text[:-1]) if text.endswith("m") else int(float(text) * 1000)
+
+
+@pytest.mark.skipif(KUBECTL is None, reason="kubectl not installed")
+def test_kubectl_top_nodes_and_pods(pf):
+    """kubectl finds metrics.k8s.io by discovery; a spinning container shows its CPU, every
+    container its memory (from /proc of its processes)."""
+    h, ns = pf.h, pf.ns
+    h.post(f"/api/v1/namespaces/{ns}/pods", json={"metadata": {"name": "spin", "labels": {"app": "spin"}}, "spec": {
+        "nodeName": pf.nodes[0].name, "terminationGracePeriodSeconds": 0,
+        "containers": [{"name": "c", "image": "busybox", "command": ["sh", "-c", "while :; do :; done"]}]}}
+           ).raise_for_status()
+    try:
+        wait_until(lambda: (h.get(f"/api/v1/namespaces/{ns}/pods/spin").json().get("status") or {}).get("phase")
+                   == "Running", timeout=60, interval=0.2, what="pod spin running")
+        r = subprocess.run([*kc(pf), "top", "nodes", "--no-headers"], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0 and r.stdout.split()[0] == pf.nodes[0].name, r.stderr
+        assert r.stdout.split()[3].endswith("Mi")
+
+        def spinning() -> str:
+            r = subprocess.run([*kc(pf, "1.33"), "top", "pods", "--no-headers", "-l", "app=spin"], capture_output=True,
+                               text=True, timeout=30)
+            return r.stdout if r.returncode == 0 and r.stdout and _millicores(r.stdout.split()[1]) >= 100 else ""
+        out = wait_until(spinning, timeout=30, interval=1, what="the spinning pod's CPU in kubectl top")
+        assert out.split()[0] == "spin" and len(out.splitlines()) == 1   # the label selector applies
+        r = subprocess.run([*kc(pf), "top", "pod", "web", "--containers", "--no-headers"], capture_output=True,
+                           text=True, timeout=30)
+        pod, container, _cpu, mem = r.stdout.split()
+        assert (pod, container) == ("web", "c") and mem.endswith("Mi") and int(mem[:-2]) > 0, r.stderr
+    finally:
+        h.delete(f"/api/v1/namespaces/{ns}/pods/spin", params={"gracePeriodSeconds": "0"})
+
+
+def test_metrics_api_is_read_only_and_authorized(pf):
+    h, ns = pf.h, pf.ns
+    base = "/apis/metrics.k8s.io/v1beta1"
+    assert any(g["name"] == "metrics.k8s.io" for g in h.get("/apis").json()["groups"])
+    kinds = {r["name"]: (r["kind"], r["verbs"]) for r in h.get(base).json()["resources"]}
+    assert kinds == {"nodes": ("NodeMetrics", ["get", "list"]), "pods": ("PodMetrics", ["get", "list"])}
+    for method in ("POST", "PUT", "PATCH", "DELETE"):
+        r = h.request(method, f"{base}/namespaces/{ns}/pods/web", json={})
+        assert r.status_code == 405 and r.json()["kind"] == "Status", method
+    r = h.get(f"{base}/namespaces/{ns}/pods/nope")
+    assert r.status_code == 404 and r.json()["details"]["group"] == "metrics.k8s.io"
+    assert h.get(f"{base}/namespaces/{ns}/pods", params={"labelSelector": "a in (("}).status_code == 400
+    assert h.get(f"{base}/namespaces/{ns}/nodes").status_code == 404    # nodes are not namespaced
+    # a user without get/list on pods.metrics.k8s.io is refused; the `view` role grants it
+    user = f"top-{uuid.uuid4().hex[:4]}"
+    r = h.get(f"{base}/namespaces/{ns}/pods", headers={"Impersonate-User": user})
+    assert r.status_code == 403 and "pods.metrics.k8s.io" in r.json()["message"]
+    h.post(f"/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings", json={
+        "metadata": {"name": user}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                                "name": "view"},
+        "subjects": [{"kind": "User", "name": user}]}).raise_for_status()
+
+    def allowed() -> bool:
+        r = h.get(f"{base}/namespaces/{ns}/pods", headers={"Impersonate-User": user})
+        return r.status_code == 200 and any(i["metadata"]["name"] == "web" for i in r.json()["items"])
+    wait_until(allowed, timeout=40, interval=0.5, what="view grants the metrics API")
+    assert h.get(f"{base}/nodes", headers={"Impersonate-User": user}).status_code == 403   # cluster scope: no
