@@ -59,7 +59,7 @@ _RW = ("create", "delete", "deletecollection", "get", "list", "patch", "update",
 RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("", "v1", "Namespace", "namespaces", False, ("ns",), ("status", "finalize"),
                  verbs=("create", "delete", "get", "list", "patch", "update", "watch")),
-    ResourceType("", "v1", "Pod", "pods", True, ("po",), ("status", "binding", "log", "exec", "attach", "portforward"), (ALL,)),
+    ResourceType("", "v1", "Pod", "pods", True, ("po",), ("status", "binding", "log", "exec", "attach", "portforward", "ephemeralcontainers"), (ALL,)),
     ResourceType("", "v1", "Service", "services", True, ("svc",), ("status",), (ALL,)),
     ResourceType("", "v1", "Endpoints", "endpoints", True, ("ep",), has_status=False),
     ResourceType("", "v1", "Node", "nodes", False, ("no",), ("status", "proxy")),

@@ -408,6 +408,12 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
                                            tls=kubelet_tls)
         if t.sub in ("exec", "attach"):
             raise st.bad_request(f"pods/{t.sub} needs a WebSocket upgrade (subprotocol v5.channel.k8s.io)")
+        if t.sub == "ephemeralcontainers" and method != "GET":
+            # refused with the field named, not 404: kubectl debug dereferences a 404's details
+            raise st.invalid(rt, t.name, [{
+                "reason": "FieldValueForbidden", "field": "spec.ephemeralContainers",
+                "message": "Forbidden: ephemeral containers are not run by kubelab's node agent; use "
+                           "`kubectl debug --copy-to=NAME --same-node -it` or `kubectl exec`"}])
         if t.sub == "portforward":
             return await portforward.spdy_upgrade_refused(request, namespace=t.namespace, name=t.name,
                                                           get_object=get_object)

@@ -18,7 +18,8 @@ VERSION = {
 
 _SUB_VERBS = {
     "status": ["get", "patch", "update"], "scale": ["get", "patch", "update"], "binding": ["create"],
-    "log": ["get"], "exec": ["create", "get"], "attach": ["create", "get"], "portforward": ["create", "get"], "finalize": ["update"], "token": ["create"],
+    "log": ["get"], "exec": ["create", "get"], "attach": ["create", "get"], "portforward": ["create", "get"],
+    "ephemeralcontainers": ["get", "patch", "update"], "finalize": ["update"], "token": ["create"],
 }
 _SUB_KIND = {"scale": ("autoscaling", "v1", "Scale"), "binding": ("", "v1", "Binding"),
              "token": ("authentication.k8s.io", "v1", "TokenRequest")}

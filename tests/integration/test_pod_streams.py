@@ -461,3 +461,24 @@ def test_metrics_api_is_read_only_and_authorized(pf):
         return r.status_code == 200 and any(i["metadata"]["name"] == "web" for i in r.json()["items"])
     wait_until(allowed, timeout=40, interval=0.5, what="view grants the metrics API")
     assert h.get(f"{base}/nodes", headers={"Impersonate-User": user}).status_code == 403   # cluster scope: no
+
+
+# ---- kubectl debug ---------------------------------------------------------------------------
+
+@pytest.mark.skipif(KUBECTL is None, reason="kubectl not installed")
+def test_kubectl_debug_refused_clearly_and_copy_to_works(pf):
+    """Ephemeral containers are refused with a 422 naming the field (kubectl used to crash on
+    the bare 404); `kubectl debug --copy-to -it` gets a shell in a copy of the pod."""
+    for version in ("1.32", "1.33"):
+        r = subprocess.run([*kc(pf, version), "debug", "web", "--image=busybox", "-it", "--target=c"],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 1 and "spec.ephemeralContainers: Forbidden" in r.stderr, r.stderr
+        assert "panic" not in r.stderr
+    pod = pf.h.get(f"/api/v1/namespaces/{pf.ns}/pods/web").json()
+    assert not pod["spec"].get("ephemeralContainers")            # nothing changed
+    try:
+        code, out = on_terminal([*kc(pf), "debug", "web", "--image=busybox", "-it", "--copy-to=web-debug",
+                                 "--same-node", "--", "sh"], [b"echo debug-$((2*21))\r", b"exit\r"])
+        assert b"debug-42" in out, out
+    finally:
+        pf.h.delete(f"/api/v1/namespaces/{pf.ns}/pods/web-debug", params={"gracePeriodSeconds": "0"})
