@@ -101,7 +101,7 @@ CONTAINER: dict[str, Field] = {
     "livenessProbe.grpc": _warn("a gRPC probe only checks that the port accepts TCP connections"),
     "readinessProbe.grpc": _warn("a gRPC probe only checks that the port accepts TCP connections"),
     "startupProbe.grpc": _warn("a gRPC probe only checks that the port accepts TCP connections"),
-    "lifecycle": _warn("postStart and preStop hooks are not run by kubelab's node agent"),
+    "lifecycle": _impl("postStart/preStop: exec, httpGet, tcpSocket, sleep (postStart does not delay Running)"),
     "terminationMessagePath": _warn("termination messages are not read", default="/dev/termination-log"),
     "terminationMessagePolicy": _warn("termination messages are not read", default="File"),
     "imagePullPolicy": _impl("no registry: every catalogue image is present"),

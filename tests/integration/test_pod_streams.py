@@ -482,3 +482,45 @@ def test_kubectl_debug_refused_clearly_and_copy_to_works(pf):
         assert b"debug-42" in out, out
     finally:
         pf.h.delete(f"/api/v1/namespaces/{pf.ns}/pods/web-debug", params={"gracePeriodSeconds": "0"})
+
+
+# ---- lifecycle hooks and the grace period ------------------------------------------------------
+
+def test_post_start_and_pre_stop_hooks_within_the_grace_period(pf, tmp_path):
+    """postStart (exec) runs in the container; preStop (exec, then httpGet) runs before SIGTERM
+    and inside terminationGracePeriodSeconds: a preStop that would sleep 60 s is cut at the
+    3 s grace (+ the kubelet's 2 s for SIGTERM). A failing postStart kills the attempt."""
+    h, ns = pf.h, pf.ns
+    sh = "trap 'echo term >> /host/log; exit 0' TERM; while :; do sleep 0.2; done"
+    h.post(f"/api/v1/namespaces/{ns}/pods", json={"metadata": {"name": "hooks"}, "spec": {
+        "nodeName": pf.nodes[0].name, "terminationGracePeriodSeconds": 3,
+        "volumes": [{"name": "host", "hostPath": {"path": str(tmp_path), "type": "Directory"}}],
+        "containers": [{"name": "c", "image": "busybox", "command": ["sh", "-c", sh],
+                        "volumeMounts": [{"name": "host", "mountPath": "/host"}],
+                        "lifecycle": {
+                            "postStart": {"exec": {"command": ["sh", "-c", "echo post >> /host/log"]}},
+                            "preStop": {"exec": {"command": ["sh", "-c", "echo pre >> /host/log; sleep 60"]}}}}]}}
+           ).raise_for_status()
+    log = tmp_path / "log"
+    wait_until(lambda: log.exists() and log.read_text() == "post\n", timeout=60, interval=0.2, what="postStart ran")
+    t0 = time.monotonic()
+    h.delete(f"/api/v1/namespaces/{ns}/pods/hooks")
+    wait_until(lambda: h.get(f"/api/v1/namespaces/{ns}/pods/hooks").status_code == 404, timeout=30, interval=0.2,
+               what="pod hooks gone")
+    took = time.monotonic() - t0
+    assert log.read_text() == "post\npre\nterm\n"        # preStop before SIGTERM, which the trap saw
+    assert 3 <= took < 15, took                          # the grace period held the pod, and bounded preStop
+
+    h.post(f"/api/v1/namespaces/{ns}/pods", json={"metadata": {"name": "badhook"}, "spec": {
+        "nodeName": pf.nodes[0].name, "terminationGracePeriodSeconds": 0,
+        "containers": [{"name": "c", "image": "busybox", "command": ["sleep", "infinity"],
+                        "lifecycle": {"postStart": {"httpGet": {"port": 1, "path": "/"}}}}]}}).raise_for_status()
+    try:
+        def restarted() -> bool:
+            st = h.get(f"/api/v1/namespaces/{ns}/pods/badhook").json().get("status") or {}
+            return any(c.get("restartCount", 0) >= 1 for c in st.get("containerStatuses") or [])
+        wait_until(restarted, timeout=60, interval=0.5, what="a failed postStart restarts the container")
+        events = h.get(f"/api/v1/namespaces/{ns}/events").json()["items"]
+        assert any(e["reason"] == "FailedPostStartHook" and e["involvedObject"]["name"] == "badhook" for e in events)
+    finally:
+        h.delete(f"/api/v1/namespaces/{ns}/pods/badhook", params={"gracePeriodSeconds": "0"})
