@@ -101,14 +101,14 @@ CONTAINER: dict[str, Field] = {
     "livenessProbe.grpc": _warn("a gRPC probe only checks that the port accepts TCP connections"),
     "readinessProbe.grpc": _warn("a gRPC probe only checks that the port accepts TCP connections"),
     "startupProbe.grpc": _warn("a gRPC probe only checks that the port accepts TCP connections"),
-    "lifecycle": _warn("postStart and preStop hooks are not run by kubelab's node agent"),
+    "lifecycle": _impl("postStart/preStop: exec, httpGet, tcpSocket, sleep (postStart does not delay Running)"),
     "terminationMessagePath": _warn("termination messages are not read", default="/dev/termination-log"),
     "terminationMessagePolicy": _warn("termination messages are not read", default="File"),
     "imagePullPolicy": _impl("no registry: every catalogue image is present"),
     "securityContext": _impl("see SECURITY_CONTEXT"),
-    "stdin": _warn("attach is not implemented: stdin reaches `kubectl exec` only"),
-    "stdinOnce": _warn("attach is not implemented: stdin reaches `kubectl exec` only"),
-    "tty": _impl("TERM=xterm; `kubectl exec -t` gets a terminal"),
+    "stdin": _impl("a stdin pipe (or the terminal) the node agent holds for `kubectl attach`"),
+    "stdinOnce": _impl("the first attach session's end closes stdin"),
+    "tty": _impl("the container runs on a terminal (`kubectl attach -t`, `run -it`); TERM=xterm for exec -t"),
     "targetContainerName": _refuse("ephemeral containers (kubectl debug) are not supported by kubelab"),
 }
 

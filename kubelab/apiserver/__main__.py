@@ -78,7 +78,10 @@ def main(argv: list[str] | None = None) -> int:
                   access_log=verbose, timeout_graceful_shutdown=3,
                   # uvicorn's default (5 s) is exactly kubectl drain's eviction retry interval: the idle
                   # connection is closed as the retry reuses it, and a POST is not retried by Go's client
-                  timeout_keep_alive=KEEP_ALIVE_SECONDS)
+                  timeout_keep_alive=KEEP_ALIVE_SECONDS,
+                  # wsproto: the `websockets` handshake refuses kubectl's port-forward subprotocol
+                  # `SPDY/3.1+portforward.k8s.io` ('/' is not a token character); wsproto accepts it
+                  ws="wsproto")
     try:
         settings.security, tls = security_settings(args)
     except (ValueError, OSError) as e:

@@ -28,7 +28,7 @@ from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from kubelab.resources import BY_PLURAL, ResourceType
 from kubelab.serving import health_report
 
-from . import discovery, eviction, nodeproxy, tokenrequest
+from . import discovery, eviction, metricsapi, nodeproxy, portforward, tokenrequest
 from . import status as st
 from .bootstrap import bootstrap
 from .metrics import Metrics
@@ -46,7 +46,7 @@ from .request import (
     watch_requested,
 )
 from .security import Guard, SecurityConfig
-from .selector import SelectorError, parse_fields, parse_labels
+from .selector import SelectorError, labels_match, parse_fields, parse_labels
 from .storage import Storage
 
 log = logging.getLogger("kubelab.apiserver")
@@ -132,13 +132,19 @@ OBJECT_ROUTES: dict[tuple[str | None, str], str] = {
     ("eviction", "POST"): "evict",  # policy/v1 Eviction (`kubectl drain`), PodDisruptionBudgets honoured
     ("token", "GET"): "get", ("token", "POST"): "token",
     ("log", "GET"): "pod_log",
-    ("exec", "*"): "needs_websocket",
+    ("exec", "*"): "needs_websocket", ("attach", "*"): "needs_websocket",
+    # kubectl ≤ 1.30 asks for a raw SPDY upgrade, which an ASGI server cannot take over: a clear 400
+    ("portforward", "*"): "portforward_refused",
+    ("ephemeralcontainers", "GET"): "get",
+    ("ephemeralcontainers", "PUT"): "ephemeral_refused", ("ephemeralcontainers", "PATCH"): "ephemeral_refused",
     ("proxy", "*"): "node_proxy",
 }
 
 # Subresources that upgrade to a WebSocket: FastAPI routes them (path → ResourceHandler method).
 WEBSOCKET_ROUTES: dict[str, str] = {
     "/api/v1/namespaces/{namespace}/pods/{name}/exec": "pod_exec",
+    "/api/v1/namespaces/{namespace}/pods/{name}/attach": "pod_attach",
+    "/api/v1/namespaces/{namespace}/pods/{name}/portforward": "pod_portforward",
 }
 
 
@@ -315,11 +321,30 @@ class ResourceHandler:
     async def needs_websocket(self, t: Target, request: Request, call: "Call") -> Response:
         raise st.bad_request(f"{t.rt.plural}/{t.sub} needs a WebSocket upgrade (subprotocol v5.channel.k8s.io)")
 
+    async def portforward_refused(self, t: Target, request: Request, call: "Call") -> Response:
+        return await portforward.spdy_upgrade_refused(request, namespace=t.namespace, name=t.name,
+                                                      get_object=self.get_object)
+
+    async def ephemeral_refused(self, t: Target, request: Request, call: "Call") -> Response:
+        # refused with the field named, not 404: kubectl debug dereferences a 404's details
+        raise st.invalid(t.rt, t.name, [{
+            "reason": "FieldValueForbidden", "field": "spec.ephemeralContainers",
+            "message": "Forbidden: ephemeral containers are not run by kubelab's node agent; use "
+                       "`kubectl debug --copy-to=NAME --same-node -it` or `kubectl exec`"}])
+
     # -- websocket subresources (WEBSOCKET_ROUTES: FastAPI routes them, as websocket scopes)
 
     async def pod_exec(self, websocket: WebSocket, namespace: str, name: str) -> None:
         await nodeproxy.pod_exec(websocket, namespace=namespace, name=name, get_object=self.get_object,
                                  tls=self.kubelet_tls)
+
+    async def pod_attach(self, websocket: WebSocket, namespace: str, name: str) -> None:
+        await nodeproxy.pod_exec(websocket, namespace=namespace, name=name, get_object=self.get_object,
+                                 tls=self.kubelet_tls, action="attach")
+
+    async def pod_portforward(self, websocket: WebSocket, namespace: str, name: str) -> None:
+        await portforward.pod_portforward(websocket, namespace=namespace, name=name, get_object=self.get_object,
+                                          tls=self.kubelet_tls)
 
 
 class Call:
@@ -387,6 +412,24 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
     _non_resource_routes(app, settings, storage, metrics)
     for path, method in WEBSOCKET_ROUTES.items():
         app.add_api_websocket_route(path, getattr(handler, method))
+
+    @app.api_route("/apis/metrics.k8s.io/v1beta1/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+    async def metrics_api(path: str, request: Request):
+        """metrics.k8s.io served by the API server itself (as metrics-server would), read-only."""
+        target = metricsapi.parse(request.url.path)
+        if target is None:
+            raise st.StatusError(404, "the server could not find the requested resource")
+        if request.method != "GET":
+            raise st.StatusError(405, "the metrics API is read-only", reason="MethodNotAllowed")
+        try:
+            labels = parse_labels(request.query_params.get("labelSelector"))
+        except SelectorError as e:
+            raise st.bad_request(str(e)) from None
+
+        async def list_objects(plural: str, namespace: str | None) -> list[dict]:
+            return (await registry.list(BY_PLURAL[plural], namespace))["items"]
+        return _json(await metricsapi.serve(*target, list_objects=list_objects, tls=kubelet_tls,
+                                            label_match=lambda o: labels_match(labels, o)))
 
     @app.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
     async def unknown(path: str):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from kubelab.resources import RESOURCES, ResourceType, groups
 
+from . import metricsapi
+
 VERSION = {
     "major": "1", "minor": "32", "gitVersion": "v1.32.0-kubelab", "gitCommit": "kubelab",
     "gitTreeState": "clean", "buildDate": "2026-11-26T00:00:00Z", "goVersion": "python3",
@@ -16,7 +18,8 @@ VERSION = {
 
 _SUB_VERBS = {
     "status": ["get", "patch", "update"], "scale": ["get", "patch", "update"], "binding": ["create"],
-    "log": ["get"], "exec": ["create", "get"], "finalize": ["update"], "token": ["create"],
+    "log": ["get"], "exec": ["create", "get"], "attach": ["create", "get"], "portforward": ["create", "get"],
+    "ephemeralcontainers": ["get", "patch", "update"], "finalize": ["update"], "token": ["create"],
     "eviction": ["create"],
 }
 _SUB_KIND = {"scale": ("autoscaling", "v1", "Scale"), "binding": ("", "v1", "Binding"),
@@ -37,6 +40,7 @@ def api_group_list() -> dict:
         version = next(r.version for r in RESOURCES if r.group == group)
         gv = {"groupVersion": f"{group}/{version}", "version": version}
         out.append({"name": group, "versions": [gv], "preferredVersion": gv})
+    out.append(metricsapi.group_entry())   # served by the API server itself (metricsapi.py)
     return {"kind": "APIGroupList", "apiVersion": "v1", "groups": out}
 
 
@@ -51,6 +55,8 @@ def _entry(rt: ResourceType) -> dict:
 
 
 def resource_list(group: str, version: str) -> dict | None:
+    if (group, version) == (metricsapi.GROUP, metricsapi.VERSION):
+        return metricsapi.resource_list()
     rts = [r for r in RESOURCES if r.group == group and r.version == version]
     if not rts:
         return None
@@ -63,8 +69,9 @@ def resource_list(group: str, version: str) -> dict | None:
             if sub in _SUB_KIND:
                 g, v, k = _SUB_KIND[sub]
                 e.update({"kind": k, "version": v} | ({"group": g} if g else {}))
-            if sub in ("log", "exec"):
-                e["kind"] = "PodExecOptions" if sub == "exec" else "Pod"
+            if sub in ("log", "exec", "attach", "portforward"):
+                e["kind"] = {"exec": "PodExecOptions", "attach": "PodAttachOptions",
+                             "portforward": "PodPortForwardOptions"}.get(sub, "Pod")
             resources.append(e)
     gv = f"{group}/{version}" if group else version
     return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}

@@ -4,6 +4,8 @@ real API server does to the kubelet.
 
 - log: `GET .../pods/NAME/log?container=&follow=&tailLines=&previous=&limitBytes=` → text/plain;
   with follow the body is a chunked stream that ends when the container stops.
+- attach: the same WebSocket protocol as exec without `command`, bound by the node agent to
+  the container's stdin/terminal (`stdin`/`tty` in its spec).
 - exec: kubectl ≥ 1.30 upgrades to a WebSocket offering subprotocol `v5.channel.k8s.io`; the
   node agent speaks the same protocol, so frames are relayed unchanged both ways (channel byte
   0 stdin, 1 stdout, 2 stderr, 3 status, 4 resize, 255 close).
@@ -157,12 +159,14 @@ def _failure_frame(e: StatusError) -> bytes:
 
 
 async def pod_exec(websocket: WebSocket, *, namespace: str, name: str, get_object: GetObject,
-                   tls: ssl.SSLContext | None = None) -> None:
-    """WebSocket pods/NAME/exec, relayed to the node agent."""
+                   tls: ssl.SSLContext | None = None, action: str = "exec") -> None:
+    """WebSocket pods/NAME/exec (or, `action="attach"`, pods/NAME/attach: the same channels
+    bound to the container's own stdin/terminal), relayed to the node agent."""
     from websockets.asyncio.client import connect
     from websockets.exceptions import WebSocketException
 
-    offered = [s.strip() for s in websocket.headers.get("sec-websocket-protocol", "").split(",") if s.strip()]
+    offered = list(websocket.scope.get("subprotocols") or []) + \
+        [s.strip() for s in websocket.headers.get("sec-websocket-protocol", "").split(",") if s.strip()]
     if SUBPROTOCOL not in offered:
         await websocket.close(code=1002)  # before accept: the upgrade is refused (403)
         return
@@ -172,7 +176,8 @@ async def pod_exec(websocket: WebSocket, *, namespace: str, name: str, get_objec
         pod = await get_object("pods", namespace, name)
         container = pick_container(pod, q.get("container"))
         if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
-            raise StatusError(400, f"cannot exec into a container in a completed pod; current phase is "
+            what = "exec into" if action == "exec" else "attach"
+            raise StatusError(400, f"cannot {what} a container in a completed pod; current phase is "
                                    f"{pod['status']['phase']}")
         addr = await node_address(pod, get_object)
     except StatusError as e:
@@ -180,7 +185,7 @@ async def pod_exec(websocket: WebSocket, *, namespace: str, name: str, get_objec
         await websocket.close()
         return
     query = urlencode([(k, v) for k, v in q.multi_items() if k in EXEC_PARAMS])
-    url = f"{'wss' if tls else 'ws'}://{addr}/exec/{namespace}/{name}/{container}?{query}"
+    url = f"{'wss' if tls else 'ws'}://{addr}/{action}/{namespace}/{name}/{container}?{query}"
     try:
         async with connect(url, subprotocols=[SUBPROTOCOL], max_size=None, open_timeout=10,
                            ping_interval=None, **({"ssl": tls} if tls else {})) as upstream:

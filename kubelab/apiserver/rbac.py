@@ -377,6 +377,7 @@ def default_cluster_roles() -> list[dict]:
         _rule(["discovery.k8s.io"], ["endpointslices"], READ),
         _rule(["networking.k8s.io"], ["networkpolicies", "ingresses", "ingresses/status"], READ),
         _rule(["policy"], _POLICY, READ),
+        _rule(["metrics.k8s.io"], ["pods", "nodes"], ["get", "list", "watch"]),   # metrics-server's aggregated role
     ]
     # No writes of endpoints/endpointslices (CVE-2021-25740, upstream since 1.22): whoever may
     # write them can point a Service at any address, including other namespaces' pods.

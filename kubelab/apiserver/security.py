@@ -23,6 +23,7 @@ from urllib.parse import parse_qs
 
 from kubelab.resources import BY_PLURAL
 
+from . import metricsapi
 from . import status as st
 from .authn import ANONYMOUS, PEER_CERT, Authenticator, AuthError, parse_token_file
 from .authz import Authorizer, EscalationCheck, node_of, parse_modes
@@ -74,6 +75,11 @@ def request_attributes(scope: dict, user: UserInfo) -> Attributes:
     path = scope["path"]
     method = scope.get("method", "GET") if scope["type"] == "http" else "GET"
     target = target_of(scope)  # parsed once: the router reads the same Target from the scope
+    if target is None and (metrics := metricsapi.parse(path)) is not None:
+        plural, ns, name = metrics   # served by the API server itself: a resource like any other
+        verb = {"GET": "list" if name is None else "get"}.get(method, _METHOD_VERBS.get(method, method.lower()))
+        return Attributes(user, verb, api_group=metricsapi.GROUP, resource=plural, namespace=ns or "",
+                          name=name or "")
     if target is None:
         return Attributes(user, _METHOD_VERBS.get(method, method.lower()), resource_request=False, path=path)
     query = parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)

@@ -33,6 +33,7 @@ from . import containers as ctr
 from . import images, podstatus, procs, routes, sandbox, satoken, volumes
 from .probes import ProbeWorker, probe_once
 from .sandbox import CniSettings, DnsSettings, Sandbox
+from .stdio import Stdio
 
 log = logging.getLogger("kubelab.nodeagent")
 
@@ -150,6 +151,9 @@ def gc_veths(keep: set[str], bridge: str = "cni0") -> list[str]:
     return removed
 
 
+HOOK_TIMEOUT = 30.0   # postStart: the kubelet gives a hook no fixed limit; kubelab bounds it
+
+
 class PodWorker:
     """Drives one pod (one UID) to its desired state."""
 
@@ -181,6 +185,7 @@ class PodWorker:
         self.volumes_ready = False
         self.volume_error = ""
         self.env_objects: dict[tuple[str, str], dict | None] = {}
+        self.stdio: dict[str, Stdio] = {}     # container name -> its stdin/terminal (attach)
 
     def start(self) -> None:
         if not self.containers and not self.gone:
@@ -344,6 +349,8 @@ class PodWorker:
             try:
                 if await self.sync():
                     self.done = True
+                    for io in self.stdio.values():
+                        io.close()
                     break
             except asyncio.CancelledError:
                 raise
@@ -522,8 +529,22 @@ class PodWorker:
                                     hostname=sandbox.pod_hostname(self.pod), objects=self.env_objects,
                                     resource=self.resource_value)
             mounts = volumes.container_mounts(cs, self.volumes.prepared, lambda t: ctr.expand(t, env))
-            ctr.start(c, cs, pod=self.pod, pod_dir=self.dir, netns=sb.netns, pause_pid=sb.pause_pid,
-                      etc=self.etc, env=env, hide=self.agent.cfg.hide_paths, mounts=tuple(mounts))
+            old = self.stdio.pop(c.name, None)
+            if old is not None:
+                old.close()
+            io = None
+            if cs.get("stdin") or cs.get("tty"):
+                io = Stdio(tty=bool(cs.get("tty")), stdin=bool(cs.get("stdin")), stdin_once=bool(cs.get("stdinOnce")),
+                           log_file=ctr.log_path(self.dir, c.name, c.restart_count))
+            try:
+                ctr.start(c, cs, pod=self.pod, pod_dir=self.dir, netns=sb.netns, pause_pid=sb.pause_pid,
+                          etc=self.etc, env=env, hide=self.agent.cfg.hide_paths, mounts=tuple(mounts), stdio=io)
+            except BaseException:
+                if io is not None:
+                    io.close()
+                raise
+            if io is not None:
+                self.stdio[c.name] = io
         except images.ImageError as e:
             if c.reason != "ErrImagePull":
                 self.event("Warning", "Failed", f'Failed to pull image "{cs.get("image", "")}": {e}')
@@ -560,6 +581,39 @@ class PodWorker:
         self.event("Normal", "Created", f"Created container {c.name}")
         self.event("Normal", "Started", f"Started container {c.name}")
         self.start_probes(c)
+        if (cs.get("lifecycle") or {}).get("postStart"):
+            asyncio.create_task(self.post_start(c, cs, c.restart_count), name=f"postStart {self.key}/{c.name}")
+
+    # ---- lifecycle hooks ----------------------------------------------------------------
+
+    async def run_hook(self, c: ctr.Container, cs: dict, which: str, timeout: float) -> tuple[bool, str]:
+        """Run the container's `which` hook (exec, httpGet, tcpSocket or sleep) once, within
+        `timeout`: (success, message). Exec runs inside the container, as a probe's."""
+        handler = (cs.get("lifecycle") or {}).get(which) or {}
+        if "sleep" in handler:
+            await asyncio.sleep(max(0.0, min(float(handler["sleep"].get("seconds") or 0), timeout)))
+            return True, ""
+        deadline = time.monotonic() + timeout
+        while ctr.in_setup(c) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)   # exec needs the container's own command running
+        probe = {**handler, "timeoutSeconds": max(1, int(deadline - time.monotonic()))}
+        pod_ip = self.sandbox.pod_ip if self.sandbox else None
+        try:
+            return await asyncio.wait_for(
+                probe_once(probe, container=cs, pod_ip=pod_ip, exec_argv=lambda cmd: ctr.exec_argv(c, cmd),
+                           env=c.env), max(0.1, deadline - time.monotonic()))
+        except asyncio.TimeoutError:
+            return False, f"{which} hook timed out after {timeout:.0f}s"
+
+    async def post_start(self, c: ctr.Container, cs: dict, attempt: int) -> None:
+        """postStart, beside the container's command (as the kubelet runs it); a failure kills
+        the attempt, which then restarts under the pod's restartPolicy."""
+        ok, msg = await self.run_hook(c, cs, "postStart", HOOK_TIMEOUT)
+        if ok or not c.running or c.restart_count != attempt:
+            return
+        self.event("Warning", "FailedPostStartHook", f"PostStartHook failed: {msg}".strip())
+        ctr.signal_container(c, signal.SIGKILL)
+        self.wake.set()
 
     def start_probes(self, c: ctr.Container) -> None:
         self.stop_probes(c.name)
@@ -628,6 +682,14 @@ class PodWorker:
         c.stopping = True
         self.stop_probes(c.name)
         deadline = time.monotonic() + grace
+        cs = self.container_spec(c.name)
+        if (cs.get("lifecycle") or {}).get("preStop") and grace > 0:
+            # preStop runs inside the grace period, then SIGTERM; a hook that used it all up
+            # leaves the kubelet's 2 s for the signal
+            ok, msg = await self.run_hook(c, cs, "preStop", grace)
+            if not ok:
+                self.event("Warning", "FailedPreStopHook", f"PreStopHook failed: {msg}".strip())
+            deadline = max(deadline, time.monotonic() + 2.0)
         while ctr.in_setup(c) and time.monotonic() < deadline:
             await asyncio.sleep(0.02)   # a SIGTERM now would be lost (see ctr.in_setup)
         delivered = ctr.handles(c, signal.SIGTERM)

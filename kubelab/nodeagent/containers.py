@@ -413,9 +413,10 @@ def reap() -> None:
 
 def start(c: Container, spec: dict, *, pod: dict, pod_dir: str, netns: str, pause_pid: int,
           etc: dict[str, str], env: dict[str, str], hide: tuple[str, ...] = (),
-          mounts: tuple[rootfs.Mount, ...] = ()) -> None:
+          mounts: tuple[rootfs.Mount, ...] = (), stdio: Any = None) -> None:
     """Start one attempt of container `c` (raises images.ImageError for an unknown image,
-    ConfigError for a securityContext that cannot hold)."""
+    ConfigError for a securityContext that cannot hold). `stdio` (a kubelab.nodeagent.stdio.Stdio
+    for this attempt's log file) gives the container a stdin pipe or a terminal."""
     privs = privileges(pod, spec)
     argv = argv_for(spec, env, nginx_prefix=NGINX_PREFIX)
     extra: list[rootfs.Mount] = []
@@ -464,15 +465,20 @@ def start(c: Container, spec: dict, *, pod: dict, pod_dir: str, netns: str, paus
                          workdir=spec.get("workingDir") or "/", read_only_root=privs.read_only_root,
                          env_file=env_file)
     c.setpriv = privs.setpriv()
+    prefix = stdio.command_prefix() if stdio is not None else []
     cmd = ["sh", "-c", RECORD_SCRIPT, "kubelab-container", ep, *isolate,
-           sys.executable, "-I", "-S", "-c", ROOTFS_BOOT, rs.to_json(), "--", *c.setpriv, *argv]
+           sys.executable, "-I", "-S", "-c", ROOTFS_BOOT, rs.to_json(), "--", *c.setpriv, *prefix, *argv]
     fd = os.open(lp, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    io: dict = {"stdin": subprocess.DEVNULL, "stdout": fd, "stderr": fd}
+    if stdio is not None:
+        io.update({k: v for k, v in stdio.popen_kwargs().items() if v is not None})
     try:
-        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=fd, stderr=fd,
-                             env={"PATH": DEFAULT_PATH, "LANG": "C.UTF-8"},
+        p = subprocess.Popen(cmd, **io, env={"PATH": DEFAULT_PATH, "LANG": "C.UTF-8"},
                              start_new_session=True, close_fds=True, cwd="/")
     finally:
         os.close(fd)
+        if stdio is not None:
+            stdio.started()
     _popens.add(p)
     c.container_id = "kubelab://" + uuid.uuid4().hex
     c.wrapper_pid, c.wrapper_start = p.pid, procs.start_time(p.pid) or 0

@@ -9,6 +9,12 @@
       subprotocol v5.channel.k8s.io: frames start with a channel byte (0 stdin, 1 stdout,
       2 stderr, 3 status, 4 resize, 255 close), exactly what kubectl speaks, so the API
       server relays frames unchanged.
+  GET /stats/usage                                       node and container CPU/memory (kubelab.nodeagent.usage)
+  WS  /attach/{ns}/{pod}/{container}?stdin=&stdout=&stderr=&tty=
+      the same channels, bound to the container's own stdin/terminal (kubelab.nodeagent.stdio)
+      or, without one, to its log from now on
+  WS  /portForward/{ns}/{pod}?port=N                     one TCP connection to localhost:N in the
+      pod's netns (kubelab.nodeagent.portforward); the API server terminates kubectl's SPDY
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ import os
 import pty
 import struct
 import termios
+import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
@@ -34,6 +42,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from kubelab.serving import metrics_route
 
 from . import containers as ctr
+from . import portforward as pf
+from . import usage
 from .metrics import registry_for
 
 if TYPE_CHECKING:
@@ -203,10 +213,91 @@ def create_app(agent: "NodeAgent") -> Starlette:
             return
         await run_exec(ws, argv, env=c.env, tty=tty, want_stdin=_flag(q.get("stdin")))
 
+    async def attach_ws(ws: WebSocket) -> None:
+        offered = [s.strip() for s in ws.headers.get("sec-websocket-protocol", "").split(",") if s.strip()]
+        await ws.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
+        p, q = ws.path_params, ws.query_params
+        try:
+            w, c = lookup(p["namespace"], p["pod"], p["container"])
+            if not c.running:
+                raise LookupError(f"container {c.name} is not running")
+        except LookupError as e:
+            with contextlib.suppress(RuntimeError, OSError):
+                await ws.send_bytes(bytes([STATUS]) + json.dumps(error_status(str(e), 400)).encode())
+                await ws.close()
+            return
+        await run_attach(ws, w.stdio.get(c.name), log=ctr.log_path(w.dir, c.name, c.restart_count),
+                         running=lambda a=c.restart_count: c.running and c.restart_count == a and not w.done,
+                         want_stdin=_flag(q.get("stdin")))
+
+    sampler = usage.Sampler()
+    usage_lock = threading.Lock()   # one reading at a time: the sampler's previous values are shared
+
+    def read_usage() -> dict:
+        """CPU (cores) and memory (bytes) of the node and of each running container."""
+        trees: dict[str, tuple[dict, str, list[int]]] = {}
+        for w in list(agent.workers.values()):
+            if w.done:
+                continue
+            for c in list(w.containers.values()):
+                if c.running:
+                    trees[f"{w.uid}/{c.name}"] = (w.pod, c.name, usage.tree(c.wrapper_pid))
+        readings = {"node": usage.node_cpu_seconds()} | {k: usage.cpu_seconds(t[2]) for k, t in trees.items()}
+        rates = {k: sampler.rate(k, v) for k, v in readings.items()}
+        if any(r is None for r in rates.values()):
+            time.sleep(usage.FIRST_WINDOW)   # a first reading: a second one makes the rate
+            readings = {"node": usage.node_cpu_seconds()} | {k: usage.cpu_seconds(t[2]) for k, t in trees.items()}
+            rates = {k: sampler.rate(k, v) or 0.0 for k, v in readings.items()}
+        sampler.forget_except(set(readings))
+        pods: dict[str, dict] = {}
+        for k, (pod, name, pids) in trees.items():
+            m = pod["metadata"]
+            p = pods.setdefault(m["uid"], {"namespace": m.get("namespace", "default"), "name": m["name"],
+                                           "containers": []})
+            p["containers"].append({"name": name, "cpu": rates[k], "memory": usage.memory_bytes(pids)})
+        return {"node": {"cpu": rates["node"], "memory": usage.node_memory_bytes()},
+                "timestamp": time.time(), "pods": list(pods.values())}
+
+    async def stats_usage(request: Request) -> Response:
+        def locked() -> dict:
+            with usage_lock:
+                return read_usage()
+        return JSONResponse(await asyncio.to_thread(locked))
+
+    async def portforward_ws(ws: WebSocket) -> None:
+        await ws.accept()
+        p = ws.path_params
+        try:
+            port = pf.parse_port(ws.query_params.get("port"))
+            w = agent.find(p["namespace"], p["pod"])
+            if w is None:
+                raise LookupError(f'pod "{p["pod"]}" not found on node {agent.cfg.node_name}')
+            sb = w.sandbox
+            if sb is None or not sb.alive():
+                raise LookupError(f'pod "{p["pod"]}" has no running sandbox')
+            sock = await asyncio.to_thread(pf.connect_in_netns, sb.netns, port)
+        except (LookupError, ValueError, OSError) as e:
+            with contextlib.suppress(RuntimeError, OSError):
+                await ws.send_text(f"error forwarding port {ws.query_params.get('port')} to pod "
+                                   f"{p['namespace']}/{p['pod']}: {e}")
+                await ws.close()
+            return
+        try:
+            await ws.send_text("")
+            await pf.relay(ws, sock)
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            pass
+        finally:
+            sock.close()
+        with contextlib.suppress(RuntimeError, OSError):
+            await ws.close()
+
     return Starlette(routes=[
-        Route("/healthz", healthz), Route("/pods", pods), metrics_route(registry_for(agent)),
+        Route("/healthz", healthz), Route("/pods", pods), Route("/stats/usage", stats_usage), metrics_route(registry_for(agent)),
         Route("/containerLogs/{namespace}/{pod}/{container}", logs),
         WebSocketRoute("/exec/{namespace}/{pod}/{container}", exec_ws),
+        WebSocketRoute("/portForward/{namespace}/{pod}", portforward_ws),
+        WebSocketRoute("/attach/{namespace}/{pod}/{container}", attach_ws),
     ])
 
 
@@ -312,6 +403,57 @@ async def run_exec(ws: WebSocket, argv: list[str], *, env: dict[str, str], tty: 
             except Exception:
                 pass
             os.close(master)
+
+
+async def run_attach(ws: WebSocket, io, *, log: str, running: Callable[[], bool], want_stdin: bool) -> None:
+    """Bridge an attach session (v5 channels) to a running container until it exits or the
+    client leaves: its terminal output (or its log from now on), and stdin/resize to it."""
+    queue = io.subscribe() if io is not None and io.tty else None
+
+    async def output() -> None:
+        if queue is not None:
+            while (data := await queue.get()) is not None:
+                await ws.send_bytes(bytes([STDOUT]) + data)
+            return
+        async for chunk in follow_file(log, tail=0, follow=True, limit=None, running=running):
+            await ws.send_bytes(bytes([STDOUT]) + chunk)
+
+    async def from_client() -> None:
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+            while True:
+                msg = await ws.receive()
+                if msg["type"] == "websocket.disconnect":
+                    return
+                data = msg.get("bytes") or (msg.get("text") or "").encode()
+                if not data or io is None:
+                    continue
+                ch, payload = data[0], data[1:]
+                if ch == STDIN and payload and want_stdin:
+                    io.write(payload)
+                elif ch == RESIZE:
+                    with contextlib.suppress(ValueError, TypeError, AttributeError):
+                        size = json.loads(payload)
+                        io.resize(int(size.get("Width", 80)), int(size.get("Height", 24)))
+                elif ch == CLOSE and payload[:1] == bytes([STDIN]) and io.stdin_once:
+                    io.eof()
+        # the client went away: the container goes on (stdinOnce: its stdin is closed for good)
+
+    out = asyncio.create_task(output())
+    client = asyncio.create_task(from_client())
+    try:
+        done, _ = await asyncio.wait([out, client], return_when=asyncio.FIRST_COMPLETED)
+        if out in done:
+            with contextlib.suppress(RuntimeError, OSError):
+                await ws.send_bytes(bytes([STATUS]) + json.dumps(exit_status(0)).encode())
+                await ws.close()
+    finally:
+        for t in (out, client):
+            t.cancel()
+        await asyncio.gather(out, client, return_exceptions=True)
+        if queue is not None:
+            io.unsubscribe(queue)
+        if io is not None and io.stdin_once and want_stdin:
+            io.eof()
 
 
 async def serve(agent: "NodeAgent") -> None:

@@ -204,12 +204,16 @@ def test_unimplemented_fields_are_refused_or_warned(lab):
     assert p.returncode == 1 and "spec.containers[0].securityContext.privileged: Forbidden" in p.stderr, p.stderr
     assert "NotFound" in lab.kubectl("get", "pod", "pvc", check=False).stderr
     hooks = pod("hooks", [{"name": "c", "image": "busybox", "command": ["sleep", "infinity"],
-                           "lifecycle": {"preStop": {"exec": {"command": ["true"]}}}}])
+                           "lifecycle": {"postStart": {"exec": {"command": ["sh", "-c", "echo ran > /tmp/hook"]}}},
+                           "resizePolicy": [{"resourceName": "cpu", "restartPolicy": "NotRequired"}]}])
     p = run_kubectl(lab.kubeconfig, "apply", "-f", "-", input=json.dumps(hooks))
-    assert "Warning: spec.containers[0].lifecycle: ignored by kubelab: postStart and preStop hooks" in p.stderr
+    assert "lifecycle" not in p.stderr, p.stderr   # hooks are run now (tests/integration/test_pod_streams.py)
+    assert "Warning: spec.containers[0].resizePolicy: ignored by kubelab" in p.stderr, p.stderr
     running(lab, "hooks")
     wait_until(lambda: "FieldIgnored" in lab.kubectl("describe", "pod", "hooks").stdout, timeout=30, interval=1,
                what="a FieldIgnored event on the pod")
+    wait_until(lambda: lab.kubectl("exec", "hooks", "--", "cat", "/tmp/hook", check=False).stdout == "ran\n",
+               timeout=30, interval=1, what="the postStart hook's file")
 
 
 # ---- lifecycle details (issue 15) --------------------------------------------------------------

@@ -278,6 +278,8 @@ def test_cert_subject_is_user_and_groups():
     ("PATCH", "/api/v1/namespaces/d/pods/p/status", b"", "patch", "pods", "status", "d", "p"),
     ("DELETE", "/api/v1/namespaces/d/pods", b"", "deletecollection", "pods", "", "d", ""),
     ("GET", "/api/v1/namespaces/d/pods/p/exec", b"command=sh", "create", "pods", "exec", "d", "p"),
+    ("GET", "/api/v1/namespaces/d/pods/p/portforward", b"", "create", "pods", "portforward", "d", "p"),
+    ("POST", "/api/v1/namespaces/d/pods/p/portforward", b"", "create", "pods", "portforward", "d", "p"),
     ("PUT", "/apis/apps/v1/namespaces/d/deployments/x/scale", b"", "update", "deployments", "scale", "d", "x"),
 ])
 def test_request_attributes(method, path, query, verb, res, sub, ns, name):

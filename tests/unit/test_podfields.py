@@ -45,7 +45,6 @@ def test_check_finds_refused_and_warned_fields_and_skips_defaults():
     got = {(how, path) for how, path, _ in podfields.check(spec)}
     assert got == {(podfields.WARNED, "spec.containers[0].resources.limits"),
                    (podfields.REFUSED, "spec.containers[0].securityContext.privileged"),
-                   (podfields.WARNED, "spec.containers[0].lifecycle"),
                    (podfields.REFUSED, "spec.volumes[0].persistentVolumeClaim"),
                    (podfields.WARNED, "spec.activeDeadlineSeconds")}
     w = podfields.warnings(spec)
