@@ -167,7 +167,7 @@ class DaemonSetController(Controller):
         self.nodes = ctx.factory.informer("nodes")
         self.dss.add_handler(on_add=self.enqueue, on_update=lambda o, n: self.enqueue(n), on_delete=self.enqueue)
         self.pods.add_handler(on_add=self._pod_added, on_update=lambda o, n: self._pod_changed(n),
-                              on_delete=self._pod_changed)
+                              on_delete=lambda p: self._pod_changed(p, gone=True))
         self.nodes.add_handler(on_add=self._all, on_update=lambda o, n: self._all(n), on_delete=self._all)
 
     def _all(self, _node: dict) -> None:
@@ -184,10 +184,10 @@ class DaemonSetController(Controller):
             self.expectations.creation_observed(key)
             self.queue.add(key)
 
-    def _pod_changed(self, pod: dict) -> None:
+    def _pod_changed(self, pod: dict, *, gone: bool = False) -> None:
         key = self._owner_key(pod)
         if key:
-            if pod["metadata"].get("deletionTimestamp"):
+            if gone or pod["metadata"].get("deletionTimestamp"):  # an unbound pod goes without a timestamp
                 self.expectations.deletion_observed(key, f"{pod['metadata']['namespace']}/{pod['metadata']['name']}")
             self.queue.add(key)
 

@@ -105,3 +105,31 @@ def test_api_defaults_and_validation():
     assert any(c["field"] == "spec.updateStrategy.rollingUpdate.maxSurge" for c in validation.validate(DSS, body))
     body["spec"]["updateStrategy"]["rollingUpdate"] = {"maxUnavailable": 0, "maxSurge": 0}
     assert any("cannot be 0" in c["message"] for c in validation.validate(DSS, body))
+
+
+def test_an_unbound_pod_deleted_at_once_satisfies_the_expectation():
+    """A pod not yet bound is removed without a deletionTimestamp: the informer's delete event
+    alone must count as the deletion the controller waits for (else it stalls for the
+    expectations' TTL before creating the replacement)."""
+    from kubelab.controllers.base import Context, InformerFactory
+    from kubelab.controllers.daemonset import DaemonSetController
+
+    class Recorder:
+        host = "test"
+
+        def event(self, *a, **k) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+    ctx = Context(None, InformerFactory(None), Recorder(), None)
+    ctx._recorders[DaemonSetController.component] = Recorder()
+    c = DaemonSetController(ctx)
+    victim = pod(ds(), "worker-1", name="agent-x")
+    key = f"{victim['metadata']['namespace']}/{victim['metadata']['ownerReferences'][0]['name']}"
+    c.expectations.expect_deletions(key, [f"{victim['metadata']['namespace']}/agent-x"])
+    assert not c.expectations.satisfied(key)
+    (_, _, on_delete), = c.pods._handlers
+    on_delete(victim)
+    assert c.expectations.satisfied(key)
