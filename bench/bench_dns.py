@@ -141,7 +141,9 @@ def _dnsperf(port: int, qfile: Path, *, seconds: float, cpu: str, rate: int | No
     res = {"qps": grab("Queries per second"), "sent": grab("Queries sent"),
            "completed": grab("Queries completed"), "lost": grab("Queries lost"), "avg": grab("Average Latency \\(s\\)")}
     if rate:
-        lat = sorted(float(line.split()[-1]) for line in out.splitlines() if line.startswith("> "))
+        # "> RCODE name type latency" per answer; "> T name type" (no latency) per timeout, counted in lost
+        lat = sorted(float(f[-1]) for f in (line.split() for line in out.splitlines() if line.startswith("> "))
+                     if re.fullmatch(r"[0-9.]+", f[-1]))
         if lat:
             res["p50"] = lat[len(lat) // 2]
             res["p99"] = lat[min(len(lat) - 1, int(len(lat) * 0.99))]

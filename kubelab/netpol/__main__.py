@@ -95,6 +95,7 @@ async def run(args: argparse.Namespace) -> int:
                 dataplane.cleanup()
             except ApplyError as e:
                 log.error("could not remove the table: %s", e)
+        dataplane.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,11 +104,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=flags.log_level(args.v),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.cleanup:
+        dataplane = Dataplane(netns=args.netns)
         try:
-            Dataplane(netns=args.netns).cleanup()
+            dataplane.cleanup()
         except ApplyError as e:
             print(f"cleanup: {e}", file=sys.stderr)
             return 1
+        finally:
+            dataplane.close()
         return 0
     if not args.node_name:
         parser.error("--node-name is required (unless --cleanup)")

@@ -19,6 +19,8 @@ import subprocess
 import time
 from typing import Callable, Sequence
 
+from kubelab.client import nftsession
+from kubelab.client.nftsession import NftSession, NftSessionError
 from kubelab.client.syncrunner import BoundedFrequencyRunner
 
 from . import nftables as nft
@@ -42,22 +44,44 @@ class ApplyError(RuntimeError):
 
 
 class Dataplane:
-    """The I/O edge: `nft -f -` (inside `netns` when given), remembering what was applied."""
+    """The I/O edge: `nft -f -` (inside `netns` when given), remembering what was applied.
 
-    def __init__(self, *, netns: str | None = None, runner: Runner = subprocess_runner) -> None:
+    By default the text goes through one long-lived libnftables context (kubelab.client.nftsession:
+    the same parser and atomic batch as the `nft` binary, without two process spawns per
+    transaction, which were most of "policy created → enforced"); a `runner` (tests) or a host
+    without libnftables spawns `nft` instead.
+    """
+
+    def __init__(self, *, netns: str | None = None, runner: Runner | None = None) -> None:
         self.netns = netns
-        self.runner = runner
+        self.runner = runner or subprocess_runner
+        # None: spawn `nft` through `runner`
+        self.session: NftSession | None = NftSession(netns) if runner is None and nftsession.available() else None
         self.applied: nft.Ruleset | None = None
         self.last_text = ""
         self.transactions = 0
+        self.last_apply_seconds = 0.0   # time in nft itself (library call or process), for the bench
 
     def _cmd(self, *argv: str) -> list[str]:
         return (["ip", "netns", "exec", self.netns] if self.netns else []) + list(argv)
 
+    def _exec(self, text: str, argv: Sequence[str]) -> tuple[int, str]:
+        """(returncode, stderr) of `nft ARGV` or of `nft -f -` with `text`."""
+        if self.session is not None:
+            try:
+                rc, _, err = self.session.run(text)
+                return rc, err
+            except NftSessionError as e:
+                return 1, str(e)
+        r = self.runner(self._cmd("nft", *argv), text if argv == ("-f", "-") else None)
+        return r.returncode, r.stderr or ""
+
     def _nft(self, text: str) -> None:
-        r = self.runner(self._cmd("nft", "-f", "-"), text)
-        if r.returncode != 0:
-            raise ApplyError(f"nft -f failed: {(r.stderr or '').strip()[:2000]}")
+        t = time.monotonic()
+        rc, err = self._exec(text, ("-f", "-"))
+        self.last_apply_seconds = time.monotonic() - t
+        if rc != 0:
+            raise ApplyError(f"nft -f failed: {err.strip()[:2000]}")
 
     def sync(self, rs: nft.Ruleset) -> bool:
         text = nft.render_update(self.applied, rs)
@@ -74,12 +98,18 @@ class Dataplane:
         return True
 
     def present(self) -> bool:
-        r = self.runner(self._cmd("nft", "list", "chain", nft.FAMILY, nft.TABLE, nft.INGRESS_CHAIN), None)
-        return r.returncode == 0
+        argv = ("list", "chain", nft.FAMILY, nft.TABLE, nft.INGRESS_CHAIN)
+        return self._exec(" ".join(argv), argv)[0] == 0
 
     def cleanup(self) -> None:
         self._nft(nft.render_cleanup())
         self.applied = None
+
+    def close(self) -> None:
+        """Release the libnftables context (its worker thread)."""
+        if self.session is not None:
+            self.session.close()
+            self.session = None
 
 
 class PolicyAgent:
@@ -95,10 +125,19 @@ class PolicyAgent:
         self.pods: dict[str, object] = {}        # key → PodInfo | None (no IP yet, hostNetwork...)
         self.namespaces: dict[str, object] = {}  # name → NamespaceInfo
         self.policies: dict[str, object] = {}    # key → Policy
+        # the snapshot's sorted pod and namespace tuples, kept until one changes (None: rebuild):
+        # the same tuples let nft.build reuse every policy compiled against them (BuildCache)
+        self._pods_view: tuple | None = None
+        self._namespaces_view: tuple | None = None
+        self.build_cache = nft.BuildCache()
         self._initialized = False
         self.last_sync_ok = 0.0
         self.syncs = 0
         self.last_sync_seconds = 0.0
+        # seconds per stage of the last sync that applied something (build = snapshot + rules +
+        # text, apply = nft itself): bench/bench_netpol.py prints them to show where time goes
+        self.last_stages: dict[str, float] = {}
+        self.last_sync_started = 0.0    # time.monotonic() when the last sync took the lock
         self.lock = asyncio.Lock()
 
     # ------------------------------------------------------------ informer handlers
@@ -128,6 +167,7 @@ class PolicyAgent:
         changed = key not in self.pods or self.pods[key] != info  # status noise parses to the same info
         self.pods[key] = info
         if changed:
+            self._pods_view = None
             self._changed()
 
     def on_pod_update(self, old: dict, obj: dict) -> None:
@@ -135,6 +175,7 @@ class PolicyAgent:
 
     def on_pod_delete(self, obj: dict) -> None:
         self.pods.pop(self._key(obj), None)
+        self._pods_view = None
         self._changed()
 
     def on_namespace(self, obj: dict) -> None:
@@ -142,6 +183,7 @@ class PolicyAgent:
         changed = self.namespaces.get(key) != info
         self.namespaces[key] = info
         if changed:
+            self._namespaces_view = None
             self._changed()
 
     def on_namespace_update(self, old: dict, obj: dict) -> None:
@@ -149,13 +191,17 @@ class PolicyAgent:
 
     def on_namespace_delete(self, obj: dict) -> None:
         self.namespaces.pop(self._key(obj), None)
+        self._namespaces_view = None
         self._changed()
 
     # ------------------------------------------------------------ sync
 
     def snapshot(self) -> Cluster:
-        return Cluster(pods=tuple(sorted((p for p in self.pods.values() if p), key=lambda p: p.key)),
-                       namespaces=tuple(sorted(self.namespaces.values(), key=lambda n: n.name)),
+        if self._pods_view is None:
+            self._pods_view = tuple(sorted((p for p in self.pods.values() if p), key=lambda p: p.key))
+        if self._namespaces_view is None:
+            self._namespaces_view = tuple(sorted(self.namespaces.values(), key=lambda n: n.name))
+        return Cluster(pods=self._pods_view, namespaces=self._namespaces_view,
                        policies=tuple(sorted(self.policies.values(), key=lambda p: p.key)))
 
     def set_initialized(self) -> None:
@@ -174,8 +220,8 @@ class PolicyAgent:
         if not self._initialized:
             return False
         async with self.lock:
-            start = time.monotonic()
-            rs = nft.build(self.snapshot(), self.node_name)
+            start = self.last_sync_started = time.monotonic()
+            rs = nft.build(self.snapshot(), self.node_name, self.build_cache)
             try:
                 applied = await asyncio.to_thread(self.dataplane.sync, rs)
             except ApplyError as e:
@@ -183,6 +229,9 @@ class PolicyAgent:
                 self.runner.retry_after(min(self.sync_period, 5.0))
                 return False
             self.last_sync_seconds = time.monotonic() - start
+            if applied:
+                apply_s = self.dataplane.last_apply_seconds
+                self.last_stages = {"build": self.last_sync_seconds - apply_s, "apply": apply_s}
             self.last_sync_ok = time.time()
             self.syncs += 1
             if applied:

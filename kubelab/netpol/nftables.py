@@ -30,16 +30,18 @@ The table is meant to be read next to the policies (`nft list table inet kubelab
   a pod's traffic and are shown as comments.
 
 `render_full` replaces the table in one transaction (`nft -f` is atomic); `render_update`
-rewrites only the sets whose elements changed when the chains are unchanged (a pod label or IP
-change), so a label change re-programs what changed and nothing else.
+changes only what differs (one transaction too): a pod label or IP change rewrites the sets it
+is in and nothing else, a new policy adds its sets and chains and re-writes the two base
+chains' jump lines, without re-sending every other policy.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .model import EGRESS, INGRESS, Cluster, Peer, Policy, PortSpec, Rule, peer_pods, selects
 
@@ -222,44 +224,105 @@ def _peer_match(cluster: Cluster, policy: Policy, direction: str, i: int, j: int
             text += f" ip {side} != {{ {', '.join(ex)} }}"
         return text, peer.describe()
     name = peer_set(policy, direction, i, j)
-    ips = sorted({p.ip for p in peer_pods(cluster, policy, peer)}, key=ipaddress.ip_address)
+    ips = sorted({p.ip for p in peer_pods(cluster, policy, peer)}, key=_ip_key)
     sets[name] = NftSet(name, IP_SET, tuple(ips), peer.describe())
     return f"ip {side} @{name}", peer.describe()
 
 
-def build(cluster: Cluster, node: str) -> Ruleset:
-    """The ruleset `node` programs: only policies selecting at least one of its pods appear."""
+@functools.lru_cache(maxsize=1 << 16)
+def _ip_key(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """Numeric order of an address, parsed once per address, not once per set per sync."""
+    return ipaddress.ip_address(ip)
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    """One policy's share of a node's ruleset (sets, chains, base-chain jumps, isolated pods)."""
+
+    sets: tuple[NftSet, ...]
+    chains: tuple[NftChain, ...]
+    dispatch: tuple[tuple[str, str], ...]      # (direction, jump line)
+    isolated: tuple[tuple[str, frozenset[str]], ...]
+
+
+@dataclass
+class BuildCache:
+    """Compiled policies from the previous builds, so that a new policy compiles one policy, not all.
+
+    A policy's share depends on the policy, the node, and every pod and namespace (peers name
+    pods cluster-wide): entries are valid only while `pods` and `namespaces` are the very
+    tuples they were compiled against (the agent keeps its snapshot tuples until a pod or a
+    namespace changes), so any pod or namespace change recompiles everything, as before.
+    """
+
+    node: str = ""
+    pods: tuple | None = None        # the Cluster.pods tuple the entries were compiled against
+    namespaces: tuple | None = None  # likewise Cluster.namespaces
+    compiled: dict[Policy, _Compiled | None] = field(default_factory=dict)  # None: selects none of node's pods
+    hits: int = 0                    # policies reused by the last build (tests, logs)
+
+
+def _compile(cluster: Cluster, policy: Policy, node: str, local_pods: list) -> _Compiled | None:
+    local = [p for p in local_pods if selects(policy, p)]
+    if not local:
+        return None
+    sets: dict[str, NftSet] = {}
+    chains: list[NftChain] = []
+    dispatch: list[tuple[str, str]] = []
+    isolated: list[tuple[str, frozenset[str]]] = []
+    pset = pods_set(policy)
+    sets[pset] = NftSet(pset, IP_SET, tuple(sorted({p.ip for p in local}, key=_ip_key)),
+                        f"pods on {node} selected by {policy.key}")
+    for direction, affects, rules in ((INGRESS, policy.affects_ingress, policy.ingress),
+                                      (EGRESS, policy.affects_egress, policy.egress)):
+        if not affects:
+            continue
+        isolated.append((direction, frozenset(p.ip for p in local)))
+        cname = policy_chain(policy, direction)
+        lines: list[str] = []
+        for i, rule in enumerate(rules):
+            lines += _rule_lines(cluster, policy, direction, i, rule, local, sets)
+        if not rules:
+            lines.append(f"# {policy.key}: no {direction.lower()} rules: the selected pods only get the default deny")
+        chains.append(NftChain(cname, tuple(lines)))
+        side = "daddr" if direction == INGRESS else "saddr"
+        dispatch.append((direction, f"ip {side} @{pset} jump {cname}"))
+    return _Compiled(tuple(sets.values()), tuple(chains), tuple(dispatch), tuple(isolated))
+
+
+def build(cluster: Cluster, node: str, cache: BuildCache | None = None) -> Ruleset:
+    """The ruleset `node` programs: only policies selecting at least one of its pods appear.
+    With a `cache`, policies compiled against the same pods and namespaces are reused."""
     local_pods = [p for p in cluster.pods if p.node == node]
+    if cache is not None and (cache.node, cache.pods, cache.namespaces) != (node, cluster.pods, cluster.namespaces):
+        cache.node, cache.pods, cache.namespaces, cache.compiled = node, cluster.pods, cluster.namespaces, {}
     sets: dict[str, NftSet] = {}
     chains: list[NftChain] = []
     dispatch: dict[str, list[str]] = {INGRESS: [], EGRESS: []}
     isolated: dict[str, set[str]] = {INGRESS: set(), EGRESS: set()}
+    compiled: dict[Policy, _Compiled | None] = {}
+    hits = 0
     for policy in cluster.policies:
-        local = [p for p in local_pods if selects(policy, p)]
-        if not local:
+        if cache is not None and policy in cache.compiled:
+            part = compiled[policy] = cache.compiled[policy]
+            hits += 1
+        else:
+            part = compiled[policy] = _compile(cluster, policy, node, local_pods)
+        if part is None:
             continue
-        pset = pods_set(policy)
-        sets[pset] = NftSet(pset, IP_SET, tuple(sorted({p.ip for p in local}, key=ipaddress.ip_address)),
-                            f"pods on {node} selected by {policy.key}")
-        for direction, affects, rules in ((INGRESS, policy.affects_ingress, policy.ingress),
-                                          (EGRESS, policy.affects_egress, policy.egress)):
-            if not affects:
-                continue
-            isolated[direction] |= {p.ip for p in local}
-            cname = policy_chain(policy, direction)
-            lines: list[str] = []
-            for i, rule in enumerate(rules):
-                lines += _rule_lines(cluster, policy, direction, i, rule, local, sets)
-            if not rules:
-                lines.append(f"# {policy.key}: no {direction.lower()} rules: the selected pods only get the default deny")
-            chains.append(NftChain(cname, tuple(lines)))
-            side = "daddr" if direction == INGRESS else "saddr"
-            dispatch[direction].append(f"ip {side} @{pset} jump {cname}")
-    both = sorted(isolated[INGRESS] | isolated[EGRESS], key=ipaddress.ip_address)
+        sets.update((st.name, st) for st in part.sets)
+        chains += part.chains
+        for direction, line in part.dispatch:
+            dispatch[direction].append(line)
+        for direction, ips in part.isolated:
+            isolated[direction] |= ips
+    if cache is not None:
+        cache.compiled, cache.hits = compiled, hits  # policies gone from the cluster drop out
+    both = sorted(isolated[INGRESS] | isolated[EGRESS], key=_ip_key)
     sets[HAIRPIN_SET] = NftSet(HAIRPIN_SET, "ipv4_addr . ipv4_addr", tuple(f"{ip} . {ip}" for ip in both),
                                "a pod reaching itself through a Service: never filtered (loopback)")
     for direction, name in ((INGRESS, INGRESS_ISOLATED_SET), (EGRESS, EGRESS_ISOLATED_SET)):
-        sets[name] = NftSet(name, IP_SET, tuple(sorted(isolated[direction], key=ipaddress.ip_address)),
+        sets[name] = NftSet(name, IP_SET, tuple(sorted(isolated[direction], key=_ip_key)),
                             f"pods on {node} isolated for {direction.lower()}")
     base = []
     for direction, name, prio, side, iso in ((EGRESS, EGRESS_CHAIN, EGRESS_PRIORITY, "saddr", EGRESS_ISOLATED_SET),
@@ -313,18 +376,55 @@ def render_full(rs: Ruleset) -> str:
 
 
 def render_update(prev: Ruleset | None, new: Ruleset) -> str:
-    """Only the sets whose elements changed (flush + add), when chains are the same; the full
-    table otherwise; "" when nothing changed."""
-    if prev is None or prev.shape() != new.shape():
+    """The smallest transaction from `prev` (what the kernel holds) to `new`; "" when nothing changed.
+
+    A full rewrite re-sends every policy's chains and sets whenever one policy appears, so its
+    cost grows with the cluster; an incremental one touches only what differs:
+      1. flush the chains whose rules changed and the chains that go away (drops their jumps and
+         set references first);
+      2. flush + refill the sets whose elements changed (a pod label or IP change: nothing else);
+      3. declare the new sets and the new or changed chains, with their rules, in a table block
+         (block syntax, so `#` comment lines stay as they are in the full text);
+      4. delete the chains, then the sets, that are gone.
+    All of it is one `nft -f` transaction, so no packet sees a half-updated table. When a chain
+    keeps its name but changes hook or priority, or a set keeps its name but changes type or
+    comment, the whole table is re-created instead (those cannot be changed in place).
+    """
+    if prev is None:
         return render_full(new)
-    old = {s.name: s for s in prev.sets}
-    lines = []
+    old_sets = {s.name: s for s in prev.sets}
+    old_chains = {c.name: c for c in prev.chains}
+    new_sets = {s.name: s for s in new.sets}
+    new_chains = {c.name: c for c in new.chains}
+    for c in new.chains:
+        o = old_chains.get(c.name)
+        if o is not None and (o.hook, o.priority) != (c.hook, c.priority):
+            return render_full(new)
     for s in new.sets:
-        if old[s.name].elements == s.elements:
+        o = old_sets.get(s.name)
+        if o is not None and (o.type, o.comment) != (s.type, s.comment):
+            return render_full(new)
+    gone_chains = [c for c in prev.chains if c.name not in new_chains]
+    gone_sets = [s for s in prev.sets if s.name not in new_sets]
+    changed_chains = [c for c in new.chains if old_chains.get(c.name) != c]
+    head = [f"flush chain {T} {c.name}" for c in changed_chains if c.name in old_chains]
+    head += [f"flush chain {T} {c.name}" for c in gone_chains]
+    for s in new.sets:
+        o = old_sets.get(s.name)
+        if o is None or o.elements == s.elements:
             continue
-        lines.append(f"flush set {T} {s.name}")
+        head.append(f"flush set {T} {s.name}")
         if s.elements:
-            lines.append(f"add element {T} {s.name} {{ {', '.join(s.elements)} }}")
+            head.append(f"add element {T} {s.name} {{ {', '.join(s.elements)} }}")
+    block = []
+    for s in new.sets:
+        if s.name not in old_sets:
+            block += _set_text(s)
+    for c in changed_chains:
+        block += _chain_text(c)
+    tail = [f"delete chain {T} {c.name}" for c in gone_chains]
+    tail += [f"delete set {T} {s.name}" for s in gone_sets]
+    lines = head + ([f"table {T} {{", *block, "}"] if block else []) + tail
     return "\n".join(lines) + "\n" if lines else ""
 
 
