@@ -295,7 +295,10 @@ def mitogen_env(setting: str = "1") -> dict[str, str]:
         raise RuntimeError("mitogen is not installed (pip install -e '.[test]'; KUBELAB_VM_MITOGEN=0 runs "
                            "without it)") from e
     return {"ANSIBLE_STRATEGY_PLUGINS": os.path.join(os.path.dirname(ansible_mitogen.__file__), "plugins", "strategy"),
-            "ANSIBLE_STRATEGY": "mitogen_linear"}
+            "ANSIBLE_STRATEGY": "mitogen_linear",
+            # Mitogen's connection timeout covers its bootstrap on the VM (a Python start and
+            # its first stage: over Ansible's default 10 s under TCG on a busy machine)
+            "ANSIBLE_TIMEOUT": "120"}
 
 
 # ---------------------------------------------------------------- the image
