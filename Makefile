@@ -12,7 +12,7 @@ TEST_PACKAGES = chromium chromium-driver
 BENCH_PACKAGES = dnsperf dnsmasq-base iperf3
 VM_PACKAGES = mmdebstrap qemu-system-x86 qemu-utils e2fsprogs apt-utils netcat-openbsd openssh-client vagrant
 
-.PHONY: deps deps-test deps-vm install lab lint test test-host test-unit test-vm bench clean constraints
+.PHONY: deps deps-test deps-vm install lab lint test test-host test-unit test-vm vm-image-background bench clean constraints
 
 deps:  ## system packages (Debian/Ubuntu, as root)
 	@if [ "$$(id -u)" != 0 ]; then echo "make deps: needs root (as another user: sudo make $(or $(MAKECMDGOALS),deps))"; exit 1; fi
@@ -56,7 +56,16 @@ constraints:  ## re-pin constraints.txt: the newest versions pyproject.toml allo
 	@{ head -3 constraints.txt; .venv-pin/bin/pip freeze --exclude-editable; } > constraints.txt.new
 	@mv constraints.txt.new constraints.txt && rm -rf .venv-pin
 
-test: deps-vm test-host test-vm  ## the whole suite (what CI runs): the host suite, then the VM suite
+test: deps-vm install vm-image-background test-host test-vm  ## the whole suite (what CI runs): the host suite, then the VM suite
+
+# The VM image (Debian packages + kubelab's dependencies, natively, minutes of CPU) is built
+# while the host suite runs, which mostly waits; test-vm's build of the same image waits for
+# this one (a lock per image key) instead of starting over. Nothing to do when it is cached.
+VM_IMAGE_LOG ?= /var/tmp/kubelab-vm/image-build.log
+vm-image-background: install deps-vm
+	@mkdir -p $(dir $(VM_IMAGE_LOG))
+	@echo "== vm-image: building the VM image in the background while the host suite runs (log: $(VM_IMAGE_LOG))"
+	@nohup $(PY) tests/vm/vmlab.py image >$(VM_IMAGE_LOG) 2>&1 </dev/null &
 
 test-host: install deps-test lint  ## unit, integration and lab e2e on real etcd/netns/nftables (~8 min); exit 5 (no tests) fails
 	@echo "== test-host: pytest --ignore=tests/vm"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -70,6 +71,11 @@ def vmcluster():
         pytest.fail(f"missing host tools: {', '.join(missing)} (make test-vm installs them)")
     attach = os.environ.get("KUBELAB_VM_RUN_DIR")  # reuse VMs from `vmlab.py up` (still torn down at the end)
     lab = vmlab.VMLab.load(attach) if attach else vmlab.VMLab(workers=int(os.environ.get("KUBELAB_VM_WORKERS", "2")))
+    if attach:
+        lab.adopt()
+    # a CI timeout's SIGTERM unwinds like Ctrl-C, through the teardown below (SIGKILL cannot:
+    # then the next run removes what this one left, vmlab.reap_stale_runs)
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     t_start = time.monotonic()
     try:
         if not attach:
@@ -92,4 +98,9 @@ def vmcluster():
         left = lab.teardown()
         TIMES["teardown"] = round(time.monotonic() - t0, 1)
         TIMES["total"] = round(time.monotonic() - t_start, 1)
+        signal.signal(signal.SIGTERM, previous)
         assert not left, f"VM residue after teardown: {left}"
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")

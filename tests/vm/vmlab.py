@@ -20,6 +20,7 @@ CLI (for poking at it by hand):  python tests/vm/vmlab.py image | up [--workers 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import glob
 import hashlib
 import json
@@ -30,8 +31,10 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -44,12 +47,19 @@ IMAGE_PACKAGES = [
     "systemd-sysv", "udev", "dbus", "openssh-server", "python3", "python3-apt", "sudo", "iproute2",
     "iputils-ping", "libnss-myhostname", "linux-image-amd64", "initramfs-tools", "ca-certificates",
 ]
-# Not in the image: served by the offline apt repo so Ansible's `common`/`etcd` roles install
-# them the way they would on any VM (this list must cover the roles' package defaults).
+# Installed in the image AND served by the offline apt repo: what the `common`/`etcd` roles
+# install (this list must cover the roles' package defaults). The roles keep their install
+# tasks (a plain Vagrant box needs them) and find the packages present: under TCG an apt
+# transaction costs minutes, natively in mmdebstrap seconds.
 REPO_PACKAGES = [
     "nftables", "iproute2", "conntrack", "nginx-light", "python3-venv", "etcd-server", "etcd-client",
     "curl", "dnsutils", "procps", "kmod",
 ]
+# Services those packages enable that the roles turn off (nginx: pods run their own) or on
+# only where they belong (etcd: the `etcd` group). Disabled in the image, so a worker never
+# runs an etcd and the roles' first run finds nginx as it leaves it.
+IMAGE_DISABLED_UNITS = ["nginx", "etcd"]
+VENV = "/opt/kubelab/venv"          # = kubelab_venv (ansible/roles/kubelab/defaults/main.yml)
 USER = "kubelab"
 GUEST_REPO = "10.0.2.100"           # guestfwd address of the host's package server
 NODE_NET = "192.168.56"             # node network /24; control plane .10, workers .11, .12 ...
@@ -140,13 +150,23 @@ def image_files(pubkey: str) -> dict[str, str]:
     return files
 
 
-def mmdebstrap_argv(*, rootfs: str, files_dir: str, debs_out: str) -> list[str]:
+def mmdebstrap_argv(*, rootfs: str, files_dir: str, debs_out: str, wheels_dir: str) -> list[str]:
+    """`wheels_dir` holds kubelab's dependency wheels (not kubelab's own: that one changes with
+    every commit and is installed by Ansible, a single pure-Python wheel)."""
     hooks = [
         f'chroot "$1" useradd -m -s /bin/bash {USER}',
-        # the offline repo's packages, resolved against exactly this image
-        'chroot "$1" apt-get install -y -q --download-only --no-install-recommends ' + " ".join(REPO_PACKAGES),
+        # the roles' packages, installed natively; their .debs also make the offline repo
+        'chroot "$1" apt-get install -y -q --no-install-recommends ' + " ".join(REPO_PACKAGES),
         f'mkdir -p {debs_out} && cp "$1"/var/cache/apt/archives/*.deb {debs_out}/',
         'chroot "$1" apt-get clean',
+        'chroot "$1" systemctl disable ' + " ".join(IMAGE_DISABLED_UNITS),
+        # kubelab's venv with every dependency, bytecode compiled (pip's default), as the
+        # `common` role would make it: the role then installs only kubelab's wheel into it
+        f'mkdir -p "$1/tmp/kubelab-wheels" && cp {wheels_dir}/*.whl "$1/tmp/kubelab-wheels/"',
+        f'chroot "$1" python3 -m venv {VENV}',
+        f'chroot "$1" sh -c "{VENV}/bin/pip install -q --no-index --no-deps --disable-pip-version-check'
+        ' /tmp/kubelab-wheels/*.whl"',
+        'rm -rf "$1/tmp/kubelab-wheels"',
         f'sync-in {files_dir} /',
         f'chroot "$1" chown -R {USER}:{USER} /home/{USER}',
         f'chmod 700 "$1/home/{USER}/.ssh"; chmod 440 "$1/etc/sudoers.d/{USER}"',
@@ -161,11 +181,27 @@ def mmdebstrap_argv(*, rootfs: str, files_dir: str, debs_out: str) -> list[str]:
     return argv + [SUITE, rootfs, "http://deb.debian.org/debian"]
 
 
-def image_key() -> str:
-    """Image cache key: changes when what goes into the image changes."""
-    h = hashlib.sha256(json.dumps([SUITE, IMAGE_PACKAGES, REPO_PACKAGES, image_files("KEY"),
-                                   mmdebstrap_argv(rootfs="R", files_dir="F", debs_out="D")]).encode())
+def dependency_wheels(wheelhouse: str) -> list[str]:
+    """The wheelhouse's wheels that go into the image: all but kubelab's own."""
+    return sorted(w for w in glob.glob(os.path.join(wheelhouse, "*.whl"))
+                  if not os.path.basename(w).startswith("kubelab-"))
+
+
+def image_key(wheels: dict[str, str]) -> str:
+    """Image cache key: changes when what goes into the image changes (`wheels`: each
+    dependency wheel's file name -> its sha256)."""
+    h = hashlib.sha256(json.dumps([SUITE, "raw ext4", IMAGE_PACKAGES, REPO_PACKAGES, IMAGE_DISABLED_UNITS, image_files("KEY"),
+                                   mmdebstrap_argv(rootfs="R", files_dir="F", debs_out="D", wheels_dir="W"),
+                                   sorted(wheels.items())]).encode())
     return h.hexdigest()[:12]
+
+
+def file_sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def inventory_ini(vms: list[VM], *, key: str, repo_url: str) -> str:
@@ -185,18 +221,119 @@ def inventory_ini(vms: list[VM], *, key: str, repo_url: str) -> str:
     return "\n".join(lines)
 
 
+def proc_start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (/proc/PID/stat field 22), or None
+    when it is gone: with the PID it names one process, never a later one that reused the PID."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def proc_cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
+def owns(cmdline: bytes, *needles: str) -> bool:
+    """Whether a process (by its NUL-separated cmdline) is one this run started: it names
+    each of `needles` (the program and a path inside the run dir)."""
+    return bool(cmdline) and all(n.encode() in cmdline for n in needles)
+
+
+def is_stale(state: dict, alive: Callable[[dict], bool]) -> bool:
+    """Whether a run's recorded state (lab.json) belongs to a run that is over: not detached
+    (`vmlab.py up` leaves VMs for the user, who runs `down`) and its owner process is gone.
+    A state without an owner comes from a run older than the owner record: stale too."""
+    if state.get("detached"):
+        return False
+    owner = state.get("owner")
+    return not (owner and alive(owner))
+
+
+def owner_alive(owner: dict) -> bool:
+    return proc_start_time(int(owner["pid"])) == owner.get("start")
+
+
+def reap_stale_runs(cache_dir: str = CACHE_DIR, *, keep: str = "") -> list[str]:
+    """Tear down what runs stopped midway (SIGKILL, a lost terminal) left behind: their qemu
+    processes and package servers (each by its recorded PID, if its command line is still
+    that run's), taps and bridge (by recorded name), run dir. Returns the run dirs removed."""
+    reaped = []
+    for state_file in sorted(glob.glob(os.path.join(cache_dir, "run-*", "lab.json"))):
+        run_dir = os.path.dirname(state_file)
+        if run_dir == keep:
+            continue
+        try:
+            with open(state_file) as f:
+                state = json.load(f)
+        except (OSError, ValueError):
+            continue
+        if not is_stale(state, owner_alive):
+            continue
+        left = VMLab.load(run_dir).teardown()
+        log(f"removed the stale VM run {run_dir}" + (f" (still there: {left})" if left else ""))
+        reaped.append(run_dir)
+    return reaped
+
+
+def mitogen_env(setting: str = "1") -> dict[str, str]:
+    """Ansible settings for Mitogen's strategy, unless `setting` is "0" (KUBELAB_VM_MITOGEN).
+
+    Why: under TCG every task is a fresh Python on the VM that imports Ansible's module code
+    again, seconds each; Mitogen keeps one Python per VM for the whole run and sends module
+    code once. The playbook is the same either way (a classroom's Ansible needs no Mitogen)."""
+    if setting == "0":
+        return {}
+    try:
+        import ansible_mitogen
+    except ImportError as e:
+        raise RuntimeError("mitogen is not installed (pip install -e '.[test]'; KUBELAB_VM_MITOGEN=0 runs "
+                           "without it)") from e
+    return {"ANSIBLE_STRATEGY_PLUGINS": os.path.join(os.path.dirname(ansible_mitogen.__file__), "plugins", "strategy"),
+            "ANSIBLE_STRATEGY": "mitogen_linear",
+            # Mitogen's connection timeout covers its bootstrap on the VM (a Python start and
+            # its first stage: over Ansible's default 10 s under TCG on a busy machine)
+            "ANSIBLE_TIMEOUT": "120"}
+
+
 # ---------------------------------------------------------------- the image
 
-def build_image(cache_dir: str = CACHE_DIR, *, force: bool = False) -> dict:
-    """Build (or reuse) base.qcow2 + kernel + initrd + the offline repo's .debs + an SSH key."""
-    key = image_key()
+def build_image(wheelhouse: str, cache_dir: str = CACHE_DIR, *, force: bool = False) -> dict:
+    """Build (or reuse) root.ext4 (the VMs' backing file) + kernel + initrd + the offline repo's .debs + an SSH key.
+
+    The image has the roles' Debian packages installed and kubelab's venv with the
+    wheelhouse's dependency wheels (`wheelhouse`: built for the VMs' Python, which is the
+    chroot's); cached by a key over all of that, wheel contents included."""
+    wheels = dependency_wheels(wheelhouse)
+    if not wheels:
+        raise RuntimeError(f"{wheelhouse}: no dependency wheels (build_wheelhouse first)")
+    key = image_key({os.path.basename(w): file_sha256(w) for w in wheels})
     out = os.path.join(cache_dir, f"image-{key}")
-    done = os.path.join(out, "done.json")
-    if os.path.exists(done) and not force:
-        with open(done) as f:
-            info = json.load(f)
-        info["cached"] = True
-        return info
+    os.makedirs(cache_dir, exist_ok=True)
+    # one builder per key: `make test` starts the build in the background while the host
+    # suite runs, and the VM suite's build of the same key waits here for it instead of
+    # building again (the lock goes with the process, so a killed builder blocks no one)
+    with open(os.path.join(cache_dir, f"image-{key}.lock"), "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"waiting for the image build already under way ({out})")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        done = os.path.join(out, "done.json")
+        if os.path.exists(done) and not force:
+            with open(done) as f:
+                info = json.load(f)
+            info["cached"] = True
+            return info
+        return _build_image(out, wheels)
+
+
+def _build_image(out: str, wheels: list[str]) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     os.makedirs(out)
     t0 = time.monotonic()
@@ -212,22 +349,28 @@ def build_image(cache_dir: str = CACHE_DIR, *, force: bool = False) -> dict:
             f.write(text)
     rootfs = os.path.join(out, "rootfs")
     debs = os.path.join(out, "repo")
-    log(f"mmdebstrap {SUITE} -> {rootfs}")
-    run(mmdebstrap_argv(rootfs=rootfs, files_dir=files_dir, debs_out=debs), timeout=1800)
+    wheels_dir = os.path.join(out, "wheels")
+    os.makedirs(wheels_dir)
+    for w in wheels:
+        shutil.copy(w, wheels_dir)
+    log(f"mmdebstrap {SUITE} -> {rootfs} (packages: {' '.join(REPO_PACKAGES)}; {VENV}: {len(wheels)} wheels)")
+    run(mmdebstrap_argv(rootfs=rootfs, files_dir=files_dir, debs_out=debs, wheels_dir=wheels_dir), timeout=1800)
+    shutil.rmtree(wheels_dir)
+    log(f"mmdebstrap done ({round(time.monotonic() - t0)} s); mkfs.ext4")
     kernel = sorted(glob.glob(os.path.join(rootfs, "boot", "vmlinuz-*")))[-1]
     initrd = sorted(glob.glob(os.path.join(rootfs, "boot", "initrd.img-*")))[-1]
     shutil.copy(kernel, os.path.join(out, "vmlinuz"))
     shutil.copy(initrd, os.path.join(out, "initrd.img"))
     raw = os.path.join(out, "root.ext4")
     run(["mkfs.ext4", "-q", "-L", "root", "-d", rootfs, raw, "3G"], timeout=900)
-    run(["qemu-img", "convert", "-O", "qcow2", raw, os.path.join(out, "base.qcow2")], timeout=900)
-    os.unlink(raw)
+    # the ext4 file (sparse) is the VMs' backing file as it is: each VM writes to its own
+    # qcow2 overlay, and a conversion to qcow2 would only cost another pass over the disk
     shutil.rmtree(rootfs)
     run(["apt-ftparchive", "packages", "."], cwd=debs)  # fail early if apt-utils is missing
-    info = {"dir": out, "base": os.path.join(out, "base.qcow2"), "kernel": os.path.join(out, "vmlinuz"),
+    info = {"dir": out, "base": raw, "base_format": "raw", "kernel": os.path.join(out, "vmlinuz"),
             "initrd": os.path.join(out, "initrd.img"), "key": ssh_key, "debs": debs,
             "seconds": round(time.monotonic() - t0, 1), "cached": False}
-    with open(done, "w") as f:
+    with open(os.path.join(out, "done.json"), "w") as f:
         json.dump(info, f)
     return info
 
@@ -253,7 +396,9 @@ def build_wheelhouse(dest: str, *, source: str = "") -> float:
         src = tmp
     # pip builds in the source tree; setuptools would pack modules deleted since the last build
     shutil.rmtree(os.path.join(src, "build"), ignore_errors=True)
-    run([sys.executable, "-m", "pip", "wheel", "-q", src, "-w", dest], timeout=900,
+    # the versions the suite ran with (constraints.txt), as site.yml's own wheelhouse build does
+    run([sys.executable, "-m", "pip", "wheel", "-q", src, "-c", os.path.join(src, "constraints.txt"), "-w", dest],
+        timeout=900,
         env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
     if tmp:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -277,10 +422,15 @@ class VMLab:
     repo_pid: int | None = None
     repo_port: int = 0
     times: dict[str, float] = field(default_factory=dict)
+    # the process this run belongs to (pid + start time): once it is gone, the next run
+    # removes what this one left (reap_stale_runs); `detached` runs (`vmlab.py up`) are kept
+    owner: dict | None = None
+    detached: bool = False
 
     def __post_init__(self) -> None:
         self.run_dir = self.run_dir or os.path.join(self.cache_dir, f"run-{self.tag}")
-        self.bridge = f"klvm{self.tag}"
+        self.bridge = self.bridge or f"klvm{self.tag}"
+        self.owner = self.owner or {"pid": os.getpid(), "start": proc_start_time(os.getpid())}
 
     # -- state file, so `down` works from another process
     def save(self) -> None:
@@ -288,7 +438,8 @@ class VMLab:
         with open(os.path.join(self.run_dir, "lab.json"), "w") as f:
             json.dump({"workers": self.workers, "tag": self.tag, "bridge": self.bridge, "taps": self.taps,
                        "repo_pid": self.repo_pid, "repo_port": self.repo_port, "image": self.image,
-                       "vms": [vm.__dict__ for vm in self.vms], "cache_dir": self.cache_dir}, f)
+                       "vms": [vm.__dict__ for vm in self.vms], "cache_dir": self.cache_dir,
+                       "owner": self.owner, "detached": self.detached}, f)
 
     @classmethod
     def load(cls, run_dir: str) -> "VMLab":
@@ -296,9 +447,16 @@ class VMLab:
             d = json.load(f)
         lab = cls(workers=d["workers"], cache_dir=d["cache_dir"], tag=d["tag"], run_dir=run_dir,
                   image=d["image"], bridge=d["bridge"], taps=d["taps"], repo_pid=d["repo_pid"],
-                  repo_port=d["repo_port"])
+                  repo_port=d["repo_port"], detached=d.get("detached", False))
+        lab.owner = d.get("owner")  # as recorded (None: a run older than the owner record)
         lab.vms = [VM(**v) for v in d["vms"]]
         return lab
+
+    def adopt(self) -> None:
+        """This process owns the run from now on (attaching to a `vmlab.py up` run)."""
+        self.owner = {"pid": os.getpid(), "start": proc_start_time(os.getpid())}
+        self.detached = False
+        self.save()
 
     @property
     def repo_dir(self) -> str:
@@ -313,11 +471,19 @@ class VMLab:
         log(f"phase {name}: {self.times[name]} s")
 
     def prepare(self) -> None:
+        """The wheelhouse first (the image's venv is made from its dependency wheels), then the
+        image, then the offline repo: the image's .debs plus the wheelhouse."""
+        reap_stale_runs(self.cache_dir, keep=self.run_dir)
         t0 = time.monotonic()
-        self.image = build_image(self.cache_dir)
+        self.save()
+        os.makedirs(self.repo_dir, exist_ok=True)
+        build_wheelhouse(self.wheelhouse, source=os.environ.get("KUBELAB_VM_SOURCE", ""))
+        self.phase("wheels", t0)
+        t0 = time.monotonic()
+        self.image = build_image(self.wheelhouse, self.cache_dir)
+        self.save()
         self.phase("image" + (" (cached)" if self.image.get("cached") else ""), t0)
         t0 = time.monotonic()
-        os.makedirs(self.repo_dir, exist_ok=True)
         for deb in glob.glob(os.path.join(self.image["debs"], "*.deb")):
             dst = os.path.join(self.repo_dir, os.path.basename(deb))
             if not os.path.exists(dst):
@@ -328,8 +494,7 @@ class VMLab:
         rel = run(["apt-ftparchive", "release", "."], cwd=self.repo_dir).stdout
         with open(os.path.join(self.repo_dir, "Release"), "w") as f:
             f.write(rel)
-        build_wheelhouse(self.wheelhouse, source=os.environ.get("KUBELAB_VM_SOURCE", ""))
-        self.phase("repo+wheels", t0)
+        self.phase("repo", t0)
 
     def start_repo_server(self) -> None:
         self.repo_port = free_port()
@@ -390,7 +555,8 @@ class VMLab:
         for vm, tap in zip(self.vms, self.taps):
             d = os.path.join(self.run_dir, vm.name)
             os.makedirs(d, exist_ok=True)
-            run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", self.image["base"],
+            run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", self.image.get("base_format", "qcow2"),
+                 "-b", self.image["base"],
                  os.path.join(d, "disk.qcow2")])
             run(self.qemu_argv(vm, tap), timeout=60)
             log(f"{vm.name}: qemu pid {self.qemu_pid(vm)}, ssh 127.0.0.1:{vm.ssh_port}, node ip {vm.node_ip}")
@@ -446,11 +612,12 @@ class VMLab:
         return path
 
     def ansible_env(self) -> dict:
-        return {**os.environ, "ANSIBLE_PIPELINING": "1", "ANSIBLE_HOST_KEY_CHECKING": "0",
-                "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1",
-                "ANSIBLE_SSH_CONTROL_PATH_DIR": os.path.join(self.run_dir, "cp"),
-                "ANSIBLE_LOCAL_TEMP": os.path.join(self.run_dir, "ansible-tmp"),
-                "ANSIBLE_CONFIG": os.path.join(ANSIBLE_DIR, "ansible.cfg")}
+        env = {**os.environ, "ANSIBLE_PIPELINING": "1", "ANSIBLE_HOST_KEY_CHECKING": "0",
+               "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1",
+               "ANSIBLE_SSH_CONTROL_PATH_DIR": os.path.join(self.run_dir, "cp"),
+               "ANSIBLE_LOCAL_TEMP": os.path.join(self.run_dir, "ansible-tmp"),
+               "ANSIBLE_CONFIG": os.path.join(ANSIBLE_DIR, "ansible.cfg")}
+        return {**env, **mitogen_env(os.environ.get("KUBELAB_VM_MITOGEN", "1"))}
 
     def ansible_playbook(self, *extra: str, timeout: float = 2400) -> subprocess.CompletedProcess:
         inv = self.write_inventory()
@@ -513,10 +680,9 @@ class VMLab:
         pid = self.qemu_pid(vm)
         if not pid:
             return
+        if not owns(proc_cmdline(pid), "qemu-system", self.run_dir):
+            return  # gone, or the PID now names another process
         try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if b"qemu-system" not in f.read():
-                    return  # not ours any more
             os.kill(pid, signal.SIGTERM)
         except (OSError, ProcessLookupError):
             return
@@ -534,12 +700,12 @@ class VMLab:
         Returns what is still there afterwards (empty when clean)."""
         for vm in self.vms:
             self.stop_vm(vm)
-        if self.repo_pid:
+        if self.repo_pid and owns(proc_cmdline(self.repo_pid), "http.server", self.repo_dir):
             try:
                 os.kill(self.repo_pid, signal.SIGTERM)
                 os.waitpid(self.repo_pid, 0)
             except (ProcessLookupError, ChildProcessError):
-                pass
+                pass  # not our child (a stale run's): gone with SIGTERM
         for tap in self.taps:
             run(["ip", "link", "del", tap], check=False)
         if self.bridge:
@@ -547,10 +713,10 @@ class VMLab:
         left = []
         for vm in self.vms:
             pid = self.qemu_pid(vm)
-            if pid and os.path.exists(f"/proc/{pid}"):
+            if pid and owns(proc_cmdline(pid), "qemu-system", self.run_dir):
                 left.append(f"qemu {vm.name} pid {pid}")
         links = run(["ip", "-o", "link", "show"], check=False).stdout
-        left += [f"link {x}" for x in [*self.taps, self.bridge] if x and f" {x}:" in links or f" {x}@" in links]
+        left += [f"link {x}" for x in [*self.taps, self.bridge] if x and (f" {x}:" in links or f" {x}@" in links)]
         shutil.rmtree(self.run_dir, ignore_errors=True)
         return left
 
@@ -566,7 +732,9 @@ def main(argv: list[str] | None = None) -> int:
     down.add_argument("run_dir")
     a = ap.parse_args(argv)
     if a.cmd == "image":
-        print(json.dumps(build_image(), indent=2))
+        with tempfile.TemporaryDirectory() as wheels:
+            build_wheelhouse(wheels, source=os.environ.get("KUBELAB_VM_SOURCE", ""))
+            print(json.dumps(build_image(wheels), indent=2))
         return 0
     if a.cmd == "down":
         left = VMLab.load(a.run_dir).teardown()
@@ -579,6 +747,8 @@ def main(argv: list[str] | None = None) -> int:
         if not a.no_ansible:
             p = lab.ansible_playbook()
             print(p.stdout[-5000:])
+        lab.detached = True  # the user's now: kept until `down` (never reaped as stale)
+        lab.save()
         print(f"run dir: {lab.run_dir}  (python tests/vm/vmlab.py down {lab.run_dir})")
         return 0
     except BaseException:
