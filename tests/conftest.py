@@ -1,4 +1,26 @@
-"""Shared fixtures: a real etcd and a real API server per test session (see kubelab.testing)."""
+"""Shared fixtures: a real etcd and a real API server per test session (see kubelab.testing).
+
+The host suite runs in parallel (`make test-host`: `pytest -n 4 --dist loadgroup`, pytest-xdist):
+most of its wall time is waiting on labs, etcd and API servers, not CPU. Each worker is its own
+pytest session (its own session-scoped etcd and API server). Run it serially for debugging with
+`.venv/bin/python -m pytest --ignore=tests/vm -p no:xdist` (or `-n 0`).
+
+Rules that keep a test module parallel-safe (every new test file must follow them):
+
+1. A module runs whole on one worker (the scheduler below sends each file as one unit), so
+   module-scoped fixtures start once. Modules that share one session-scoped fixture (e.g. one lab)
+   carry `pytestmark = pytest.mark.xdist_group("NAME")`: the whole group goes to one worker.
+2. No fixed names for anything machine-wide: netns, links, bridges, nft tables in the host netns,
+   files or dirs outside tmp_path/tempfile, Kubernetes objects on the shared session API server
+   (use the `namespace` fixture or a uuid suffix). Labs come from `kubelab.lab.testing.Lab`
+   (random name, its own 10.213.x.0/24 subnet, disjoint per worker).
+3. No fixed ports: `kubelab.testing.free_port()` (loopback, picked by the kernel).
+4. "Nothing is left" assertions look only at the test's own resources (names with the lab's or
+   the test's prefix, the PIDs it started, the root dir it made), never at the machine as a whole:
+   another worker's lab is up meanwhile.
+5. Wait on conditions (`wait_until`/`eventually`), with timeouts generous enough for a loaded
+   machine; never a fixed sleep.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +29,11 @@ import shutil
 import uuid
 
 import pytest
+
+try:  # the parallel scheduler (pytest-xdist is a test dependency; without it the suite runs serially)
+    from xdist.scheduler import LoadScopeScheduling
+except ImportError:  # pragma: no cover
+    LoadScopeScheduling = None
 
 from kubelab.client import ApiClient
 from kubelab.testing import start_apiserver, start_etcd
@@ -74,3 +101,28 @@ def pytest_runtest_makereport(item, call):
     if _kubectl_skip(reason):
         report.outcome = "failed"
         report.longrepr = f"{item.nodeid}: {KUBECTL_MISSING}"
+
+
+if LoadScopeScheduling is not None:
+    class FileOrGroupScheduling(LoadScopeScheduling):
+        """`--dist loadgroup` as this suite wants it: a test marked `xdist_group("NAME")` goes with
+        its group (xdist appends `@NAME` to its node id), every other test with its file -- so
+        module-scoped fixtures (a lab, an etcd + API server) start once, while plain loadgroup
+        would spread an unmarked module's tests over all workers and start its lab on each.
+        Work units go out in collection order (tests/e2e first: the labs are the long pole), not
+        xdist's default most-tests-first, which would start the labs last."""
+
+        def __init__(self, config, log=None):
+            super().__init__(config, log)
+            config.option.loadscopereorder = False
+
+        def _split_scope(self, nodeid: str) -> str:
+            if nodeid.rfind("@") > nodeid.rfind("]"):
+                return nodeid.rsplit("@", 1)[1]
+            return nodeid.split("::", 1)[0]
+
+    @pytest.hookimpl(optionalhook=True, tryfirst=True)
+    def pytest_xdist_make_scheduler(config, log):
+        if config.getvalue("dist") == "loadgroup":
+            return FileOrGroupScheduling(config, log)
+        return None

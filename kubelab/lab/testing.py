@@ -24,6 +24,17 @@ from . import components, state, topology
 from .topology import LabPlan
 
 
+# Parallel test workers (pytest-xdist: PYTEST_XDIST_WORKER=gw0, gw1, ...) draw from disjoint
+# residues of the third octet, so two labs starting at the same moment never pick one subnet:
+# the check for a free route below sees only labs that are already up.
+SUBNET_SLOTS = 8
+
+
+def _worker_slot() -> int | None:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return int(worker[2:]) % SUBNET_SLOTS if worker.startswith("gw") and worker[2:].isdigit() else None
+
+
 def free_subnet() -> str:
     used = []
     for r in topology.host_routes():
@@ -31,8 +42,14 @@ def free_subnet() -> str:
             used.append(ipaddress.ip_network(r.get("dst", ""), strict=False))
         except ValueError:
             continue
+    slot = _worker_slot()
     for _ in range(1, 250):
-        net = ipaddress.ip_network(f"10.213.{secrets.randbelow(250) + 1}.0/24")
+        third = secrets.randbelow(250) + 1
+        if slot is not None:
+            third = third - third % SUBNET_SLOTS + slot or SUBNET_SLOTS  # 0 is not used: 10.213.8.0
+            if third > 250:
+                continue
+        net = ipaddress.ip_network(f"10.213.{third}.0/24")
         if not any(net.overlaps(u) for u in used if u.prefixlen > 0):
             return str(net)
     raise RuntimeError("no free 10.213.x.0/24 subnet for a test lab")

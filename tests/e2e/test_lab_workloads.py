@@ -5,7 +5,6 @@ whose container keeps failing stops at its backoffLimit."""
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
@@ -28,17 +27,7 @@ spec:
 """
 
 
-@pytest.fixture(scope="module")
-def lab():
-    if os.geteuid() != 0:
-        pytest.skip("the lab needs root")
-    lab = Lab.create(workers=2)
-    try:
-        lab.up("--no-kubeconfig")
-        yield lab
-    finally:
-        left = lab.cleanup()
-        assert not left, f"lab residue after down: {left}"
+LAB = "shared"  # tests/e2e/conftest.py: the Jobs, CronJob and DaemonSet here have names of their own
 
 
 def job(lab: Lab, name: str) -> dict:
