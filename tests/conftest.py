@@ -9,7 +9,8 @@ Rules that keep a test module parallel-safe (every new test file must follow the
 
 1. A module runs whole on one worker (the scheduler below sends each file as one unit), so
    module-scoped fixtures start once. Modules that share one session-scoped fixture (e.g. one lab)
-   carry `pytestmark = pytest.mark.xdist_group("NAME")`: the whole group goes to one worker.
+   say so with a module-level line `XDIST_GROUP = "NAME"`: the whole group goes to one worker.
+   (Not `pytest.mark.xdist_group`: with pytest 9, xdist 3.8 loses the group it appends to node ids.)
 2. No fixed names for anything machine-wide: netns, links, bridges, nft tables in the host netns,
    files or dirs outside tmp_path/tempfile, Kubernetes objects on the shared session API server
    (use the `namespace` fixture or a uuid suffix). Labs come from `kubelab.lab.testing.Lab`
@@ -24,7 +25,9 @@ Rules that keep a test module parallel-safe (every new test file must follow the
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import shutil
 import uuid
 
@@ -103,10 +106,25 @@ def pytest_runtest_makereport(item, call):
         report.longrepr = f"{item.nodeid}: {KUBECTL_MISSING}"
 
 
+GROUP_LINE = re.compile(r'^XDIST_GROUP = "([\w-]+)"', re.M)
+
+
+@functools.cache
+def xdist_group(path: str) -> str | None:
+    """The `XDIST_GROUP = "NAME"` line of a test file, if any: the controller sees node ids
+    only, so the group is read from the source, once per file."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            m = GROUP_LINE.search(f.read())
+    except OSError:
+        return None
+    return m.group(1) if m else None
+
+
 if LoadScopeScheduling is not None:
     class FileOrGroupScheduling(LoadScopeScheduling):
-        """`--dist loadgroup` as this suite wants it: a test marked `xdist_group("NAME")` goes with
-        its group (xdist appends `@NAME` to its node id), every other test with its file -- so
+        """`--dist loadgroup` as this suite wants it: the tests of a file that says
+        `XDIST_GROUP = "NAME"` go with their group, every other test with its file -- so
         module-scoped fixtures (a lab, an etcd + API server) start once, while plain loadgroup
         would spread an unmarked module's tests over all workers and start its lab on each.
         Work units go out in collection order (tests/e2e first: the labs are the long pole), not
@@ -115,11 +133,14 @@ if LoadScopeScheduling is not None:
         def __init__(self, config, log=None):
             super().__init__(config, log)
             config.option.loadscopereorder = False
+            self.rootdir = str(config.rootpath)
 
         def _split_scope(self, nodeid: str) -> str:
-            if nodeid.rfind("@") > nodeid.rfind("]"):
+            if nodeid.rfind("@") > nodeid.rfind("]"):  # an xdist_group mark, where xdist keeps it
                 return nodeid.rsplit("@", 1)[1]
-            return nodeid.split("::", 1)[0]
+            path = nodeid.split("::", 1)[0]
+            group = xdist_group(os.path.join(self.rootdir, path))
+            return f"group:{group}" if group else path
 
     @pytest.hookimpl(optionalhook=True, tryfirst=True)
     def pytest_xdist_make_scheduler(config, log):

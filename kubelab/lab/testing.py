@@ -69,6 +69,13 @@ def _comm(pid: int) -> str:
         return "?"
 
 
+def _netns_inode_of(pid: int) -> int | None:
+    try:
+        return os.stat(f"/proc/{pid}/ns/net").st_ino
+    except OSError:
+        return None
+
+
 def kubelab_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "kubelab.cli", *args]
 
@@ -176,11 +183,16 @@ class Lab:
         from .lab import residue
         left = residue(plan)
         # a namespace inode is reused after the namespace is gone: only processes older than our
-        # `down` can be ours
+        # `down` can be ours, and none in a namespace another lab now holds (labs of parallel test
+        # workers come and go meanwhile: our deleted pod's inode may be theirs by now)
+        foreign = self._foreign_netns_inodes()
         for pid in state.pids_in_netns(self.inodes):
             start = state.proc_start(pid)
-            if start is not None and self.down_ticks is not None and start < self.down_ticks:
-                left.append(f"process {pid} ({_comm(pid)})")
+            if start is None or self.down_ticks is None or start >= self.down_ticks:
+                continue
+            if _netns_inode_of(pid) in foreign or self._names_other_lab(_comm(pid)):
+                continue
+            left.append(f"process {pid} ({_comm(pid)})")
         left += [f"netns {n}" for n in topology.existing_netns() if n.startswith(f"kl-{self.name}-")]
         left += [f"link {link}" for link in topology.existing_links() if link.startswith(f"kl-{self.name}")]
         left += [f"mount {m}" for m in state.mounts_under(self.root_dir)]
@@ -192,6 +204,22 @@ class Lab:
             except ValueError:
                 continue
         return sorted(set(left))
+
+    def _foreign_netns_inodes(self) -> set[int]:
+        """Inodes of the named network namespaces that are not this lab's."""
+        out = set()
+        for n in topology.existing_netns():
+            if not n.startswith(f"kl-{self.name}-"):
+                ino = topology.netns_inode(n)
+                if ino:
+                    out.add(ino)
+        return out
+
+    def _names_other_lab(self, cmdline: str) -> bool:
+        """A pod's netns holder names its netns (`unshare --net=/run/netns/kl-LAB-...`)."""
+        marker = "/run/netns/kl-"
+        i = cmdline.find(marker)
+        return i >= 0 and not cmdline.startswith(f"kl-{self.name}-", i + len("/run/netns/"))
 
     def cleanup(self) -> list[str]:
         """Always-run teardown: `kubelab down`, then the residue list (empty when clean)."""

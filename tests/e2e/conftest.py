@@ -10,8 +10,8 @@ A module says which lab it needs with module-level settings instead of a fixture
                                          # the proxy mode(s); default nftables
 
 A lab start costs about a minute of a loaded machine, so modules whose tests leave the lab usable
-for others share one: `LAB = "shared"` (2 workers, nftables, no kubeconfig written); the hook
-below marks them `xdist_group("shared-lab")`, which keeps them on one worker (tests/conftest.py). Such
+for others share one (2 workers, nftables, no kubeconfig written): `XDIST_GROUP = "shared-lab"`,
+which also keeps them on one worker under xdist (tests/conftest.py). Such
 modules may only add objects with names of their own; the lab goes down after the group's last
 module. Modules that break the lab on purpose (faults, scenarios) or look at `up` itself keep
 their own.
@@ -26,7 +26,6 @@ import pytest
 
 from kubelab.lab.testing import Lab
 
-SHARED = "shared"
 SHARED_GROUP = "shared-lab"
 
 
@@ -69,7 +68,7 @@ class _Shared:
 
 
 def _shares(module) -> bool:
-    return getattr(module, "LAB", None) == SHARED
+    return getattr(module, "XDIST_GROUP", None) == SHARED_GROUP
 
 
 @pytest.fixture(scope="module")
@@ -87,17 +86,13 @@ def lab(request) -> Iterator[Lab]:
                            setup=getattr(module, "lab_setup", None))
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group marks
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Run the modules of the shared lab one after another (serially too), from where the first
-    of them is collected, so the lab is up only while they run; under xdist they form one group
-    (one worker)."""
+    of them is collected, so the lab is up only while they run."""
     first = next((i for i, item in enumerate(items) if _shares(getattr(item, "module", None))), None)
     if first is None:
         return
     shared = [item for item in items if _shares(getattr(item, "module", None))]
-    for item in shared:
-        item.add_marker(pytest.mark.xdist_group(SHARED_GROUP))
     rest = [item for item in items if not _shares(getattr(item, "module", None))]
     items[:] = rest[:first] + shared + rest[first:]
 

@@ -20,7 +20,7 @@ from kubelab.testing import wait_until
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
 
 
-LAB = "shared"  # tests/e2e/conftest.py: the pods here have names of their own
+XDIST_GROUP = "shared-lab"  # the shared lab (tests/e2e/conftest.py): the pods here have names of their own
 
 
 def apply(lab: Lab, *objs: dict) -> None:

@@ -27,7 +27,7 @@ spec:
 """
 
 
-LAB = "shared"  # tests/e2e/conftest.py: the Jobs, CronJob and DaemonSet here have names of their own
+XDIST_GROUP = "shared-lab"  # the shared lab (tests/e2e/conftest.py): the Jobs, CronJob and DaemonSet here have names of their own
 
 
 def job(lab: Lab, name: str) -> dict:

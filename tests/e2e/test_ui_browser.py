@@ -25,7 +25,7 @@ ARTIFACTS = Path(os.environ.get("KUBELAB_ARTIFACTS", Path(__file__).resolve().pa
 COMPONENTS = ("etcd", "apiserver", "controllers", "scheduler", "nodeagent", "proxy")
 
 
-LAB = "shared"  # tests/e2e/conftest.py: the deployment here (web) has a name of its own
+XDIST_GROUP = "shared-lab"  # the shared lab (tests/e2e/conftest.py): the deployment here (web) has a name of its own
 
 
 @pytest.fixture(scope="module", autouse=True)

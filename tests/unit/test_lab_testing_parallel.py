@@ -37,3 +37,12 @@ def test_without_xdist_any_subnet_and_taken_ones_are_skipped(monkeypatch):
     monkeypatch.setattr(testing.topology, "host_routes", lambda: [{"dst": "10.213.0.0/17"}])
     for _ in range(50):
         assert int(testing.free_subnet().split(".")[2]) >= 128
+
+
+def test_residue_skips_processes_of_another_lab():
+    """A pod netns inode of ours, freed mid-test, may be another (parallel) lab's by the time of
+    our `down`: its holder names that lab's netns and is not ours."""
+    lab = testing.Lab(name="tabcde", root_dir="/nonexistent/root", subnet="10.213.9.0/24")
+    assert lab._names_other_lab("unshare --net=/run/netns/kl-tfffff-worker-2-3802 --uts --ipc --pid --fork")
+    assert not lab._names_other_lab("unshare --net=/run/netns/kl-tabcde-worker-2-3802 --uts --ipc --pid --fork")
+    assert not lab._names_other_lab("kubelab-pause")
