@@ -19,7 +19,9 @@ Rules that keep a test module parallel-safe (every new test file must follow the
 4. "Nothing is left" assertions look only at the test's own resources (names with the lab's or
    the test's prefix, the PIDs it started, the root dir it made), never at the machine as a whole:
    another worker's lab is up meanwhile.
-5. Wait on conditions (`wait_until`/`eventually`), with timeouts generous enough for a loaded
+5. Every worker must collect the same test ids: no random or time-dependent values in
+   parametrize ids (give `ids=` when a parameter holds a uuid-suffixed name).
+6. Wait on conditions (`wait_until`/`eventually`), with timeouts generous enough for a loaded
    machine; never a fixed sleep.
 """
 
