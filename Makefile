@@ -60,7 +60,7 @@ test: deps-vm test-host test-vm  ## the whole suite (what CI runs): the host sui
 
 # the host suite waits on labs, etcd and API servers far more than it computes: TEST_WORKERS pytest-xdist
 # workers (a file or an xdist_group per worker; tests/conftest.py). TEST_WORKERS=0 runs it serially.
-TEST_WORKERS ?= 4
+TEST_WORKERS ?= 3
 
 test-host: install deps-test lint  ## unit, integration and lab e2e on real etcd/netns/nftables, in parallel; exit 5 (no tests) fails
 	@echo "== test-host: pytest --ignore=tests/vm -n $(TEST_WORKERS) --dist loadgroup"

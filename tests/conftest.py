@@ -1,6 +1,6 @@
 """Shared fixtures: a real etcd and a real API server per test session (see kubelab.testing).
 
-The host suite runs in parallel (`make test-host`: `pytest -n 4 --dist loadgroup`, pytest-xdist):
+The host suite runs in parallel (`make test-host`: `pytest -n 3 --dist loadgroup`, pytest-xdist):
 most of its wall time is waiting on labs, etcd and API servers, not CPU. Each worker is its own
 pytest session (its own session-scoped etcd and API server). Run it serially for debugging with
 `.venv/bin/python -m pytest --ignore=tests/vm -p no:xdist` (or `-n 0`).
