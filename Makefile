@@ -67,9 +67,13 @@ vm-image-background: install deps-vm
 	@echo "== vm-image: building the VM image in the background while the host suite runs (log: $(VM_IMAGE_LOG))"
 	@nohup $(PY) tests/vm/vmlab.py image >$(VM_IMAGE_LOG) 2>&1 </dev/null &
 
-test-host: install deps-test lint  ## unit, integration and lab e2e on real etcd/netns/nftables (~8 min); exit 5 (no tests) fails
-	@echo "== test-host: pytest --ignore=tests/vm"
-	@$(PY) -m pytest --ignore=tests/vm
+# the host suite waits on labs, etcd and API servers far more than it computes: TEST_WORKERS pytest-xdist
+# workers (a file or an xdist_group per worker; tests/conftest.py). TEST_WORKERS=0 runs it serially.
+TEST_WORKERS ?= 3
+
+test-host: install deps-test lint  ## unit, integration and lab e2e on real etcd/netns/nftables, in parallel; exit 5 (no tests) fails
+	@echo "== test-host: pytest --ignore=tests/vm -n $(TEST_WORKERS) --dist loadgroup"
+	@$(PY) -m pytest --ignore=tests/vm -n $(TEST_WORKERS) --dist loadgroup
 
 lint: $(VENV)/.installed  ## ruff (pyflakes, pycodestyle errors, bugbear) and the import contracts (docs/architecture.md)
 	@echo "== lint: ruff check; lint-imports (no component imports another)"

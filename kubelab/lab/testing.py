@@ -24,6 +24,17 @@ from . import components, state, topology
 from .topology import LabPlan
 
 
+# Parallel test workers (pytest-xdist: PYTEST_XDIST_WORKER=gw0, gw1, ...) draw from disjoint
+# residues of the third octet, so two labs starting at the same moment never pick one subnet:
+# the check for a free route below sees only labs that are already up.
+SUBNET_SLOTS = 8
+
+
+def _worker_slot() -> int | None:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return int(worker[2:]) % SUBNET_SLOTS if worker.startswith("gw") and worker[2:].isdigit() else None
+
+
 def free_subnet() -> str:
     used = []
     for r in topology.host_routes():
@@ -31,8 +42,14 @@ def free_subnet() -> str:
             used.append(ipaddress.ip_network(r.get("dst", ""), strict=False))
         except ValueError:
             continue
+    slot = _worker_slot()
     for _ in range(1, 250):
-        net = ipaddress.ip_network(f"10.213.{secrets.randbelow(250) + 1}.0/24")
+        third = secrets.randbelow(250) + 1
+        if slot is not None:
+            third = third - third % SUBNET_SLOTS + slot or SUBNET_SLOTS  # 0 is not used: 10.213.8.0
+            if third > 250:
+                continue
+        net = ipaddress.ip_network(f"10.213.{third}.0/24")
         if not any(net.overlaps(u) for u in used if u.prefixlen > 0):
             return str(net)
     raise RuntimeError("no free 10.213.x.0/24 subnet for a test lab")
@@ -50,6 +67,13 @@ def _comm(pid: int) -> str:
             return f.read().replace(b"\0", b" ").decode(errors="replace").strip()[:120]
     except OSError:
         return "?"
+
+
+def _netns_inode_of(pid: int) -> int | None:
+    try:
+        return os.stat(f"/proc/{pid}/ns/net").st_ino
+    except OSError:
+        return None
 
 
 def kubelab_cmd(*args: str) -> list[str]:
@@ -159,11 +183,16 @@ class Lab:
         from .lab import residue
         left = residue(plan)
         # a namespace inode is reused after the namespace is gone: only processes older than our
-        # `down` can be ours
+        # `down` can be ours, and none in a namespace another lab now holds (labs of parallel test
+        # workers come and go meanwhile: our deleted pod's inode may be theirs by now)
+        foreign = self._foreign_netns_inodes()
         for pid in state.pids_in_netns(self.inodes):
             start = state.proc_start(pid)
-            if start is not None and self.down_ticks is not None and start < self.down_ticks:
-                left.append(f"process {pid} ({_comm(pid)})")
+            if start is None or self.down_ticks is None or start >= self.down_ticks:
+                continue
+            if _netns_inode_of(pid) in foreign or self._names_other_lab(_comm(pid)):
+                continue
+            left.append(f"process {pid} ({_comm(pid)})")
         left += [f"netns {n}" for n in topology.existing_netns() if n.startswith(f"kl-{self.name}-")]
         left += [f"link {link}" for link in topology.existing_links() if link.startswith(f"kl-{self.name}")]
         left += [f"mount {m}" for m in state.mounts_under(self.root_dir)]
@@ -175,6 +204,22 @@ class Lab:
             except ValueError:
                 continue
         return sorted(set(left))
+
+    def _foreign_netns_inodes(self) -> set[int]:
+        """Inodes of the named network namespaces that are not this lab's."""
+        out = set()
+        for n in topology.existing_netns():
+            if not n.startswith(f"kl-{self.name}-"):
+                ino = topology.netns_inode(n)
+                if ino:
+                    out.add(ino)
+        return out
+
+    def _names_other_lab(self, cmdline: str) -> bool:
+        """A pod's netns holder names its netns (`unshare --net=/run/netns/kl-LAB-...`)."""
+        marker = "/run/netns/kl-"
+        i = cmdline.find(marker)
+        return i >= 0 and not cmdline.startswith(f"kl-{self.name}-", i + len("/run/netns/"))
 
     def cleanup(self) -> list[str]:
         """Always-run teardown: `kubelab down`, then the residue list (empty when clean)."""

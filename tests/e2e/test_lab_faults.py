@@ -18,25 +18,17 @@ from kubelab.lab import state, topology
 from kubelab.lab.testing import Lab, pod_exec
 from kubelab.testing import wait_until
 
-pytestmark = [pytest.mark.e2e, pytest.mark.root]
+# the lab (tests/e2e/conftest.py): one per proxy mode, its own (the tests here break it)
+pytestmark = [pytest.mark.e2e, pytest.mark.root,
+              pytest.mark.parametrize("lab", ["nftables", "iptables"], indirect=True, scope="module")]
 
 NGINX_PAGE = "Welcome to nginx!"
 
 
-@pytest.fixture(scope="module", params=["nftables", "iptables"])
-def lab(request):
-    if os.geteuid() != 0:
-        pytest.skip("the lab needs root")
-    lab = Lab.create(workers=2, proxy_mode=request.param)
-    try:
-        lab.up("--no-kubeconfig")
-        lab.kubectl("create", "deployment", "nginx", "--image=nginx", "--replicas=2")
-        lab.kubectl("create", "deployment", "client", "--image=busybox")
-        lab.kubectl("expose", "deployment", "nginx", "--port", "80")
-        yield lab
-    finally:
-        left = lab.cleanup()
-        assert not left, f"lab residue after down: {left}"
+def lab_setup(lab: Lab) -> None:
+    lab.kubectl("create", "deployment", "nginx", "--image=nginx", "--replicas=2")
+    lab.kubectl("create", "deployment", "client", "--image=busybox")
+    lab.kubectl("expose", "deployment", "nginx", "--port", "80")
 
 
 def pods(lab: Lab, selector: str, n: int = 1) -> list[dict]:

@@ -24,17 +24,7 @@ from kubelab.testing import wait_until
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
 
 
-@pytest.fixture(scope="module")
-def lab():
-    if os.geteuid() != 0:
-        pytest.skip("the lab needs root")
-    lab = Lab.create(workers=2)
-    try:
-        lab.up("--no-kubeconfig")
-        yield lab
-    finally:
-        left = lab.cleanup()
-        assert not left, f"lab residue after down: {left}"
+# the lab: tests/e2e/conftest.py's default (2 workers, nftables); its own, as the scenarios break it
 
 
 def kit(lab: Lab, *args: str, timeout: float = 240):

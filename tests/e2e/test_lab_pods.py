@@ -1,7 +1,8 @@
 """Pods as the spec says, on a real lab with the real kubectl: what a container can see (the
 attack of issue 13: reading the cluster CA key from a pod), securityContext, and volumes.
 
-One lab for the module (one worker: every test here is about one node's agent).
+The lab is the shared one (tests/e2e/conftest.py): every test here is about the agent of the
+node its pod lands on.
 """
 
 from __future__ import annotations
@@ -19,17 +20,7 @@ from kubelab.testing import wait_until
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
 
 
-@pytest.fixture(scope="module")
-def lab():
-    if os.geteuid() != 0:
-        pytest.skip("the lab needs root")
-    lab = Lab.create(workers=1)
-    try:
-        lab.up("--no-kubeconfig")
-        yield lab
-    finally:
-        left = lab.cleanup()
-        assert not left, f"lab residue after down: {left}"
+XDIST_GROUP = "shared-lab"  # the shared lab (tests/e2e/conftest.py): the pods here have names of their own
 
 
 def apply(lab: Lab, *objs: dict) -> None:
@@ -178,7 +169,7 @@ def test_env_from_configmaps_and_secrets_and_a_missing_key(lab):
                                      {"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}]}]))
     running(lab, "envs")
     out = lab.kubectl("exec", "envs", "--", "sh", "-c", 'echo "$APP_LEVEL $PW $MSG $NODE"').stdout.split()
-    assert out[:3] == ["debug", "hunter2", "level=debug"] and out[3] == lab.plan.workers[0].name
+    assert out[:3] == ["debug", "hunter2", "level=debug"] and out[3] == get_pod(lab, "envs")["spec"]["nodeName"]
     # a key that does not exist: the container waits, never starts without it
     apply(lab, pod("nokey", [{"name": "c", "image": "busybox", "command": ["sleep", "infinity"],
                               "env": [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "envcm",

@@ -18,17 +18,9 @@ from kubelab.testing import wait_until
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
 
 
-@pytest.fixture(scope="module")
-def lab():
-    if os.geteuid() != 0:
-        pytest.skip("the lab needs root")
-    lab = Lab.create(workers=1)
-    try:
-        lab.up("--tls", "--demo")
-        yield lab
-    finally:
-        left = lab.cleanup()
-        assert not left, f"lab residue after down: {left}"
+# the lab (tests/e2e/conftest.py)
+LAB_WORKERS = 1
+LAB_UP = ("--tls", "--demo")
 
 
 def pki(lab: Lab, name: str) -> str:

@@ -19,22 +19,11 @@ from kubelab.lab import topology
 from kubelab.lab.testing import Lab, pod_exec
 from kubelab.testing import wait_until
 
-pytestmark = [pytest.mark.e2e, pytest.mark.root]
+# the lab (tests/e2e/conftest.py): one per proxy mode
+pytestmark = [pytest.mark.e2e, pytest.mark.root,
+              pytest.mark.parametrize("lab", ["nftables", "iptables"], indirect=True, scope="module")]
 
 NGINX_PAGE = "Welcome to nginx!"
-
-
-@pytest.fixture(scope="module", params=["nftables", "iptables"])
-def lab(request):
-    if os.geteuid() != 0:
-        pytest.skip("the lab needs root")
-    lab = Lab.create(workers=2, proxy_mode=request.param)
-    try:
-        lab.up("--no-kubeconfig")
-        yield lab
-    finally:
-        left = lab.cleanup()
-        assert not left, f"lab residue after down: {left}"
 
 
 def pods(lab: Lab, selector: str) -> list[dict]:

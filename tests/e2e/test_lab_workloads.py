@@ -6,7 +6,6 @@ StatefulSet with stable DNS names and `kubectl drain` within a PodDisruptionBudg
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 
 import pytest
@@ -31,17 +30,7 @@ spec:
 """
 
 
-@pytest.fixture(scope="module")
-def lab():
-    if os.geteuid() != 0:
-        pytest.skip("the lab needs root")
-    lab = Lab.create(workers=2)
-    try:
-        lab.up("--no-kubeconfig")
-        yield lab
-    finally:
-        left = lab.cleanup()
-        assert not left, f"lab residue after down: {left}"
+XDIST_GROUP = "shared-lab"  # the shared lab (tests/e2e/conftest.py): the Jobs, CronJob and DaemonSet here have names of their own
 
 
 def job(lab: Lab, name: str) -> dict:

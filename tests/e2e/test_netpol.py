@@ -14,7 +14,6 @@ key scenarios also compare with a table written out by hand. Probes run in paral
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import threading
@@ -28,7 +27,8 @@ from kubelab.lab.testing import Lab
 from kubelab.netpol.model import cluster_from_objects
 from kubelab.testing import wait_until
 
-pytestmark = [pytest.mark.e2e, pytest.mark.root]
+pytestmark = [pytest.mark.e2e, pytest.mark.root,
+              pytest.mark.parametrize("lab", ["nftables", "iptables"], indirect=True, scope="module")]
 
 NAMESPACES = ("x", "y", "z")
 PODS = ("a", "b", "c")
@@ -66,26 +66,20 @@ def get(lab: Lab, *args: str) -> list[dict]:
     return json.loads(lab.kubectl("get", *args, "-o", "json").stdout)["items"]
 
 
-@pytest.fixture(scope="module", params=["nftables", "iptables"])
-def lab(request):
-    if os.geteuid() != 0:
-        pytest.skip("the lab needs root")
-    lab = Lab.create(workers=2, proxy_mode=request.param)
-    try:
-        lab.up("--no-kubeconfig", "--no-dns")
-        apply(lab, *[{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": {"ns": ns}}}
-                     for ns in NAMESPACES])
-        apply(lab, *[model_pod(ns, p) for ns in NAMESPACES for p in PODS])
+# the lab (tests/e2e/conftest.py): one per proxy mode, without DNS, the model pods running
+LAB_UP = ("--no-kubeconfig", "--no-dns")
 
-        def running():
-            pods = [p for ns in NAMESPACES for p in get(lab, "pods", "-n", ns)]
-            ok = [p for p in pods if p.get("status", {}).get("phase") == "Running" and p["status"].get("podIP")]
-            return len(ok) == 9
-        wait_until(running, timeout=120, interval=0.5, what="the 9 model pods running")
-        yield lab
-    finally:
-        left = lab.cleanup()
-        assert not left, f"lab residue after down: {left}"
+
+def lab_setup(lab: Lab) -> None:
+    apply(lab, *[{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": {"ns": ns}}}
+                 for ns in NAMESPACES])
+    apply(lab, *[model_pod(ns, p) for ns in NAMESPACES for p in PODS])
+
+    def running():
+        pods = [p for ns in NAMESPACES for p in get(lab, "pods", "-n", ns)]
+        ok = [p for p in pods if p.get("status", {}).get("phase") == "Running" and p["status"].get("podIP")]
+        return len(ok) == 9
+    wait_until(running, timeout=120, interval=0.5, what="the 9 model pods running")
 
 
 def snapshot(lab: Lab):

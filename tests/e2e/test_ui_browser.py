@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from kubelab.lab.testing import Lab, kubelab_cmd
+from kubelab.lab.testing import kubelab_cmd
 from kubelab.testing import free_port, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
@@ -25,20 +25,14 @@ ARTIFACTS = Path(os.environ.get("KUBELAB_ARTIFACTS", Path(__file__).resolve().pa
 COMPONENTS = ("etcd", "apiserver", "controllers", "scheduler", "nodeagent", "proxy")
 
 
-@pytest.fixture(scope="module")
-def lab():
-    if os.geteuid() != 0:
-        pytest.skip("the lab needs root")
+XDIST_GROUP = "shared-lab"  # the shared lab (tests/e2e/conftest.py): the deployment here (web) has a name of its own
+
+
+@pytest.fixture(scope="module", autouse=True)
+def chromium_installed():
     from kubelab.ui.browser import binaries
     if not binaries():
         pytest.fail("Debian's chromium and chromium-driver are required (make install installs them)")
-    lab = Lab.create(workers=2)
-    try:
-        lab.up("--no-kubeconfig")
-        yield lab
-    finally:
-        left = lab.cleanup()
-        assert not left, f"lab residue after down: {left}"
 
 
 @pytest.fixture(scope="module")

@@ -60,7 +60,7 @@ def _svc(name: str, ips: list[str]) -> dict:
     ("10.96.0.1", "service range"),      # the `kubernetes` Service's ClusterIP
     ("10.244.1.7", "pod network"),       # a pod
     ("203.0.113.9", "outside the allowed"),  # anything not allow-listed
-])
+], ids=["node", "apiserver", "service", "pod", "outside"])  # ids without NODE's random part: xdist workers must agree
 def test_external_ips_that_hijack_traffic_are_refused(secured, ns, ip, why):
     with tls_client(secured, "user-alice") as alice:
         r = alice.post(f"/api/v1/namespaces/{ns}/services", json=_svc("hijack", ["192.0.2.9", ip]))

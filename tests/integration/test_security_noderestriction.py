@@ -192,7 +192,8 @@ def test_a_node_cannot_touch_pods_of_another_node(secured, ns):
 # ---- Leases ------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name,namespace", [(N2, "kube-node-lease"), (N1, "default"),
-                                            ("kube-scheduler", "kube-node-lease")])
+                                            ("kube-scheduler", "kube-node-lease")],
+                         ids=["other-node", "own-name-other-namespace", "not-a-node"])  # no random parts: xdist workers must agree
 def test_a_node_may_write_only_its_own_lease(secured, name, namespace):
     with tls_client(secured, f"node-{N1}") as n1:
         r = n1.post(f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases", json={
