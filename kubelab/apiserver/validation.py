@@ -1303,6 +1303,7 @@ _UPDATE_VALIDATORS = {
 }
 # networking/v1 Ingress and IngressClass live in their own module, which registers itself here.
 from kubelab.apiserver import validation_ingress  # noqa: E402,F401
+from kubelab.apiserver import validation_gateway  # noqa: E402,F401
 
 
 def validate(rt: ResourceType, obj: dict, *, old: dict | None = None) -> list[dict]:
