@@ -263,3 +263,40 @@ def test_nginx_accepts_the_rendered_file(tmp_path):
     p = subprocess.run(["nginx", "-t", "-q", "-e", "stderr", "-c", str(conf)], capture_output=True, text=True,
                        timeout=30)
     assert p.returncode == 0, p.stderr
+
+
+def test_controller_writes_status_once_and_keeps_transition_times():
+    """The controller patches a status only when it changed (a patch is a watch event, which
+    is a sync: writing every time would loop), keeping lastTransitionTime of unchanged conditions."""
+    import asyncio
+
+    from kubelab.ingress.controller import Controller
+
+    class Client:
+        def __init__(self) -> None:
+            self.patches: list[tuple[str, str, dict]] = []
+
+        async def patch(self, plural, name, *, namespace=None, subresource=None, patch=None):
+            self.patches.append((plural, name, patch))
+
+    objs = {"gatewayclasses": [dict(GC)], "gateways": [gateway(HTTP)],
+            "httproutes": [route("r", rule(), hostnames=["a.test"])]}
+    client = Client()
+    ctl = Controller(client, None)
+    result = build(objs["gateways"], objs["httproutes"])
+    asyncio.run(ctl._gateway_status(objs, result, True))
+    assert sorted(p[0] for p in client.patches) == ["gatewayclasses", "gateways", "httproutes"]
+    for plural, _, patch in client.patches:   # what the API server now stores
+        obj = objs[plural][0]
+        obj["status"] = patch["status"]
+    client.patches.clear()
+    asyncio.run(ctl._gateway_status(objs, result, True))
+    assert client.patches == []
+    # a route's backend disappears: only its ResolvedRefs condition gets a new time
+    old_accepted = next(c for c in objs["httproutes"][0]["status"]["parents"][0]["conditions"]
+                        if c["type"] == "Accepted")
+    asyncio.run(ctl._gateway_status(objs, build(objs["gateways"], objs["httproutes"], services=("b",)), True))
+    (plural, _, patch), = client.patches
+    conds = {c["type"]: c for c in patch["status"]["parents"][0]["conditions"]}
+    assert conds["Accepted"]["lastTransitionTime"] == old_accepted["lastTransitionTime"]
+    assert conds["ResolvedRefs"]["reason"] == "BackendNotFound"
