@@ -78,7 +78,7 @@ class Env:
         self.ns = f"ing-{uuid.uuid4().hex[:6]}"
         self.cls = f"kubelab.test/{self.ns}"
         self.work = tempfile.mkdtemp(prefix="kubelab-ingress-")
-        self.http, self.https, self.gw_port = free_port(), free_port(), free_port()
+        self.http, self.https, self.gw_port, self.gw_tls = free_port(), free_port(), free_port(), free_port()
         self.gw_controller = f"kubelab.test/gw-{self.ns}"
         self.backends = {n: _backend(n) for n in ("app-a", "app-b", "app-a2")}
         self.proc = None
@@ -268,7 +268,14 @@ def _gw_objects(env) -> list[dict]:
         {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "gw", "namespace": ns},
          "spec": {"gatewayClassName": ns, "listeners": [
              {"name": "web", "port": env.gw_port, "protocol": "HTTP", "hostname": "*.gw.test"},
-             {"name": "taken", "port": env.http, "protocol": "HTTP"}]}},
+             {"name": "taken", "port": env.http, "protocol": "HTTP"},
+             {"name": "tls", "port": env.gw_tls, "protocol": "HTTPS", "hostname": "tls.test",
+              "tls": {"certificateRefs": [{"name": "tls-test"}]}},
+             {"name": "xns", "port": env.gw_tls, "protocol": "HTTPS", "hostname": "other.tls.test",
+              "tls": {"certificateRefs": [{"name": "tls-test", "namespace": "default"}]}}]}},
+        {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "secure", "namespace": ns},
+         "spec": {"parentRefs": [{"name": "gw", "sectionName": "tls"}],
+                  "rules": [{"backendRefs": [{"name": "app-b", "port": 80}]}]}},
         {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "shop", "namespace": ns},
          "spec": {"parentRefs": [{"name": "gw", "sectionName": "web"}], "hostnames": ["shop.gw.test"], "rules": [
              {"matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
@@ -342,6 +349,8 @@ def test_gateway_matches_precedence_and_filters(gw):
     assert f"Location: http://new.gw.test:{p}/old?q=1" in hdrs
     assert gw.curl("shop.gw.test", "/gone/x", port=p)[0] == 500          # backend not found answers 500
     assert gw.curl("unknown.gw.test", "/", port=p)[0] == 404             # no route for that hostname
+    code, body = gw.curl("tls.test", "/s", tls=True, port=gw.gw_tls)     # HTTPS listener, SNI, the Secret's cert
+    assert code == 200 and body.startswith("app-b /s tls.test"), body
 
 
 def test_gateway_weighted_split_90_10(gw):
@@ -363,6 +372,8 @@ def test_gateway_status_conditions(gw):
     ls = {x["name"]: x for x in st["listeners"]}
     assert ls["web"]["attachedRoutes"] == 1
     assert _cond(ls["taken"]["conditions"], "Accepted") == ("False", "PortUnavailable")
+    assert _cond(ls["tls"]["conditions"], "ResolvedRefs") == ("True", "ResolvedRefs")
+    assert _cond(ls["xns"]["conditions"], "ResolvedRefs") == ("False", "RefNotPermitted")  # no ReferenceGrant
     wait_until(lambda: status("httproute", "elsewhere").get("parents"), timeout=30, what="HTTPRoute status")
     shop = status("httproute", "shop")["parents"][0]
     assert shop["controllerName"] == gw.gw_controller
