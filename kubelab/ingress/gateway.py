@@ -180,6 +180,11 @@ def build(*, gatewayclasses: Iterable[Mapping], gateways: Iterable[Mapping], htt
     for gc in gatewayclasses:
         if _d(gc.get("spec")).get("controllerName") == controller:
             name = _d(gc.get("metadata")).get("name", "")
+            if _d(gc.get("spec")).get("parametersRef"):   # no parameters kind exists for this controller
+                result.class_status[name] = {"conditions": [condition(
+                    "Accepted", False, "InvalidParameters", "parametersRef is not supported by kubelab's controller; "
+                    "its Gateways are not programmed", _gen(gc))]}
+                continue
             ours.add(name)
             result.class_status[name] = {"conditions": [condition("Accepted", True, "Accepted", "", _gen(gc))]}
     svc_by_key = {_key(s): s for s in services}
@@ -260,12 +265,19 @@ def build(*, gatewayclasses: Iterable[Mapping], gateways: Iterable[Mapping], htt
                      condition("Programmed", ok, "Programmed" if ok else "Invalid", "", gen)]
             lstatus.append({"name": name, "conds": conds})
         if unsupported_gw:
-            gconds = [condition("Accepted", False, "UnsupportedValue",
-                                f"spec.{unsupported_gw[0]} is not supported by kubelab's controller", gen),
+            # upstream's reasons: UnsupportedAddress for spec.addresses, Invalid for the rest
+            gconds = [condition("Accepted", False,
+                                "UnsupportedAddress" if unsupported_gw[0] == "addresses" else "Invalid",
+                                f"spec.{unsupported_gw[0]} is not supported by kubelab's controller (the address "
+                                "comes from the controller Service)", gen),
                       condition("Programmed", False, "Invalid", "", gen)]
             for (k, _), li in listeners.items():
                 if k == gkey:
                     li["ok"] = False
+            for ls in lstatus:
+                ls["conds"] = [c if c["type"] != "Programmed" else condition("Programmed", False, "Invalid",
+                                                                             "the Gateway is not accepted", gen)
+                               for c in ls["conds"]]
         else:
             some = any(li["ok"] for (k, _), li in listeners.items() if k == gkey)
             gconds = [condition("Accepted", True, "Accepted", "", gen),

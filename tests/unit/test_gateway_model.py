@@ -77,6 +77,21 @@ def test_class_and_gateway_status():
     assert ls["http"]["supportedKinds"] == [{"group": gw.GROUP, "kind": "HTTPRoute"}]
 
 
+def test_unsupported_class_parameters_and_addresses_are_refused_in_status():
+    gc = {"metadata": {"name": "kubelab"}, "spec": {"controllerName": gw.CONTROLLER_NAME,
+                                                    "parametersRef": {"group": "x", "kind": "Y", "name": "z"}}}
+    r = gw.build(gatewayclasses=[gc], gateways=[gateway(HTTP)], httproutes=[], services=[], endpointslices=[],
+                 secrets=[])
+    assert cond(r.class_status["kubelab"]["conditions"], "Accepted") == ("False", "InvalidParameters")
+    assert r.gateway_status == {}
+    g = gateway(HTTP)
+    g["spec"]["addresses"] = [{"type": "IPAddress", "value": "192.0.2.1"}]
+    st = build([g], [route("r", rule())]).gateway_status[f"{NS}/gw"]
+    assert cond(st["conditions"], "Accepted") == ("False", "UnsupportedAddress")
+    assert cond(st["conditions"], "Programmed") == ("False", "Invalid")
+    assert cond(st["listeners"][0]["conditions"], "Programmed") == ("False", "Invalid")
+
+
 def test_https_certificate_refs():
     secret_ok = {"metadata": {"name": "c", "namespace": "elsewhere"}, "type": "kubernetes.io/tls",
                  "data": {"tls.crt": "eA==", "tls.key": "eA=="}}
