@@ -290,6 +290,8 @@ KINDS: dict[str, dict] = {
             "timeouts": Struct({"request": S, "backendRequest": S}), "retry": OBJ, "sessionPersistence": OBJ}))}),
         "status": Struct({"parents": L(Struct({"parentRef": GW_PARENT_REF, "controllerName": S,
                                                "conditions": GW_CONDITIONS}))})},
+    "ReferenceGrant": {"spec": Struct({"from": L(Struct({"group": S, "kind": S, "namespace": S})),
+                                       "to": L(Struct({"group": S, "kind": S, "name": S}))})},
     "Scale": {"spec": Struct({"replicas": I}), "status": OBJ},   # autoscaling/v1, the /scale subresource
 }
 _TOP: dict[str, Struct] = {kind: Struct({"apiVersion": S, "kind": S, "metadata": META, **fields})

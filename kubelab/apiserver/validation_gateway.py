@@ -327,7 +327,27 @@ def validate_http_route(errs: v.Causes, obj: dict) -> None:
             _backend_ref(errs, v._dict(b), f"{at}.backendRefs[{j}]")
 
 
-VALIDATORS = {"GatewayClass": validate_gateway_class, "Gateway": validate_gateway, "HTTPRoute": validate_http_route}
+# --- ReferenceGrant (v1beta1) -------------------------------------------------------------------
+
+def validate_reference_grant(errs: v.Causes, obj: dict) -> None:
+    spec = v._dict(obj.get("spec"))
+    for side, fields in (("from", ("kind", "namespace")), ("to", ("kind",))):
+        items = spec.get(side)
+        if not items:
+            errs.required(f"spec.{side}")
+        for i, item in enumerate(_bounded(errs, f"spec.{side}", items, 16)):
+            item, at = v._dict(item), f"spec.{side}[{i}]"
+            if item.get("group") is None:
+                errs.required(f"{at}.group")
+            for f in fields:
+                if not item.get(f):
+                    errs.required(f"{at}.{f}")
+            if side == "from" and item.get("namespace"):
+                errs.each(f"{at}.namespace", item["namespace"], v.dns1123_label_errors(item["namespace"]))
+
+
+VALIDATORS = {"GatewayClass": validate_gateway_class, "Gateway": validate_gateway, "HTTPRoute": validate_http_route,
+              "ReferenceGrant": validate_reference_grant}
 UPDATE_VALIDATORS = {"GatewayClass": validate_gateway_class_update, "Gateway": validate_gateway_update}
 v._VALIDATORS.update(VALIDATORS)
 v._UPDATE_VALIDATORS.update(UPDATE_VALIDATORS)

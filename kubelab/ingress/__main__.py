@@ -64,7 +64,7 @@ def render_file(path: str, paths: nginxconf.Paths, controller: str,
         docs = [d for d in yaml.safe_load_all(f) if isinstance(d, dict)]
     items = [i for d in docs for i in (d.get("items") or [] if d.get("kind", "").endswith("List") else [d])]
     kinds: dict[str, list] = {k: [] for k in ("Ingress", "IngressClass", "Service", "EndpointSlice", "Secret",
-                                              "GatewayClass", "Gateway", "HTTPRoute")}
+                                              "GatewayClass", "Gateway", "HTTPRoute", "ReferenceGrant")}
     for o in items:
         kinds.get(o.get("kind", ""), []).append(o)
     config, notices = model.build(ingresses=kinds["Ingress"], classes=kinds["IngressClass"],
@@ -74,6 +74,7 @@ def render_file(path: str, paths: nginxconf.Paths, controller: str,
         print(f"{n.type} {n.reason} ingress/{n.name} -n {n.namespace}: {n.message}", file=sys.stderr)
     gw = gateway.build(gatewayclasses=kinds["GatewayClass"], gateways=kinds["Gateway"], httproutes=kinds["HTTPRoute"],
                        services=kinds["Service"], endpointslices=kinds["EndpointSlice"], secrets=kinds["Secret"],
+                       referencegrants=kinds["ReferenceGrant"],
                        reserved_ports=(paths.http_port, paths.https_port, paths.health_port,
                                        paths.default_backend_port), controller=controller_name)
     return nginxconf.render(config, paths, gw.config)

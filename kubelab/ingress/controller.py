@@ -26,7 +26,7 @@ from kubelab.ingress import gateway, model, nginxconf
 log = logging.getLogger("kubelab.ingress")
 
 RESOURCES = ("ingresses", "ingressclasses", "services", "endpointslices", "secrets",
-             "gatewayclasses", "gateways", "httproutes")
+             "gatewayclasses", "gateways", "httproutes", "referencegrants")
 DEBOUNCE = 0.1  # seconds: a rollout's burst of EndpointSlice updates becomes one reload
 COMPONENT = "nginx-ingress-controller"
 
@@ -120,6 +120,7 @@ class Controller:
         gw = gateway.build(gatewayclasses=objs["gatewayclasses"], gateways=objs["gateways"],
                            httproutes=objs["httproutes"], services=objs["services"],
                            endpointslices=objs["endpointslices"], secrets=objs["secrets"],
+                           referencegrants=objs["referencegrants"],
                            reserved_ports=(p.http_port, p.https_port, p.health_port, p.default_backend_port),
                            controller=self.gateway_controller)
         text = nginxconf.render(config, p, gw.config)

@@ -11,8 +11,8 @@ What is implemented, as the Gateway API spec states it (standard channel, v1):
     on a port the Ingress side owns (80/443 by default, plus the controller's own ports) is
     refused (Accepted=False PortUnavailable): Ingresses and Gateways never fight over one
     nginx `server`. Two listeners on one port with different protocols: the later one is
-    Conflicted (ProtocolConflict). A certificate in another namespace needs a ReferenceGrant,
-    which kubelab does not serve yet: RefNotPermitted.
+    Conflicted (ProtocolConflict). A certificate in another namespace needs a ReferenceGrant
+    there (else RefNotPermitted); so does a backend Service in another namespace.
   * HTTPRoute attached by parentRefs (sectionName/port narrow to listeners), allowed by the
     listener's allowedRoutes (Same or All namespaces), on the intersection of the route's and
     the listener's hostnames (wildcards are suffixes, as the spec says; nginx's `*.x` agrees).
@@ -172,10 +172,27 @@ class _Unsupported(Exception):
     pass
 
 
+def granted(grants: Iterable[Mapping], from_kind: str, from_ns: str, to_kind: str, to_ns: str, to_name: str) -> bool:
+    """Whether a ReferenceGrant in `to_ns` lets `from_kind` objects of `from_ns` refer to the core
+    `to_kind` named `to_name` (a `to` entry without a name allows every object of that kind)."""
+    for g in grants:
+        if _d(g.get("metadata")).get("namespace") != to_ns:
+            continue
+        spec = _d(g.get("spec"))
+        if any(_d(f).get("group") == GROUP and _d(f).get("kind") == from_kind and _d(f).get("namespace") == from_ns
+               for f in _l(spec.get("from"))) and \
+                any((_d(t).get("group") or "") == "" and _d(t).get("kind") == to_kind
+                    and _d(t).get("name") in (None, "", to_name) for t in _l(spec.get("to"))):
+            return True
+    return False
+
+
 def build(*, gatewayclasses: Iterable[Mapping], gateways: Iterable[Mapping], httproutes: Iterable[Mapping],
           services: Iterable[Mapping], endpointslices: Iterable[Mapping], secrets: Iterable[Mapping],
-          reserved_ports: Iterable[int] = (80, 443), controller: str = CONTROLLER_NAME) -> Result:
+          referencegrants: Iterable[Mapping] = (), reserved_ports: Iterable[int] = (80, 443),
+          controller: str = CONTROLLER_NAME) -> Result:
     result = Result(GwConfig())
+    grants = list(referencegrants)
     ours = set()
     for gc in gatewayclasses:
         if _d(gc.get("spec")).get("controllerName") == controller:
@@ -244,7 +261,7 @@ def build(*, gatewayclasses: Iterable[Mapping], gateways: Iterable[Mapping], htt
                     rns = ref.get("namespace") or gns
                     if (ref.get("kind") or "Secret") != "Secret" or (ref.get("group") or "") != "":
                         resolved, rreason, rmsg = False, "InvalidCertificateRef", "only core Secrets are supported"
-                    elif rns != gns:
+                    elif rns != gns and not granted(grants, "Gateway", gns, "Secret", rns, ref.get("name", "")):
                         resolved, rreason, rmsg = False, "RefNotPermitted", \
                             f"secret {rns}/{ref.get('name')} is in another namespace and no ReferenceGrant allows it"
                     else:
@@ -295,7 +312,7 @@ def build(*, gatewayclasses: Iterable[Mapping], gateways: Iterable[Mapping], htt
         rns, rkey, gen = rmeta.get("namespace", ""), _key(route), _gen(route)
         parents = []
         try:
-            rules, resolved, rreason, rmsg = _rules(route, svc_by_key, slices, upstreams)
+            rules, resolved, rreason, rmsg = _rules(route, svc_by_key, slices, upstreams, grants)
             unsupported = ""
         except _Unsupported as e:
             rules, resolved, rreason, rmsg, unsupported = [], True, "ResolvedRefs", "", str(e)
@@ -377,7 +394,8 @@ _UNSUPPORTED_RULE_FIELDS = ("timeouts", "retry", "sessionPersistence")
 _SUPPORTED_FILTERS = ("RequestHeaderModifier", "RequestRedirect")
 
 
-def _rules(route: Mapping, svc_by_key, slices, upstreams: dict[str, Upstream]) -> tuple[list, bool, str, str]:
+def _rules(route: Mapping, svc_by_key, slices, upstreams: dict[str, Upstream],
+           grants: list[Mapping]) -> tuple[list, bool, str, str]:
     """[(Match, Target)], and the ResolvedRefs condition. Raises _Unsupported naming the field."""
     meta, spec = _d(route.get("metadata")), _d(route.get("spec"))
     ns, name = meta.get("namespace", ""), meta.get("name", "")
@@ -440,7 +458,7 @@ def _rules(route: Mapping, svc_by_key, slices, upstreams: dict[str, Upstream]) -
                 resolved, rreason, rmsg = False, "InvalidKind", f"{bp}: only Services are supported"
                 backends.append(Backend("", weight, label))
                 continue
-            if bns != ns:
+            if bns != ns and not granted(grants, "HTTPRoute", ns, "Service", bns, bname):
                 resolved, rreason, rmsg = False, "RefNotPermitted", \
                     f"{bp}: Service {label} is in another namespace and no ReferenceGrant allows it"
                 backends.append(Backend("", weight, label))

@@ -189,6 +189,15 @@ def test_gateway_kinds_served(kubectl):
     assert ["gatewayclasses", "gc", "gateway.networking.k8s.io/v1", "false", "GatewayClass"] in rows
     assert ["gateways", "gtw", "gateway.networking.k8s.io/v1", "true", "Gateway"] in rows
     assert ["httproutes", "gateway.networking.k8s.io/v1", "true", "HTTPRoute"] in rows
+    assert ["referencegrants", "refgrant", "gateway.networking.k8s.io/v1beta1", "true", "ReferenceGrant"] in rows
+    grant = ("apiVersion: gateway.networking.k8s.io/v1beta1\nkind: ReferenceGrant\nmetadata: {name: g}\nspec:\n"
+             "  from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: web}]\n"
+             "  to: [{group: '', kind: Service}]\n")
+    p = kubectl("apply", "-f", "-", input=grant)
+    assert p.returncode == 0 and "referencegrant.gateway.networking.k8s.io/g created" in p.stdout, p.stderr
+    assert kubectl("get", "refgrant").stdout.split("\n")[1].split()[0] == "g"
+    p = kubectl("apply", "-f", "-", input=grant.replace("to: [{group: '', kind: Service}]", "to: []"))
+    assert p.returncode == 1 and "spec.to" in p.stderr, p.stderr
     p = kubectl("apply", "-f", "-", input=ROUTE.format(spec="hostnames: [a.test]\n  rules: [{backendRefs: "
                                                             "[{name: s, port: 80}]}]"))
     assert p.returncode == 0, p.stderr

@@ -92,6 +92,18 @@ def test_httproute_validation():
     assert _fields("HTTPRoute", {"rules": [{}] * 17}) == ["spec.rules"]
 
 
+def test_reference_grant():
+    obj = {"apiVersion": f"{G}/v1beta1", "kind": "ReferenceGrant", "metadata": {"name": "a", "namespace": "d"},
+           "spec": {"from": [{"group": G, "kind": "HTTPRoute", "namespace": "web"}],
+                    "to": [{"group": "", "kind": "Service"}]}}
+    rt = BY_PLURAL["referencegrants"]
+    assert rt.api_version == f"{G}/v1beta1" and validate(rt, obj) == []
+    obj["spec"] = {"from": [{"kind": "HTTPRoute", "namespace": "Bad_NS"}]}
+    assert [c["field"] for c in validate(rt, obj)] == ["spec.from[0].group", "spec.from[0].namespace", "spec.to"]
+    cols, cells = table("referencegrants", {"spec": {}})
+    assert cols == ["Name", "Age"]
+
+
 def test_unknown_fields_are_reported():
     obj = {"apiVersion": f"{G}/v1", "kind": "HTTPRoute", "metadata": {"name": "a"},
            "spec": {"rules": [{"matchs": []}], "parentRefs": [{"name": "g", "sectionNam": "x"}]}}
@@ -104,7 +116,8 @@ def test_view_reads_edit_writes_gateways_and_routes_not_classes():
             ("view", "list", "httproutes", "", True), ("view", "get", "gateways", "status", True),
             ("view", "create", "httproutes", "", False), ("edit", "create", "httproutes", "", True),
             ("edit", "update", "gateways", "", True), ("edit", "update", "httproutes", "status", False),
-            ("edit", "create", "gatewayclasses", "", False), ("admin", "delete", "gateways", "", True)):
+            ("edit", "create", "gatewayclasses", "", False), ("admin", "delete", "gateways", "", True),
+            ("view", "list", "referencegrants", "", True), ("edit", "create", "referencegrants", "", True)):
         policy = Policy.from_objects(cluster_roles=[roles[role]], role_bindings=[{
             "metadata": {"namespace": "d", "name": "b"}, "roleRef": {"kind": "ClusterRole", "name": role},
             "subjects": [{"kind": "User", "name": "jane"}]}])

@@ -105,6 +105,32 @@ def test_https_certificate_refs():
     assert cond(st["conditions"], "Programmed") == ("False", "Invalid")
 
 
+def test_reference_grants_allow_cross_namespace_refs():
+    cert = {"metadata": {"name": "c", "namespace": "certs"}, "type": "kubernetes.io/tls",
+            "data": {"tls.crt": "eA==", "tls.key": "eA=="}}
+    https = {"name": "s", "port": 8443, "protocol": "HTTPS",
+             "tls": {"certificateRefs": [{"name": "c", "namespace": "certs"}]}}
+    backend = {"metadata": {"name": "b", "namespace": "apps"}, "spec": {"ports": [{"port": 80}]}}
+    r = route("r", {"backendRefs": [{"name": "b", "namespace": "apps", "port": 80}]})
+
+    def grant(ns: str, from_kind: str, to_kind: str, name: str | None = None) -> dict:
+        return {"metadata": {"name": "g", "namespace": ns}, "spec": {
+            "from": [{"group": gw.GROUP, "kind": from_kind, "namespace": NS}],
+            "to": [{"group": "", "kind": to_kind, **({"name": name} if name else {})}]}}
+
+    def reasons(grants: list[dict]) -> tuple:
+        res = gw.build(gatewayclasses=[GC], gateways=[gateway(https)], httproutes=[r], services=[backend],
+                       endpointslices=[], secrets=[cert], referencegrants=grants)
+        listener = res.gateway_status[f"{NS}/gw"]["listeners"][0]["conditions"]
+        return cond(listener, "ResolvedRefs")[1], cond(res.route_status[f"{NS}/r"][0]["conditions"], "ResolvedRefs")[1]
+    assert reasons([]) == ("RefNotPermitted", "RefNotPermitted")
+    # the cert's check stops at the (dummy) PEM: the grant itself was accepted
+    assert reasons([grant("certs", "Gateway", "Secret", "c"), grant("apps", "HTTPRoute", "Service")]) == \
+        ("InvalidCertificateRef", "ResolvedRefs")
+    assert reasons([grant("certs", "Gateway", "Secret", "other"), grant("apps", "Gateway", "Service"),
+                    grant(NS, "HTTPRoute", "Service")]) == ("RefNotPermitted", "RefNotPermitted")
+
+
 def test_hostname_intersection():
     assert gw.intersect(None, []) == [gw.CATCH_ALL]
     assert gw.intersect("*.example.com", []) == ["*.example.com"]
