@@ -82,6 +82,13 @@ RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("networking.k8s.io", "v1", "Ingress", "ingresses", True, ("ing",), ("status",)),
     ResourceType("networking.k8s.io", "v1", "IngressClass", "ingressclasses", False, (), has_status=False),
     ResourceType("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", True, ("pdb",), ("status",)),
+    # Gateway API (gateway.networking.k8s.io, standard channel): the kinds kubelab's ingress controller
+    # implements end to end; ReferenceGrant (v1beta1, as upstream serves it) allows cross-namespace refs.
+    ResourceType("gateway.networking.k8s.io", "v1", "GatewayClass", "gatewayclasses", False, ("gc",), ("status",)),
+    ResourceType("gateway.networking.k8s.io", "v1", "Gateway", "gateways", True, ("gtw",), ("status",)),
+    ResourceType("gateway.networking.k8s.io", "v1", "HTTPRoute", "httproutes", True, (), ("status",)),
+    ResourceType("gateway.networking.k8s.io", "v1beta1", "ReferenceGrant", "referencegrants", True, ("refgrant",),
+                 has_status=False),
     ResourceType("rbac.authorization.k8s.io", "v1", "Role", "roles", True, (), has_status=False),
     ResourceType("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", False, (), has_status=False),
     ResourceType("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", True, (), has_status=False),

@@ -37,9 +37,11 @@ def api_group_list() -> dict:
     for group in groups():
         if not group:
             continue
-        version = next(r.version for r in RESOURCES if r.group == group)
-        gv = {"groupVersion": f"{group}/{version}", "version": version}
-        out.append({"name": group, "versions": [gv], "preferredVersion": gv})
+        # a group may serve several versions (gateway.networking.k8s.io: v1 and v1beta1 for
+        # ReferenceGrant); the first in the table is the preferred one
+        versions = list(dict.fromkeys(r.version for r in RESOURCES if r.group == group))
+        gvs = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
+        out.append({"name": group, "versions": gvs, "preferredVersion": gvs[0]})
     out.append(metricsapi.group_entry())   # served by the API server itself (metricsapi.py)
     return {"kind": "APIGroupList", "apiVersion": "v1", "groups": out}
 

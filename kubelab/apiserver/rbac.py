@@ -378,6 +378,10 @@ def default_cluster_roles() -> list[dict]:
         _rule(["networking.k8s.io"], ["networkpolicies", "ingresses", "ingresses/status"], READ),
         _rule(["policy"], _POLICY, READ),
         _rule(["metrics.k8s.io"], ["pods", "nodes"], ["get", "list", "watch"]),   # metrics-server's aggregated role
+        # upstream's gateway-api roles: namespaced Gateways and routes aggregate to view/edit;
+        # GatewayClasses are cluster-scoped (the infrastructure provider's), as upstream leaves them.
+        _rule(["gateway.networking.k8s.io"], ["gateways", "gateways/status", "httproutes", "httproutes/status",
+                                              "referencegrants"], READ),
     ]
     # No writes of endpoints/endpointslices (CVE-2021-25740, upstream since 1.22): whoever may
     # write them can point a Service at any address, including other namespaces' pods.
@@ -392,6 +396,7 @@ def default_cluster_roles() -> list[dict]:
         _rule(["batch"], ["jobs", "cronjobs"], READ + WRITE),
         _rule(["coordination.k8s.io"], ["leases"], READ + WRITE),
         _rule(["networking.k8s.io"], ["networkpolicies", "ingresses"], READ + WRITE),
+        _rule(["gateway.networking.k8s.io"], ["gateways", "httproutes", "referencegrants"], READ + WRITE),
         _rule([""], ["events"], ["create", "patch", "update"]),
         *view,
     ]

@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 # Resources whose status is written only through the /status subresource.
 _STATUS_RESET_ON_CREATE = {"pods", "services", "deployments", "replicasets", "jobs", "cronjobs", "daemonsets",
-                           "ingresses", "statefulsets", "poddisruptionbudgets"}
+                           "ingresses", "statefulsets", "poddisruptionbudgets", "gatewayclasses", "gateways",
+                           "httproutes"}
 _MAX_CAS_RETRIES = 16
 _RBAC_WRITES = {"roles", "clusterroles", "rolebindings", "clusterrolebindings"}
 

@@ -177,6 +177,23 @@ INGRESS_BACKEND = Struct({
     "service": Struct({"name": S, "port": Struct({"name": S, "number": I})}),
     "resource": Struct({"apiGroup": S, "kind": S, "name": S})})
 LB_INGRESS_PORT = Struct({"port": I, "protocol": S, "error": S})
+# Gateway API v1 (standard channel, v1.2): every json field of the Go types is listed, so a typo
+# is reported; fields the controller does not implement are answered in status (UnsupportedValue).
+GW_PARENT_REF = Struct({"group": S, "kind": S, "namespace": S, "name": S, "sectionName": S, "port": I})
+GW_SECRET_REF = Struct({"group": S, "kind": S, "name": S, "namespace": S})
+GW_HEADER = Struct({"name": S, "value": S})
+GW_HEADER_MOD = Struct({"set": L(GW_HEADER), "add": L(GW_HEADER), "remove": L(S)})
+GW_PATH_MOD = Struct({"type": S, "replaceFullPath": S, "replacePrefixMatch": S})
+GW_MATCH_VALUE = Struct({"type": S, "name": S, "value": S})
+GW_FILTER = Struct({
+    "type": S, "requestHeaderModifier": GW_HEADER_MOD, "responseHeaderModifier": GW_HEADER_MOD,
+    "requestMirror": Struct({"backendRef": Struct({"group": S, "kind": S, "name": S, "namespace": S, "port": I}),
+                             "percent": I, "fraction": Struct({"numerator": I, "denominator": I})}),
+    "requestRedirect": Struct({"scheme": S, "hostname": S, "path": GW_PATH_MOD, "port": I, "statusCode": I}),
+    "urlRewrite": Struct({"hostname": S, "path": GW_PATH_MOD}),
+    "extensionRef": Struct({"group": S, "kind": S, "name": S}), "cors": OBJ})
+GW_CONDITIONS = L(Struct({"type": S, "status": S, "observedGeneration": I, "lastTransitionTime": S,
+                          "reason": S, "message": S}))
 JOB_SPEC = Struct({
     "parallelism": I, "completions": I, "activeDeadlineSeconds": I, "backoffLimit": I, "selector": SELECTOR,
     "manualSelector": B, "template": TEMPLATE, "ttlSecondsAfterFinished": I, "completionMode": S, "suspend": B,
@@ -256,6 +273,34 @@ KINDS: dict[str, dict] = {
             "ip": S, "hostname": S, "ports": L(LB_INGRESS_PORT)}))})})},
     "IngressClass": {"spec": Struct({"controller": S, "parameters": Struct({
         "apiGroup": S, "kind": S, "name": S, "scope": S, "namespace": S})})},
+    "GatewayClass": {"spec": Struct({"controllerName": S, "description": S, "parametersRef": GW_SECRET_REF}),
+                     "status": Struct({"conditions": GW_CONDITIONS, "supportedFeatures": L(ANY)})},
+    "Gateway": {"spec": Struct({
+        "gatewayClassName": S, "addresses": L(Struct({"type": S, "value": S})), "infrastructure": OBJ,
+        "backendTLS": OBJ,
+        "listeners": L(Struct({
+            "name": S, "hostname": S, "port": I, "protocol": S,
+            "tls": Struct({"mode": S, "certificateRefs": L(GW_SECRET_REF), "options": M(S),
+                           "frontendValidation": OBJ}),
+            "allowedRoutes": Struct({"namespaces": Struct({"from": S, "selector": SELECTOR}),
+                                     "kinds": L(Struct({"group": S, "kind": S}))})}))}),
+        "status": Struct({"addresses": L(Struct({"type": S, "value": S})), "conditions": GW_CONDITIONS,
+                          "listeners": L(Struct({"name": S, "supportedKinds": L(Struct({"group": S, "kind": S})),
+                                                 "attachedRoutes": I, "conditions": GW_CONDITIONS}))})},
+    "HTTPRoute": {"spec": Struct({
+        "parentRefs": L(GW_PARENT_REF), "hostnames": L(S),
+        "rules": L(Struct({
+            "name": S,
+            "matches": L(Struct({"path": Struct({"type": S, "value": S}), "headers": L(GW_MATCH_VALUE),
+                                 "queryParams": L(GW_MATCH_VALUE), "method": S})),
+            "filters": L(GW_FILTER),
+            "backendRefs": L(Struct({"group": S, "kind": S, "name": S, "namespace": S, "port": I, "weight": I,
+                                     "filters": L(GW_FILTER)})),
+            "timeouts": Struct({"request": S, "backendRequest": S}), "retry": OBJ, "sessionPersistence": OBJ}))}),
+        "status": Struct({"parents": L(Struct({"parentRef": GW_PARENT_REF, "controllerName": S,
+                                               "conditions": GW_CONDITIONS}))})},
+    "ReferenceGrant": {"spec": Struct({"from": L(Struct({"group": S, "kind": S, "namespace": S})),
+                                       "to": L(Struct({"group": S, "kind": S, "name": S}))})},
     "Scale": {"spec": Struct({"replicas": I}), "status": OBJ},   # autoscaling/v1, the /scale subresource
 }
 _TOP: dict[str, Struct] = {kind: Struct({"apiVersion": S, "kind": S, "metadata": META, **fields})

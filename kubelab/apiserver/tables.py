@@ -578,6 +578,32 @@ _INGRESS = _simple(_col("Class", description="The name of the IngressClass resou
 _INGRESSCLASS = _simple(_col("Controller", description="Controller that is responsible for handling this class"),
                         _col("Parameters", description="A reference to a resource with additional parameters"),
                         cells=_ingressclass_cells)
+
+
+def _condition(o: dict, ctype: str) -> str:
+    """A CRD printer column `.status.conditions[?(@.type=="X")].status` ("" when absent)."""
+    for c in _l(_d(o.get("status")).get("conditions")):
+        if _d(c).get("type") == ctype:
+            return str(_d(c).get("status", ""))
+    return ""
+
+
+# The Gateway API CRDs' additionalPrinterColumns (kubectl prints these for upstream's CRDs).
+_GATEWAYCLASS = ((_NAME, _col("Controller", description="spec.controllerName"),
+                  _col("Accepted", description="The Accepted condition"), _AGE,
+                  _col("Description", description="spec.description", priority=1)),
+                 lambda o, now: [_meta(o).get("name", ""), _d(o.get("spec")).get("controllerName", ""),
+                                 _condition(o, "Accepted"), _age(o, now), _d(o.get("spec")).get("description", "")])
+_GATEWAY = _simple(_col("Class", description="spec.gatewayClassName"),
+                   _col("Address", description="status.addresses[*].value"),
+                   _col("Programmed", description="The Programmed condition"),
+                   cells=lambda o: [_d(o.get("spec")).get("gatewayClassName", ""),
+                                    ",".join(str(_d(a).get("value", "")) for a in
+                                             _l(_d(o.get("status")).get("addresses"))),
+                                    _condition(o, "Programmed")])
+_HTTPROUTE = _simple(_col("Hostnames", description="spec.hostnames"),
+                     cells=lambda o: [",".join(h for h in _l(_d(o.get("spec")).get("hostnames"))
+                                               if isinstance(h, str))])
 _DEFAULT = _simple(cells=lambda o: [])
 
 PRINTERS: dict[str, _Printer] = {
@@ -587,6 +613,7 @@ PRINTERS: dict[str, _Printer] = {
     "ServiceAccount": _SERVICEACCOUNT, "Lease": _LEASE, "NetworkPolicy": _NETWORKPOLICY,
     "Job": _JOB, "CronJob": _CRONJOB, "DaemonSet": _DAEMONSET, "Ingress": _INGRESS, "IngressClass": _INGRESSCLASS,
     "StatefulSet": _STATEFULSET, "PodDisruptionBudget": _PDB,
+    "GatewayClass": _GATEWAYCLASS, "Gateway": _GATEWAY, "HTTPRoute": _HTTPROUTE,
 }
 
 

@@ -18,7 +18,7 @@ import sys
 import yaml
 
 from kubelab import flags
-from kubelab.ingress import model, nginxconf
+from kubelab.ingress import gateway, model, nginxconf
 from kubelab.ingress.controller import Controller, Nginx
 
 log = logging.getLogger("kubelab.ingress")
@@ -34,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_connection_args(p)
     p.add_argument("--controller-class", default=model.CONTROLLER,
                    help=f"IngressClass spec.controller handled (default {model.CONTROLLER})")
+    p.add_argument("--gateway-controller-name", default=gateway.CONTROLLER_NAME,
+                   help=f"GatewayClass spec.controllerName handled (default {gateway.CONTROLLER_NAME})")
     p.add_argument("--publish-service", metavar="NS/NAME",
                    help="the Service whose load balancer addresses go into each Ingress's status")
     p.add_argument("--conf-dir", default="/etc/nginx", help="nginx.conf and certs/ (default /etc/nginx)")
@@ -56,11 +58,13 @@ def _paths(args: argparse.Namespace) -> nginxconf.Paths:
                            default_backend_port=args.default_backend_port)
 
 
-def render_file(path: str, paths: nginxconf.Paths, controller: str) -> str:
+def render_file(path: str, paths: nginxconf.Paths, controller: str,
+                controller_name: str = gateway.CONTROLLER_NAME) -> str:
     with open(path) as f:
         docs = [d for d in yaml.safe_load_all(f) if isinstance(d, dict)]
     items = [i for d in docs for i in (d.get("items") or [] if d.get("kind", "").endswith("List") else [d])]
-    kinds = {"Ingress": [], "IngressClass": [], "Service": [], "EndpointSlice": [], "Secret": []}
+    kinds: dict[str, list] = {k: [] for k in ("Ingress", "IngressClass", "Service", "EndpointSlice", "Secret",
+                                              "GatewayClass", "Gateway", "HTTPRoute", "ReferenceGrant")}
     for o in items:
         kinds.get(o.get("kind", ""), []).append(o)
     config, notices = model.build(ingresses=kinds["Ingress"], classes=kinds["IngressClass"],
@@ -68,7 +72,12 @@ def render_file(path: str, paths: nginxconf.Paths, controller: str) -> str:
                                   secrets=kinds["Secret"], controller=controller)
     for n in notices:
         print(f"{n.type} {n.reason} ingress/{n.name} -n {n.namespace}: {n.message}", file=sys.stderr)
-    return nginxconf.render(config, paths)
+    gw = gateway.build(gatewayclasses=kinds["GatewayClass"], gateways=kinds["Gateway"], httproutes=kinds["HTTPRoute"],
+                       services=kinds["Service"], endpointslices=kinds["EndpointSlice"], secrets=kinds["Secret"],
+                       referencegrants=kinds["ReferenceGrant"],
+                       reserved_ports=(paths.http_port, paths.https_port, paths.health_port,
+                                       paths.default_backend_port), controller=controller_name)
+    return nginxconf.render(config, paths, gw.config)
 
 
 async def _main(args: argparse.Namespace) -> int:
@@ -82,7 +91,8 @@ async def _main(args: argparse.Namespace) -> int:
         return 2
     nginx = Nginx(_paths(args), args.nginx)
     ctl = Controller(client, nginx, controller=args.controller_class, publish_service=args.publish_service,
-                     recorder=EventRecorder(client, "nginx-ingress-controller"))
+                     recorder=EventRecorder(client, "nginx-ingress-controller"),
+                     gateway_controller=args.gateway_controller_name)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -110,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=flags.log_level(args.v), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if args.render:
         try:
-            sys.stdout.write(render_file(args.render, _paths(args), args.controller_class))
+            sys.stdout.write(render_file(args.render, _paths(args), args.controller_class, args.gateway_controller_name))
         except (OSError, yaml.YAMLError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 1

@@ -18,13 +18,15 @@ import logging
 import os
 import signal
 import subprocess
+from datetime import datetime, timezone
 from typing import Any, Callable
 
-from kubelab.ingress import model, nginxconf
+from kubelab.ingress import gateway, model, nginxconf
 
 log = logging.getLogger("kubelab.ingress")
 
-RESOURCES = ("ingresses", "ingressclasses", "services", "endpointslices", "secrets")
+RESOURCES = ("ingresses", "ingressclasses", "services", "endpointslices", "secrets",
+             "gatewayclasses", "gateways", "httproutes", "referencegrants")
 DEBOUNCE = 0.1  # seconds: a rollout's burst of EndpointSlice updates becomes one reload
 COMPONENT = "nginx-ingress-controller"
 
@@ -50,12 +52,12 @@ class Nginx:
             f.write(text)
         os.replace(tmp, path)
 
-    def apply(self, config: model.Config, text: str) -> None:
+    def apply(self, config: model.Config, text: str, extra_certs: tuple[model.TlsCert, ...] = ()) -> None:
         """Certificates, `nginx -t` on the new file, then swap it in and (re)load."""
         os.makedirs(self.paths.cert_dir, mode=0o700, exist_ok=True)
         os.makedirs(self.paths.run_dir, exist_ok=True)
         wanted = set()
-        for c in config.certs:
+        for c in (*config.certs, *extra_certs):
             for ext, pem in (("crt", c.cert), ("key", c.key)):
                 self._write(os.path.join(self.paths.cert_dir, f"{c.name}.{ext}"), pem, 0o600)
                 wanted.add(f"{c.name}.{ext}")
@@ -89,12 +91,14 @@ class Nginx:
 
 class Controller:
     def __init__(self, client: Any, nginx: Nginx, *, controller: str = model.CONTROLLER,
-                 publish_service: str | None = None, recorder: Any = None) -> None:
+                 publish_service: str | None = None, recorder: Any = None,
+                 gateway_controller: str = gateway.CONTROLLER_NAME) -> None:
         self.client = client
         self.nginx = nginx
         self.controller = controller
         self.publish_service = publish_service
         self.recorder = recorder
+        self.gateway_controller = gateway_controller
         self.informers: dict[str, Any] = {}
         self.text = ""
         self.syncs = 0
@@ -112,16 +116,26 @@ class Controller:
         config, notices = model.build(ingresses=objs["ingresses"], classes=objs["ingressclasses"],
                                       services=objs["services"], endpointslices=objs["endpointslices"],
                                       secrets=objs["secrets"], controller=self.controller)
-        text = nginxconf.render(config, self.nginx.paths)
+        p = self.nginx.paths
+        gw = gateway.build(gatewayclasses=objs["gatewayclasses"], gateways=objs["gateways"],
+                           httproutes=objs["httproutes"], services=objs["services"],
+                           endpointslices=objs["endpointslices"], secrets=objs["secrets"],
+                           referencegrants=objs["referencegrants"],
+                           reserved_ports=(p.http_port, p.https_port, p.health_port, p.default_backend_port),
+                           controller=self.gateway_controller)
+        text = nginxconf.render(config, p, gw.config)
+        applied = text == self.text
         if text != self.text:
             try:
-                await asyncio.to_thread(self.nginx.apply, config, text)
+                await asyncio.to_thread(self.nginx.apply, config, text, gw.config.certs)
                 self.text = text
+                applied = True
             except NginxError as e:
                 log.error("nginx refused the new configuration, keeping the running one: %s", e)
         self.syncs += 1
         self._events(notices, objs["ingresses"])
         await self._status(objs)
+        await self._gateway_status(objs, gw, applied)
 
     def _events(self, notices: list[model.Notice], ingresses: list[dict]) -> None:
         if self.recorder is None:
@@ -156,6 +170,69 @@ class Controller:
             except Exception as e:  # noqa: BLE001 - the next change retries
                 log.warning("updating the status of ingress %s/%s: %s", meta["namespace"], meta["name"], e)
 
+    async def _gateway_status(self, objs: dict[str, list[dict]], gw: gateway.Result, applied: bool) -> None:
+        """Write the status the model computed, keeping each condition's lastTransitionTime
+        while its status is unchanged (as metav1.Conditions are kept); patch only on change."""
+        svc = self.informers["services"].store.get(self.publish_service) if self.publish_service else None
+        addresses = gateway.status_addresses(svc)
+        now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+        def merged(new: list[dict], old: list) -> list[dict]:
+            before = {c.get("type"): c for c in old if isinstance(c, dict)}
+            out = []
+            for c in new:
+                prev = before.get(c["type"], {})
+                out.append({**c, "lastTransitionTime": prev.get("lastTransitionTime", now)
+                            if prev.get("status") == c["status"] else now})
+            return out
+
+        def same(a, b) -> bool:
+            return _no_times(a) == _no_times(b)
+
+        todo: list[tuple[str, dict, dict]] = []
+        for gc in objs["gatewayclasses"]:
+            st = gw.class_status.get(gc["metadata"]["name"])
+            if st is not None:
+                old = gc.get("status") or {}
+                new = {"conditions": merged(st["conditions"], old.get("conditions") or [])}
+                if not same(new.get("conditions"), old.get("conditions")):
+                    todo.append(("gatewayclasses", gc, new))
+        for g in objs["gateways"]:
+            st = gw.gateway_status.get(f"{g['metadata'].get('namespace')}/{g['metadata']['name']}")
+            if st is None:
+                continue
+            old = g.get("status") or {}
+            conds = st["conditions"]
+            if not applied:
+                conds = [c if c["type"] != "Programmed" else {**c, "status": "False", "reason": "Pending",
+                                                              "message": "nginx refused the configuration"}
+                         for c in conds]
+            old_ls = {x.get("name"): x for x in old.get("listeners") or [] if isinstance(x, dict)}
+            new = {"addresses": addresses or None, "conditions": merged(conds, old.get("conditions") or []),
+                   "listeners": [{**ls, "conditions": merged(ls["conditions"],
+                                                              old_ls.get(ls["name"], {}).get("conditions") or [])}
+                                 for ls in st["listeners"]]}
+            if not same(new, {k: old.get(k) for k in new}):
+                todo.append(("gateways", g, new))
+        for r in objs["httproutes"]:
+            parents = gw.route_status.get(f"{r['metadata'].get('namespace')}/{r['metadata']['name']}")
+            old_parents = [p for p in (r.get("status") or {}).get("parents") or [] if isinstance(p, dict)]
+            mine = [p for p in old_parents if p.get("controllerName") == self.gateway_controller]
+            others = [p for p in old_parents if p.get("controllerName") != self.gateway_controller]
+            new_mine = []
+            for p in parents or []:
+                prev = next((o for o in mine if o.get("parentRef") == p["parentRef"]), {})
+                new_mine.append({**p, "conditions": merged(p["conditions"], prev.get("conditions") or [])})
+            if not same(new_mine, mine):
+                todo.append(("httproutes", r, {"parents": others + new_mine}))
+        for plural, obj, status in todo:
+            meta = obj["metadata"]
+            try:
+                await self.client.patch(plural, meta["name"], namespace=meta.get("namespace"), subresource="status",
+                                        patch={"status": status})
+            except Exception as e:  # noqa: BLE001 - the next change retries
+                log.warning("updating the status of %s %s: %s", plural, meta["name"], e)
+
     async def run(self, *, on_synced: Callable[[], None] | None = None, sync_timeout: float = 60) -> None:
         from kubelab.client import Informer
 
@@ -189,3 +266,12 @@ class Controller:
                 await self.sync()
             except Exception:  # noqa: BLE001 - keep serving the previous config
                 log.exception("sync failed; nginx keeps the previous configuration")
+
+
+def _no_times(x: Any) -> Any:
+    """`x` without lastTransitionTime keys (what decides whether a status changed)."""
+    if isinstance(x, dict):
+        return {k: _no_times(v) for k, v in x.items() if k != "lastTransitionTime"}
+    if isinstance(x, list):
+        return [_no_times(v) for v in x]
+    return x

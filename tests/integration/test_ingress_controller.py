@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -38,11 +39,17 @@ def _backend(name: str) -> _Backend:
         protocol_version = "HTTP/1.1"
 
         def do_GET(self) -> None:  # noqa: N802 - http.server's name
-            body = f"{name} {self.path} {self.headers.get('Host')}\n".encode()
+            body = f"{name} {self.path} {self.headers.get('Host')} x-gw={self.headers.get('X-Gw')}\n".encode()
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+
+        do_DELETE = do_GET  # noqa: N815 - the Gateway tests match on the method
+
+        def setup(self) -> None:  # headers and body are two writes: without NODELAY each waits a delayed ACK
+            super().setup()
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
         def log_message(self, *args) -> None:
             pass
@@ -71,7 +78,8 @@ class Env:
         self.ns = f"ing-{uuid.uuid4().hex[:6]}"
         self.cls = f"kubelab.test/{self.ns}"
         self.work = tempfile.mkdtemp(prefix="kubelab-ingress-")
-        self.http, self.https = free_port(), free_port()
+        self.http, self.https, self.gw_port, self.gw_tls = free_port(), free_port(), free_port(), free_port()
+        self.gw_controller = f"kubelab.test/gw-{self.ns}"
         self.backends = {n: _backend(n) for n in ("app-a", "app-b", "app-a2")}
         self.proc = None
 
@@ -81,9 +89,10 @@ class Env:
     def apply(self, *objs: dict) -> None:
         self.k("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objs)}))
 
-    def curl(self, host: str, path: str = "/", *, tls: bool = False) -> tuple[int, str]:
-        port = self.https if tls else self.http
-        args = ["curl", "-sS", "-o", "-", "-w", "\n%{http_code}", "--max-time", "5", "--noproxy", "*"]
+    def curl(self, host: str, path: str = "/", *, tls: bool = False, port: int = 0,
+             extra: tuple[str, ...] = ()) -> tuple[int, str]:
+        port = port or (self.https if tls else self.http)
+        args = ["curl", "-sS", "-o", "-", "-w", "\n%{http_code}", "--max-time", "5", "--noproxy", "*", *extra]
         if tls:
             args += ["--resolve", f"{host}:{port}:127.0.0.1", "--cacert", f"{self.work}/tls.crt",
                      f"https://{host}:{port}{path}"]
@@ -130,6 +139,7 @@ def env(apiserver):
         env_vars = {"PYTHONPATH": os.getcwd()}
         e.proc = _spawn([sys.executable, "-m", "kubelab.ingress", "--kubeconfig", e.kubeconfig,
                          "--controller-class", e.cls, "--publish-service", f"{e.ns}/controller",
+                         "--gateway-controller-name", e.gw_controller,
                          "--conf-dir", f"{e.work}/conf", "--run-dir", f"{e.work}/run", "--listen", "127.0.0.1",
                          "--http-port", str(e.http), "--https-port", str(e.https),
                          "--health-port", str(free_port()), "--default-backend-port", str(free_port())],
@@ -150,6 +160,7 @@ def env(apiserver):
                 pass
         e.k("delete", "namespace", e.ns, "--wait=false", check=False)
         e.k("delete", "ingressclass", e.ns, check=False)
+        e.k("delete", "gatewayclass", e.ns, check=False)
         for b in e.backends.values():
             b.shutdown()
         shutil.rmtree(e.work, ignore_errors=True)
@@ -245,3 +256,131 @@ def test_endpoint_change_under_load_drops_no_request(env):
     failed = [r for r in results if r[1] != 200]
     assert not failed, failed[:5]
     assert len(results) > 40 and followed < 5, (len(results), followed)
+
+
+# --- Gateway API on the same controller and nginx -----------------------------------------------
+
+def _gw_objects(env) -> list[dict]:
+    ns = env.ns
+    return [
+        {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass", "metadata": {"name": ns},
+         "spec": {"controllerName": env.gw_controller}},
+        {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "gw", "namespace": ns},
+         "spec": {"gatewayClassName": ns, "listeners": [
+             {"name": "web", "port": env.gw_port, "protocol": "HTTP", "hostname": "*.gw.test"},
+             {"name": "taken", "port": env.http, "protocol": "HTTP"},
+             {"name": "tls", "port": env.gw_tls, "protocol": "HTTPS", "hostname": "tls.test",
+              "tls": {"certificateRefs": [{"name": "tls-test"}]}},
+             {"name": "xns", "port": env.gw_tls, "protocol": "HTTPS", "hostname": "other.tls.test",
+              "tls": {"certificateRefs": [{"name": "tls-test", "namespace": "default"}]}}]}},
+        {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "secure", "namespace": ns},
+         "spec": {"parentRefs": [{"name": "gw", "sectionName": "tls"}],
+                  "rules": [{"backendRefs": [{"name": "app-b", "port": 80}]}]}},
+        {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "shop", "namespace": ns},
+         "spec": {"parentRefs": [{"name": "gw", "sectionName": "web"}], "hostnames": ["shop.gw.test"], "rules": [
+             {"matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+              "backendRefs": [{"name": "app-a", "port": 80, "weight": 90}, {"name": "app-b", "port": 80, "weight": 10}]},
+             {"matches": [{"path": {"type": "PathPrefix", "value": "/api"}, "headers": [{"name": "X-Env", "value": "b"}]}],
+              "filters": [{"type": "RequestHeaderModifier", "requestHeaderModifier": {"set": [{"name": "X-Gw",
+                                                                                                 "value": "set"}]}}],
+              "backendRefs": [{"name": "app-b", "port": 80}]},
+             {"matches": [{"path": {"type": "Exact", "value": "/only-a"}}, {"method": "DELETE"},
+                          {"queryParams": [{"name": "v", "value": "a"}]}],
+              "backendRefs": [{"name": "app-a", "port": 80}]},
+             {"matches": [{"path": {"type": "Exact", "value": "/old"}}],
+              "filters": [{"type": "RequestRedirect", "requestRedirect": {"hostname": "new.gw.test",
+                                                                          "statusCode": 301}}]},
+             {"matches": [{"path": {"type": "PathPrefix", "value": "/gone"}}],
+              "backendRefs": [{"name": "missing", "port": 80}]}]}},
+        {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "elsewhere",
+                                                                                          "namespace": ns},
+         "spec": {"parentRefs": [{"name": "gw", "sectionName": "web"}], "hostnames": ["other.test"],
+                  "rules": [{"backendRefs": [{"name": "app-a", "port": 80}]}]}},
+    ]
+
+
+@pytest.fixture(scope="module")
+def gw(env):
+    env.apply(*_gw_objects(env))
+    wait_until(lambda: env.curl("shop.gw.test", "/only-a", port=env.gw_port)[0] == 200, timeout=60,
+               what="the Gateway's listener to route shop.gw.test")
+    return env
+
+
+def split_counts(ip: str, port: int, host: str, path: str, n: int) -> dict[str, int]:
+    """Which backend answered each of `n` requests on one keep-alive connection (nginx draws
+    the split per request, so reusing the connection changes nothing but the test's time)."""
+    import http.client
+
+    counts: dict[str, int] = {"app-b": 0}
+    conn = http.client.HTTPConnection(ip, port, timeout=10)
+    try:
+        for _ in range(n):
+            conn.request("GET", path, headers={"Host": host})
+            resp = conn.getresponse()
+            body = resp.read().decode()
+            assert resp.status == 200, (resp.status, body)
+            counts[body.split()[0]] = counts.get(body.split()[0], 0) + 1
+    finally:
+        conn.close()
+    return counts
+
+
+def _cond(conds: list, ctype: str) -> tuple:
+    c = next(c for c in conds if c["type"] == ctype)
+    return c["status"], c["reason"]
+
+
+def test_gateway_matches_precedence_and_filters(gw):
+    p = gw.gw_port
+    # app-a's endpoint may be app-a2's server after the rollout test: both are "app-a"
+    assert gw.curl("shop.gw.test", "/only-a", port=p)[1].split()[:2] in (["app-a", "/only-a"], ["app-a2", "/only-a"])
+    assert gw.curl("shop.gw.test", "/x?v=a", port=p)[1].split()[1] == "/x?v=a"
+    for _ in range(5):  # query param and method: always app-a, never the 10 % of the split
+        assert gw.curl("shop.gw.test", "/x?v=a", port=p)[1].startswith("app-a")
+        assert gw.curl("shop.gw.test", "/x", port=p, extra=("-X", "DELETE"))[1].startswith("app-a")
+    code, body = gw.curl("shop.gw.test", "/api/v1", port=p, extra=("-H", "X-Env: b"))          # header + set
+    assert code == 200 and body.startswith("app-b /api/v1") and "x-gw=set" in body
+    assert gw.curl("shop.gw.test", "/api/v1", port=p, extra=("-H", "X-Env: B"))[1].find("x-gw=set") < 0  # exact
+    code, _ = gw.curl("shop.gw.test", "/old", port=p, extra=("-D", "-"))
+    assert code == 301
+    hdrs = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-D", "-", "--noproxy", "*", "-H", "Host: shop.gw.test",
+                           f"http://127.0.0.1:{p}/old?q=1"], capture_output=True, text=True, timeout=10).stdout
+    assert f"Location: http://new.gw.test:{p}/old?q=1" in hdrs
+    assert gw.curl("shop.gw.test", "/gone/x", port=p)[0] == 500          # backend not found answers 500
+    assert gw.curl("unknown.gw.test", "/", port=p)[0] == 404             # no route for that hostname
+    code, body = gw.curl("tls.test", "/s", tls=True, port=gw.gw_tls)     # HTTPS listener, SNI, the Secret's cert
+    assert code == 200 and body.startswith("app-b /s tls.test"), body
+
+
+def test_gateway_weighted_split_90_10(gw):
+    """1,000 requests through nginx's split: app-b's share within ±5 % of 10 %."""
+    counts = split_counts("127.0.0.1", gw.gw_port, "shop.gw.test", "/split", 1000)
+    assert 50 <= counts["app-b"] <= 150, counts
+
+
+def test_gateway_status_conditions(gw):
+    def status(kind: str, name: str) -> dict:
+        return json.loads(gw.k("-n", gw.ns, "get", kind, name, "-o", "json").stdout).get("status") or {}
+
+    wait_until(lambda: status("gatewayclass", gw.ns).get("conditions"), timeout=30, what="GatewayClass status")
+    assert _cond(status("gatewayclass", gw.ns)["conditions"], "Accepted") == ("True", "Accepted")
+    wait_until(lambda: status("gateway", "gw").get("listeners"), timeout=30, what="Gateway status")
+    st = status("gateway", "gw")
+    assert _cond(st["conditions"], "Accepted") == ("True", "Accepted")
+    assert _cond(st["conditions"], "Programmed") == ("True", "Programmed")
+    ls = {x["name"]: x for x in st["listeners"]}
+    assert ls["web"]["attachedRoutes"] == 1
+    assert _cond(ls["taken"]["conditions"], "Accepted") == ("False", "PortUnavailable")
+    assert _cond(ls["tls"]["conditions"], "ResolvedRefs") == ("True", "ResolvedRefs")
+    assert _cond(ls["xns"]["conditions"], "ResolvedRefs") == ("False", "RefNotPermitted")  # no ReferenceGrant
+    wait_until(lambda: status("httproute", "elsewhere").get("parents"), timeout=30, what="HTTPRoute status")
+    shop = status("httproute", "shop")["parents"][0]
+    assert shop["controllerName"] == gw.gw_controller
+    assert _cond(shop["conditions"], "Accepted") == ("True", "Accepted")
+    assert _cond(shop["conditions"], "ResolvedRefs") == ("False", "BackendNotFound")
+    other = status("httproute", "elsewhere")["parents"][0]
+    assert _cond(other["conditions"], "Accepted") == ("False", "NoMatchingListenerHostname")
+    table = gw.k("-n", gw.ns, "get", "gateway", "gw").stdout
+    assert table.split("\n")[0].split() == ["NAME", "CLASS", "ADDRESS", "PROGRAMMED", "AGE"], table
+    assert gw.k("get", "gatewayclass", gw.ns).stdout.split("\n")[1].split()[:3] == [gw.ns, gw.gw_controller, "True"]

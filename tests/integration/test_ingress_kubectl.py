@@ -148,3 +148,62 @@ def test_api_resources(kubectl):
     rows = [r.split() for r in kubectl("api-resources", "--api-group=networking.k8s.io").stdout.splitlines()[1:]]
     assert ["ingressclasses", "networking.k8s.io/v1", "false", "IngressClass"] in rows
     assert ["ingresses", "ing", "networking.k8s.io/v1", "true", "Ingress"] in rows
+
+
+# --- Gateway API kinds (same API server; the controller side: test_ingress_controller.py) -----
+
+ROUTE = """\
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: r}}
+spec:
+  parentRefs: [{{name: gw}}]
+  {spec}
+"""
+BAD_ROUTES = [
+    ("rules: [{matches: [{path: {type: Exact, value: a}}]}]", "spec.rules[0].matches[0].path.value",
+     "must be an absolute path"),
+    ("rules: [{matches: [{headers: [{name: 'a b', value: x}]}]}]", "spec.rules[0].matches[0].headers[0].name",
+     "HTTP token"),
+    ("rules: [{backendRefs: [{name: s, port: 80, weight: 2000000}]}]", "spec.rules[0].backendRefs[0].weight",
+     "between 0 and 1000000"),
+    ("rules: [{filters: [{type: RequestRedirect, requestRedirect: {statusCode: 307}}]}]",
+     "spec.rules[0].filters[0].requestRedirect.statusCode", "Unsupported value"),
+    ("hostnames: ['*']", "spec.hostnames[0]", "DNS name"),
+    ("rulez: []", "", 'unknown field "spec.rulez"'),
+]
+
+
+@pytest.mark.parametrize("spec,field,message", BAD_ROUTES, ids=[f"{i}-{b[1] or 'unknown'}"
+                                                                for i, b in enumerate(BAD_ROUTES)])
+def test_bad_httproutes_get_422_naming_the_field(kubectl, spec, field, message):
+    p = kubectl("apply", "-f", "-", input=ROUTE.format(spec=spec))
+    assert p.returncode == 1 and message in p.stderr and field in p.stderr, p.stderr
+    assert "Traceback" not in p.stderr
+    assert kubectl("get", "httproute", "r").returncode == 1  # nothing was stored
+
+
+def test_gateway_kinds_served(kubectl):
+    rows = [r.split() for r in kubectl("api-resources", "--api-group=gateway.networking.k8s.io").stdout
+            .splitlines()[1:]]
+    assert ["gatewayclasses", "gc", "gateway.networking.k8s.io/v1", "false", "GatewayClass"] in rows
+    assert ["gateways", "gtw", "gateway.networking.k8s.io/v1", "true", "Gateway"] in rows
+    assert ["httproutes", "gateway.networking.k8s.io/v1", "true", "HTTPRoute"] in rows
+    assert ["referencegrants", "refgrant", "gateway.networking.k8s.io/v1beta1", "true", "ReferenceGrant"] in rows
+    grant = ("apiVersion: gateway.networking.k8s.io/v1beta1\nkind: ReferenceGrant\nmetadata: {name: g}\nspec:\n"
+             "  from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: web}]\n"
+             "  to: [{group: '', kind: Service}]\n")
+    p = kubectl("apply", "-f", "-", input=grant)
+    assert p.returncode == 0 and "referencegrant.gateway.networking.k8s.io/g created" in p.stdout, p.stderr
+    assert kubectl("get", "refgrant").stdout.split("\n")[1].split()[0] == "g"
+    p = kubectl("apply", "-f", "-", input=grant.replace("to: [{group: '', kind: Service}]", "to: []"))
+    assert p.returncode == 1 and "spec.to" in p.stderr, p.stderr
+    p = kubectl("apply", "-f", "-", input=ROUTE.format(spec="hostnames: [a.test]\n  rules: [{backendRefs: "
+                                                            "[{name: s, port: 80}]}]"))
+    assert p.returncode == 0, p.stderr
+    out = kubectl("get", "httproutes").stdout.splitlines()
+    assert out[0].split() == ["NAME", "HOSTNAMES", "AGE"] and out[1].split()[:2] == ["r", "a.test"]
+    # the status subresource: a user's write to spec does not touch status, and vice versa
+    route = json.loads(kubectl("get", "httproute", "r", "-o", "json").stdout)
+    assert "status" not in route or not route["status"].get("parents")
+    kubectl("delete", "httproute", "r")

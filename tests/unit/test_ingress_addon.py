@@ -28,6 +28,8 @@ def test_names_and_image():
     cls = d["IngressClass"]
     assert cls["metadata"]["name"] == "nginx" and cls["spec"]["controller"] == model.CONTROLLER
     assert cls["metadata"]["annotations"][model.DEFAULT_CLASS_ANNOTATION] == "true"
+    assert d["GatewayClass"]["spec"]["controllerName"] == "kubelab.dev/gateway-controller"
+    assert {"name": "gateway-http", "port": 8080, "targetPort": 8080, "protocol": "TCP"} in d["Service"]["spec"]["ports"]
     container = d["Deployment"]["spec"]["template"]["spec"]["containers"][0]
     argv = images.resolve(container["image"], container.get("command"), container.get("args"))
     assert argv[1:3] == ["-m", "kubelab.ingress"]
@@ -46,6 +48,11 @@ def test_role_is_least_privilege():
                            ("networking.k8s.io", "ingresses"), ("networking.k8s.io", "ingressclasses")):
             assert can(verb, group, res), (verb, res)
     assert can("patch", "networking.k8s.io", "ingresses", "status")
+    for res in ("gatewayclasses", "gateways", "httproutes"):   # the Gateway API side
+        assert can("watch", "gateway.networking.k8s.io", res) and can("patch", "gateway.networking.k8s.io", res,
+                                                                          "status")
+        assert not can("update", "gateway.networking.k8s.io", res) and not can("create", "gateway.networking.k8s.io",
+                                                                                 res)
     assert can("create", "", "events")
     for verb, group, res, sub in (("get", "", "secrets", ""), ("create", "", "secrets", ""),
                                   ("update", "networking.k8s.io", "ingresses", ""), ("list", "", "pods", ""),

@@ -130,3 +130,5 @@ from . import ingress  # noqa: E402,F401
 # apps/v1 StatefulSet and policy/v1 PodDisruptionBudget, Eviction (validation/apps_policy.py)
 from .apps_policy import UPDATE_VALIDATORS as _AP_UPDATES, VALIDATORS as _AP  # noqa: E402
 register(_AP, _AP_UPDATES)
+# gateway.networking.k8s.io GatewayClass, Gateway, HTTPRoute, ReferenceGrant (validation/gateway.py)
+from . import gateway  # noqa: E402,F401
