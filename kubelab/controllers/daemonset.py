@@ -24,8 +24,8 @@ from kubelab.client import NotFound
 from kubelab.nodematch import matches_node, untolerated_taint
 
 from .base import Context, Controller
-from .replicaset import Expectations, controller_index
-from .util import controller_ref, fnv32a, owner_ref_for, pod_is_available, pod_is_ready, safe_encode
+from .replicaset import OwnedPodHandlers, Expectations, controller_index
+from .util import fnv32a, owner_ref_for, pod_is_available, pod_is_ready, safe_encode
 
 HASH_LABEL = "controller-revision-hash"
 GENERATION_LABEL = "pod-template-generation"
@@ -154,11 +154,12 @@ def plan(ds: dict, nodes: list[dict], pods: list[dict], now: float) -> Plan:
     return out
 
 
-class DaemonSetController(Controller):
+class DaemonSetController(OwnedPodHandlers, Controller):
     name = "daemonset"
     component = "daemonset-controller"
     workers = 2
 
+    owner_kind = "DaemonSet"  # OwnedPodHandlers: pods whose controller reference is a DaemonSet
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
         self.expectations = Expectations()
@@ -173,23 +174,6 @@ class DaemonSetController(Controller):
     def _all(self, _node: dict) -> None:
         for ds in self.dss.store.list():
             self.enqueue(ds)
-
-    def _owner_key(self, pod: dict) -> str | None:
-        ref = controller_ref(pod)
-        return f"{pod['metadata']['namespace']}/{ref['name']}" if ref and ref.get("kind") == "DaemonSet" else None
-
-    def _pod_added(self, pod: dict) -> None:
-        key = self._owner_key(pod)
-        if key:
-            self.expectations.creation_observed(key)
-            self.queue.add(key)
-
-    def _pod_changed(self, pod: dict, *, gone: bool = False) -> None:
-        key = self._owner_key(pod)
-        if key:
-            if gone or pod["metadata"].get("deletionTimestamp"):  # an unbound pod goes without a timestamp
-                self.expectations.deletion_observed(key, f"{pod['metadata']['namespace']}/{pod['metadata']['name']}")
-            self.queue.add(key)
 
     async def sync(self, key: str) -> None:
         ds = self.dss.store.get(key)

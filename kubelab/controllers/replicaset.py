@@ -268,3 +268,32 @@ class ReplicaSetController(Controller):
                 self.expectations.deletion_observed(key, f"{ns}/{p['metadata']['name']}")
                 raise
         await asyncio.gather(*(one(p) for p in victims))
+
+
+class OwnedPodHandlers:
+    """Pod informer handlers for a controller that waits on Expectations (DaemonSet, StatefulSet).
+
+    A pod added counts as an expected creation; a pod deleted — with a deletionTimestamp, or gone
+    at once as an unbound pod is (no timestamp ever) — counts as an expected deletion; either way
+    its owner is queued. Subclasses set `owner_kind` and have `expectations` and `queue`."""
+
+    owner_kind: str = ""
+
+    def _owner_key(self, pod: dict) -> str | None:
+        ref = controller_ref(pod)
+        if ref and ref.get("kind") == self.owner_kind:
+            return f"{pod['metadata']['namespace']}/{ref['name']}"
+        return None
+
+    def _pod_added(self, pod: dict) -> None:
+        key = self._owner_key(pod)
+        if key:
+            self.expectations.creation_observed(key)
+            self.queue.add(key)
+
+    def _pod_changed(self, pod: dict, *, gone: bool = False) -> None:
+        key = self._owner_key(pod)
+        if key:
+            if gone or pod["metadata"].get("deletionTimestamp"):
+                self.expectations.deletion_observed(key, f"{pod['metadata']['namespace']}/{pod['metadata']['name']}")
+            self.queue.add(key)

@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from kubelab.client import AlreadyExists, NotFound
 
 from .base import Context, Controller
-from .replicaset import BURST_REPLICAS, Expectations, controller_index
-from .util import (controller_ref, fnv32a, owner_ref_for, pod_is_available, pod_is_ready, pod_is_terminal,
+from .replicaset import OwnedPodHandlers, BURST_REPLICAS, Expectations, controller_index
+from .util import (fnv32a, owner_ref_for, pod_is_available, pod_is_ready, pod_is_terminal,
                    pod_is_terminating, safe_encode)
 
 HASH_LABEL = "controller-revision-hash"
@@ -156,11 +156,12 @@ def plan(sts: dict, pods: list[dict], now: float) -> Plan:
     return out
 
 
-class StatefulSetController(Controller):
+class StatefulSetController(OwnedPodHandlers, Controller):
     name = "statefulset"
     component = "statefulset-controller"
     workers = 2
 
+    owner_kind = "StatefulSet"  # OwnedPodHandlers: pods whose controller reference is a StatefulSet
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
         self.expectations = Expectations()
@@ -169,23 +170,6 @@ class StatefulSetController(Controller):
         self.sets.add_handler(on_add=self.enqueue, on_update=lambda o, n: self.enqueue(n), on_delete=self.enqueue)
         self.pods.add_handler(on_add=self._pod_added, on_update=lambda o, n: self._pod_changed(n),
                               on_delete=lambda p: self._pod_changed(p, gone=True))
-
-    def _owner_key(self, pod: dict) -> str | None:
-        ref = controller_ref(pod)
-        return f"{pod['metadata']['namespace']}/{ref['name']}" if ref and ref.get("kind") == "StatefulSet" else None
-
-    def _pod_added(self, pod: dict) -> None:
-        key = self._owner_key(pod)
-        if key:
-            self.expectations.creation_observed(key)
-            self.queue.add(key)
-
-    def _pod_changed(self, pod: dict, *, gone: bool = False) -> None:
-        key = self._owner_key(pod)
-        if key:
-            if gone or pod["metadata"].get("deletionTimestamp"):  # an unbound pod goes without a timestamp
-                self.expectations.deletion_observed(key, f"{pod['metadata']['namespace']}/{pod['metadata']['name']}")
-            self.queue.add(key)
 
     async def sync(self, key: str) -> None:
         sts = self.sets.store.get(key)
